@@ -1,0 +1,81 @@
+"""Arrow schemas of every table MARD writes, in one place.
+
+Each stage writes Parquet with exactly these schemas; tests and data-quality gates read them from here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+SCHEMA_DIR = Path(__file__).resolve().parent
+
+_str_list = pa.list_(pa.string())
+
+DRUGS = pa.schema(
+    [
+        pa.field("drugbank_id", pa.string(), nullable=False),
+        pa.field("secondary_ids", _str_list),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("type", pa.string()),
+        pa.field("groups", _str_list),
+        pa.field("description", pa.string()),
+        pa.field("cas_number", pa.string()),
+        pa.field("unii", pa.string()),
+        pa.field("state", pa.string()),
+        pa.field("smiles", pa.string()),
+        pa.field("inchikey", pa.string()),
+        pa.field("atc_codes", _str_list),
+        pa.field("categories", _str_list),
+        pa.field("synonyms", _str_list),
+        pa.field("salt_names", _str_list),
+        pa.field("mechanism_of_action", pa.string()),
+        pa.field("created", pa.date32()),
+        pa.field("updated", pa.date32()),
+    ]
+)
+
+INTERACTIONS = pa.schema(
+    [
+        pa.field("drug_id", pa.string(), nullable=False),
+        pa.field("partner_id", pa.string(), nullable=False),
+        pa.field("partner_name", pa.string()),
+        pa.field("description", pa.string()),
+    ]
+)
+
+DRUG_PROTEINS = pa.schema(
+    [
+        pa.field("drug_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),  # target | enzyme | carrier | transporter
+        pa.field("be_id", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("organism", pa.string()),
+        pa.field("actions", _str_list),
+        pa.field("known_action", pa.string()),
+        pa.field("position", pa.int32()),
+        pa.field("uniprot_id", pa.string()),
+        pa.field("gene_name", pa.string()),
+        pa.field("inhibition_strength", pa.string()),
+        pa.field("induction_strength", pa.string()),
+    ]
+)
+
+PATHWAYS = pa.schema(
+    [
+        pa.field("pathway_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("category", pa.string()),
+        pa.field("drug_ids", _str_list),
+        pa.field("enzyme_uniprot_ids", _str_list),
+    ]
+)
+
+INGEST_TABLES: dict[str, pa.Schema] = {
+    "drugs": DRUGS,
+    "interactions": INTERACTIONS,
+    "drug_proteins": DRUG_PROTEINS,
+    "pathways": PATHWAYS,
+}
+
+PROTEIN_KINDS = ("target", "enzyme", "carrier", "transporter")
