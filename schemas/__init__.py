@@ -79,3 +79,22 @@ INGEST_TABLES: dict[str, pa.Schema] = {
 }
 
 PROTEIN_KINDS = ("target", "enzyme", "carrier", "transporter")
+
+LABEL_FIELDS = ("family", "subtype", "direction", "modality")
+
+DDI_PAIRS = pa.schema(
+    [
+        pa.field("drug_a", pa.string(), nullable=False),  # canonical order: drug_a < drug_b
+        pa.field("drug_b", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),  # Family/Subtype/Direction/Modality, (drug_a, drug_b) order
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("subtype", pa.string(), nullable=False),
+        pa.field("direction", pa.string(), nullable=False),  # "A to B" | "B to A" | "Bidirectional"
+        pa.field("modality", pa.string(), nullable=False),
+        pa.field("description", pa.string()),  # the sentence the label was read from
+        pa.field("n_listings", pa.int8()),  # 1 or 2: how many drug records list the pair
+        pa.field("listings_agree", pa.bool_()),
+    ]
+)
+
+SPLIT = pa.schema([DDI_PAIRS.field(n) for n in ("drug_a", "drug_b", "label", *LABEL_FIELDS)])
