@@ -1,0 +1,37 @@
+# MARD: `make demo` runs the pipeline end to end on the embedded demo release; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mard-installed
+export MARD_ROOT ?= $(CURDIR)/runs
+
+.PHONY: install demo test test-fast bench vllm-env lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/mard run
+
+test: install
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check mard_core tasks flows schemas tests bench
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+vllm-env:
+	bash infra/vllm-env.sh .venv-vllm
+
+clean:
+	rm -rf runs

@@ -1,0 +1,148 @@
+"""The `mard` command line. Errors a user can fix are printed as one line, never a traceback."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+from mard_core.config import data_root, load_config
+from mard_core.errors import InputError, MardError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.")
+err = Console(stderr=True)
+
+RootOpt = Annotated[Optional[Path], typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline config YAML.")]
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Option("--out", help="Output .xml or .xml.zip")],
+    drugs: Annotated[int, typer.Option("--drugs", min=1, help="Synthetic drugs (the real-drug fixture is added).")] = 400,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Write a synthetic DrugBank 5.1 full-database release (the embedded demo default)."""
+    from mard_core.synth import write_release
+
+    truth = write_release(out, drugs, seed)
+    typer.echo(json.dumps({"out": str(out), **{k: v for k, v in truth.to_dict().items() if isinstance(v, int)}}))
+
+
+@app.command()
+def verify(
+    source: Annotated[Path, typer.Argument(help="DrugBank .xml or .zip")],
+    version: Annotated[Optional[str], typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
+    add: Annotated[Optional[str], typer.Option("--add", help="Record this file's hash as release VERSION")] = None,
+    root: RootOpt = None,
+) -> None:
+    """Print the file's sha256 and whether it matches a known (or the declared) release."""
+    from mard_core.releases import add_release, load_registry
+    from mard_core.releases import verify as check
+
+    user_registry = data_root(root) / "releases.yaml"
+    if add:
+        result = check(source, None, load_registry(user_registry))
+        add_release(user_registry, add, result.sha256, result.size)
+        typer.echo(f"recorded {add}: sha256={result.sha256} size={result.size} in {user_registry}")
+        return
+    result = check(source, version, load_registry(user_registry))
+    typer.echo(result.line())
+    if not result.matched:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ingest(
+    source: Annotated[Path, typer.Argument(help="DrugBank full-database .xml or the .zip DrugBank ships")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory for the Parquet tables")],
+    version: Annotated[Optional[str], typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
+    verify_hash: Annotated[bool, typer.Option("--verify", help="Refuse a file whose hash does not match")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing MARD output directory")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Stream a DrugBank release into Parquet tables (drugs, interactions, drug_proteins, pathways)."""
+    from mard_core import ingest as core
+    from mard_core.releases import file_sha256, load_registry, require_verified
+    from mard_core.releases import verify as check
+    from mard_core.stage import materialize, read_manifest
+
+    cache = data_root(root) / ".cache" / "hashes.json"
+    if verify_hash:
+        registry = load_registry(data_root(root) / "releases.yaml")
+        require_verified(check(source, version, registry), registry)
+    digest = file_sha256(source, cache) if source.is_file() else ""
+    existing = read_manifest(out) if out.exists() else None
+    if out.exists() and existing is None:
+        raise InputError(f"{out}: exists and is not a MARD ingest output; refusing to overwrite it")
+    if existing and existing["source"].get("sha256") == digest and existing["parser_version"] == core.PARSER_VERSION and not force:
+        typer.echo(f"{out}: already holds this release ({digest[:12]}); nothing to do")
+        return
+    if existing and existing["source"].get("sha256") != digest and not force:
+        raise InputError(f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); use --force to replace it")
+    size = source.stat().st_size if source.is_file() else 0
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        job = bar.add_task(f"ingest {source.name}", total=size or None)
+
+        def build(tmp: Path) -> dict:
+            fields = core.ingest(source, tmp, core.IngestConfig(), progress=lambda n: bar.update(job, completed=n))
+            fields["source"]["sha256"] = digest
+            return fields
+
+        materialize(out, build, {"stage": "ingest", "version": core.PARSER_VERSION})
+    typer.echo(json.dumps({k: v for k, v in (read_manifest(out) or {}).items() if k != "files"}, indent=2))
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    root: RootOpt = None,
+    force: Annotated[Optional[list[str]], typer.Option("--force", help="Rebuild this stage even if complete")] = None,
+) -> None:
+    """Run the pipeline end to end on the configured release (default: the embedded demo release)."""
+    from mard_core.runtime import configure_services
+
+    r = data_root(root)
+    configure_services(r)
+    load_config(config)  # fail fast on a bad config, before the orchestrator starts
+    from flows.pipeline import pipeline
+
+    outputs = pipeline(root=str(r), config=str(config) if config else None, force=force or [])
+    typer.echo(json.dumps(outputs, indent=2))
+
+
+@app.command()
+def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every stage of the latest pipeline run: state, duration, output path."""
+    from rich.table import Table
+
+    from mard_core import runlog
+
+    record = runlog.latest(data_root(root))
+    if record is None:
+        raise InputError(f"{data_root(root)}: no pipeline run recorded yet (run `mard run`)")
+    if as_json:
+        typer.echo(json.dumps(record, indent=2))
+        return
+    table = Table(title=f"run {record['run_id']}")
+    for col in ("stage", "state", "duration (s)", "output"):
+        table.add_column(col)
+    for stage, entry in record["stages"].items():
+        duration = entry.get("duration_s")
+        table.add_row(stage, entry["state"], "" if duration is None else f"{duration:.1f}", entry.get("out", ""))
+    Console().print(table)
+
+
+def main() -> None:
+    """Console entry point: MARD errors become one line on stderr and exit code 1."""
+    try:
+        app()
+    except MardError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)

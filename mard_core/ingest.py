@@ -1,0 +1,347 @@
+"""Streaming DrugBank full-database XML -> Parquet tables (drugs, interactions, drug_proteins, pathways).
+
+One pass of lxml ``iterparse`` over end events of ``<drug>``, keeping only depth-1 drugs as records (nested
+``<drug>`` elements inside pathways are references), extracting each record with compiled XPath and clearing
+it, and writing Parquet in record batches: memory stays constant whatever the release size.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import resource
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from lxml import etree
+
+from mard_core.errors import InputError
+from mard_core.stage import read_manifest
+from schemas import INGEST_TABLES, PROTEIN_KINDS
+
+PARSER_VERSION = "1"
+NS = "http://www.drugbank.ca"
+DRUG_TAG = f"{{{NS}}}drug"
+ROOT_TAG = f"{{{NS}}}drugbank"
+# No entity expansion, no network, no DTD: a DrugBank file never needs them.
+SAFE_PARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False}
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Knobs of the ingest stage."""
+
+    batch_rows: int = 50_000  # rows buffered per table before a Parquet record batch is written
+    compression: str = "zstd"
+
+
+class _CountingReader:
+    """A binary file wrapper that counts bytes handed to the parser (for error offsets and progress)."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.offset = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.offset += len(data)
+        return data
+
+
+def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    for m in members:
+        parts = Path(m.filename).parts
+        if m.filename.startswith(("/", "\\")) or ".." in parts or ":" in m.filename:
+            raise InputError(f"{path}: zip member {m.filename!r} has an unsafe path; refusing the archive")
+    xml = [m for m in members if m.filename.lower().endswith(".xml")]
+    if not xml:
+        raise InputError(f"{path}: zip archive holds no .xml member (found: {[m.filename for m in members]})")
+    if len(xml) > 1:
+        raise InputError(f"{path}: zip archive holds several XML members {[m.filename for m in xml]}; expected one")
+    return xml[0]
+
+
+@contextmanager
+def open_source(path: Path) -> Iterator[tuple[IO[bytes], str | None]]:
+    """Open a DrugBank ``.xml`` or the ``.zip`` DrugBank ships (read inside the zip, nothing extracted).
+
+    Yields the binary stream and the zip member name (None for a plain file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                member = _zip_member(path, zf)
+                with zf.open(member) as stream:
+                    yield stream, member.filename
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{path}: damaged zip archive: {exc}") from None
+    else:
+        with open(path, "rb") as stream:
+            yield stream, None
+
+
+def read_header(path: Path) -> dict[str, str]:
+    """Check the root element (DrugBank namespace, no DOCTYPE) and return its version and exported-on."""
+    with open_source(path) as (stream, _):
+        try:
+            _, root = next(iter(etree.iterparse(stream, events=("start",), **SAFE_PARSE)))
+        except etree.XMLSyntaxError as exc:
+            raise InputError(f"{path}: not a well-formed XML document: {exc.msg}") from None
+        except StopIteration:
+            raise InputError(f"{path}: no XML root element") from None
+        if root.getroottree().docinfo.doctype:
+            raise InputError(f"{path}: has a DOCTYPE declaration; DrugBank files have none (refused for safety)")
+        if root.tag != ROOT_TAG:
+            raise InputError(f"{path}: root element is {root.tag!r}, expected <drugbank> in namespace {NS}")
+        return {"version": root.get("version", ""), "exported_on": root.get("exported-on", "")}
+
+
+def _xp(expr: str) -> etree.XPath:
+    return etree.XPath(expr, namespaces={"d": NS}, smart_strings=False)
+
+
+X = {
+    "primary": _xp("d:drugbank-id[@primary='true']/text()"),
+    "secondary": _xp("d:drugbank-id[not(@primary='true')]/text()"),
+    "groups": _xp("d:groups/d:group/text()"),
+    "smiles": _xp("d:calculated-properties/d:property[d:kind='SMILES']/d:value/text()"),
+    "inchikey": _xp("d:calculated-properties/d:property[d:kind='InChIKey']/d:value/text()"),
+    "atc": _xp("d:atc-codes/d:atc-code/@code"),
+    "categories": _xp("d:categories/d:category/d:category/text()"),
+    "synonyms": _xp("d:synonyms/d:synonym/text()"),
+    "salts": _xp("d:salts/d:salt/d:name/text()"),
+    "ddi": _xp("d:drug-interactions/d:drug-interaction"),
+    "ddi_id": _xp("d:drug-interactions/d:drug-interaction/d:drugbank-id/text()"),
+    "ddi_name": _xp("d:drug-interactions/d:drug-interaction/d:name/text()"),
+    "ddi_desc": _xp("d:drug-interactions/d:drug-interaction/d:description/text()"),
+    "actions": _xp("d:actions/d:action/text()"),
+    "pathways": _xp("d:pathways/d:pathway"),
+    "pathway_drugs": _xp("d:drugs/d:drug/d:drugbank-id/text()"),
+    "pathway_enzymes": _xp("d:enzymes/d:uniprot-id/text()"),
+}
+PROTEIN_XP = {kind: _xp(f"d:{kind}s/d:{kind}") for kind in PROTEIN_KINDS}
+
+
+def _text(el: etree._Element, tag: str) -> str | None:
+    """Stripped text of a direct child, None when absent or empty."""
+    value = el.findtext(f"{{{NS}}}{tag}")
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+class _TableWriter:
+    """Buffers columns and writes a Parquet record batch every ``batch_rows`` rows."""
+
+    def __init__(self, path: Path, schema: pa.Schema, batch_rows: int, compression: str):
+        self.schema = schema
+        self.batch_rows = batch_rows
+        self.cols: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self.writer = pq.ParquetWriter(path, schema, compression=compression)
+        self.rows = 0
+
+    def add(self, **row: Any) -> None:
+        for name, col in self.cols.items():
+            col.append(row.get(name))
+        self._maybe_flush()
+
+    def extend(self, n: int, **cols: list[Any] | Any) -> None:
+        """Add ``n`` rows; a non-list value is repeated for every row."""
+        for name, col in self.cols.items():
+            value = cols.get(name)
+            col.extend(value if isinstance(value, list) else [value] * n)
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        if len(next(iter(self.cols.values()))) >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        n = len(next(iter(self.cols.values())))
+        if n:
+            self.writer.write_batch(pa.RecordBatch.from_pydict(self.cols, schema=self.schema))
+            self.rows += n
+            self.cols = {name: [] for name in self.schema.names}
+
+    def close(self) -> int:
+        self.flush()
+        self.writer.close()
+        return self.rows
+
+
+def _interactions(drug: etree._Element) -> tuple[list[str], list[str], list[str | None]]:
+    ids, names, descs = X["ddi_id"](drug), X["ddi_name"](drug), X["ddi_desc"](drug)
+    if len(ids) == len(names) == len(descs):
+        return ids, names, descs
+    # Some element had an empty child: fall back to per-element extraction to keep rows aligned.
+    elements = X["ddi"](drug)
+    return (
+        [_text(e, "drugbank-id") or "" for e in elements],
+        [_text(e, "name") for e in elements],
+        [_text(e, "description") for e in elements],
+    )
+
+
+def _proteins(drug_id: str, drug: etree._Element) -> Iterator[dict[str, Any]]:
+    for kind, xp in PROTEIN_XP.items():
+        for el in xp(drug):
+            poly = el.find(f"{{{NS}}}polypeptide")
+            position = el.get("position")
+            yield {
+                "drug_id": drug_id,
+                "kind": kind,
+                "be_id": _text(el, "id"),
+                "name": _text(el, "name"),
+                "organism": _text(el, "organism"),
+                "actions": [a.strip() for a in X["actions"](el) if a.strip()],
+                "known_action": _text(el, "known-action"),
+                "position": int(position) if position else None,
+                "uniprot_id": poly.get("id") if poly is not None else None,
+                "gene_name": _text(poly, "gene-name") if poly is not None else None,
+                "inhibition_strength": _text(el, "inhibition-strength"),
+                "induction_strength": _text(el, "induction-strength"),
+            }
+
+
+def ingest(source: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), progress: Any = None) -> dict[str, Any]:
+    """Parse ``source`` into Parquet tables under ``out_dir`` and return the manifest fields.
+
+    ``progress``, if given, is called with the number of source bytes read so far (for progress bars).
+    Raises InputError (naming the file and, for malformed XML, the byte offset) on bad input.
+    """
+    source = Path(source)
+    header = read_header(source)
+    writers = {
+        name: _TableWriter(out_dir / f"{name}.parquet", schema, cfg.batch_rows, cfg.compression)
+        for name, schema in INGEST_TABLES.items()
+    }
+    seen_drugs: set[str] = set()
+    seen_pathways: set[str] = set()
+    with open_source(source) as (stream, member):
+        reader = _CountingReader(stream)
+        events = etree.iterparse(reader, events=("end",), tag=DRUG_TAG, **SAFE_PARSE)
+        try:
+            for _, drug in events:
+                parent = drug.getparent()
+                if parent is None or parent.getparent() is not None:
+                    continue  # a nested <drug> reference (pathways); its record is elsewhere
+                _add_drug(source, drug, writers, seen_drugs, seen_pathways)
+                drug.clear(keep_tail=True)
+                while drug.getprevious() is not None:
+                    del parent[0]
+                if progress is not None:
+                    progress(reader.offset)
+        except etree.XMLSyntaxError as exc:
+            raise InputError(
+                f"{source}: malformed or truncated XML near byte {reader.offset:,} "
+                f"(line {exc.lineno}): {exc.msg}"
+            ) from None
+        finally:
+            counts = {name: w.close() for name, w in writers.items()}
+    if counts["drugs"] == 0:
+        raise InputError(f"{source}: no <drug> records under the <drugbank> root")
+    unknown = (
+        pl.scan_parquet(out_dir / "interactions.parquet")
+        .filter(~pl.col("partner_id").is_in(sorted(seen_drugs)))
+        .group_by("partner_id")
+        .len()
+        .sort(["len", "partner_id"], descending=[True, False])
+        .collect()
+    )
+    return {
+        "drugbank_version": header["version"],
+        "exported_on": header["exported_on"],
+        "source": {"name": source.name, "member": member, "size": source.stat().st_size},
+        "parser_version": PARSER_VERSION,
+        "counts": counts,
+        "unknown_partner_elements": int(unknown["len"].sum()),
+        "unknown_partner_ids": unknown["partner_id"].head(20).to_list(),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _add_drug(
+    source: Path,
+    drug: etree._Element,
+    writers: dict[str, _TableWriter],
+    seen_drugs: set[str],
+    seen_pathways: set[str],
+) -> None:
+    primary = X["primary"](drug)
+    if len(primary) != 1:
+        raise InputError(
+            f"{source}: drug {_text(drug, 'name')!r} (line {drug.sourceline}) has {len(primary)} primary "
+            "drugbank-id elements, expected 1"
+        )
+    drug_id = primary[0].strip()
+    if drug_id in seen_drugs:
+        raise InputError(f"{source}: duplicate primary drugbank-id {drug_id} (line {drug.sourceline})")
+    seen_drugs.add(drug_id)
+    smiles, inchikey = X["smiles"](drug), X["inchikey"](drug)
+    writers["drugs"].add(
+        drugbank_id=drug_id,
+        secondary_ids=[s.strip() for s in X["secondary"](drug)],
+        name=_text(drug, "name"),
+        type=drug.get("type"),
+        groups=X["groups"](drug),
+        description=_text(drug, "description"),
+        cas_number=_text(drug, "cas-number"),
+        unii=_text(drug, "unii"),
+        state=_text(drug, "state"),
+        smiles=smiles[0] if smiles else None,
+        inchikey=inchikey[0] if inchikey else None,
+        atc_codes=X["atc"](drug),
+        categories=X["categories"](drug),
+        synonyms=X["synonyms"](drug),
+        salt_names=X["salts"](drug),
+        mechanism_of_action=_text(drug, "mechanism-of-action"),
+        created=_date(drug.get("created")),
+        updated=_date(drug.get("updated")),
+    )
+    ids, names, descs = _interactions(drug)
+    if ids:
+        writers["interactions"].extend(
+            len(ids), drug_id=drug_id, partner_id=ids, partner_name=names, description=descs
+        )
+    for row in _proteins(drug_id, drug):
+        writers["drug_proteins"].add(**row)
+    for pathway in X["pathways"](drug):
+        pid = _text(pathway, "smpdb-id")
+        if pid and pid not in seen_pathways:
+            seen_pathways.add(pid)
+            writers["pathways"].add(
+                pathway_id=pid,
+                name=_text(pathway, "name"),
+                category=_text(pathway, "category"),
+                drug_ids=X["pathway_drugs"](pathway),
+                enzyme_uniprot_ids=X["pathway_enzymes"](pathway),
+            )
+
+
+def previous_release(root: Path, current: Path) -> Path | None:
+    """The ingest output of the latest release exported before ``current``'s release, if one was ingested."""
+    manifest = read_manifest(current)
+    if manifest is None:
+        return None
+    candidates = []
+    for other in (root / "ingest").glob("*/manifest.json"):
+        m = read_manifest(other.parent)
+        if m and m["source"].get("sha256") != manifest["source"].get("sha256") and m["exported_on"] < manifest["exported_on"]:
+            candidates.append((m["exported_on"], other.parent.name, other.parent))
+    return max(candidates)[2] if candidates else None

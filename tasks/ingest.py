@@ -1,0 +1,66 @@
+"""Prefect tasks of the data-intake stage: verify the release, ingest it, gate it on data quality."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+
+from mard_core import ingest as core
+from mard_core import quality
+from mard_core.errors import QualityGateError
+from mard_core.releases import file_sha256, load_registry, require_verified, verify
+from mard_core.stage import StageRun, read_manifest
+from tasks._stage import StageCache, execute
+
+
+def hash_cache(root: str | Path) -> Path:
+    return Path(root) / ".cache" / "hashes.json"
+
+
+@task(name="verify-release")
+def verify_release(source: str, root: str, version: str | None) -> dict[str, Any]:
+    """Refuse a release whose sha256 does not match its declared (or any known) version."""
+    registry = load_registry(Path(root) / "releases.yaml")
+    result = verify(Path(source), version, registry, hash_cache(root))
+    require_verified(result, registry)
+    return {"version": result.version, "sha256": result.sha256, "size": result.size}
+
+
+def ingest_spec(source: str, root: str, cfg: core.IngestConfig) -> StageRun:
+    digest = file_sha256(Path(source), hash_cache(root))
+    return StageRun("ingest", core.PARSER_VERSION, cfg, {"source": digest}, Path(root))
+
+
+@task(name="ingest", cache_policy=StageCache(ingest_spec), persist_result=True)
+def ingest(source: str, root: str, cfg: core.IngestConfig, force: bool = False) -> str:
+    """Stream the release into Parquet tables under ``<root>/ingest/<key>``."""
+    run = ingest_spec(source, root, cfg)
+
+    def build(tmp: Path) -> dict[str, Any]:
+        fields = core.ingest(Path(source), tmp, cfg)
+        fields["source"]["sha256"] = run.inputs["source"]
+        return fields
+
+    return execute(run, build, force)
+
+
+def quality_spec(ingest_dir: str, root: str, cfg: quality.QualityConfig) -> StageRun:
+    previous = core.previous_release(Path(root), Path(ingest_dir))
+    inputs = {"ingest": Path(ingest_dir).name, "previous": previous.name if previous else ""}
+    return StageRun("quality", quality.SUITES_VERSION, cfg, inputs, Path(root))
+
+
+@task(name="quality-gate", cache_policy=StageCache(quality_spec), persist_result=True)
+def quality_gate(ingest_dir: str, root: str, cfg: quality.QualityConfig, force: bool = False) -> str:
+    """Validate the ingest tables with their GX suites; raise QualityGateError (after writing the report) on failure."""
+    run = quality_spec(ingest_dir, root, cfg)
+    out = execute(run, lambda tmp: quality.gate_ingest(Path(ingest_dir), core.previous_release(Path(root), Path(ingest_dir)), tmp, cfg), force)
+    manifest = read_manifest(Path(out)) or {}
+    create_markdown_artifact(
+        key="data-quality", markdown=manifest.get("summary_markdown", ""), description="Ingest data-quality gate"
+    )
+    if not manifest.get("success"):
+        raise QualityGateError(f"data-quality gate failed for {ingest_dir}; read {Path(out) / 'data_docs' / 'index.html'}")
+    return out

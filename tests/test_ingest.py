@@ -1,0 +1,144 @@
+"""Streaming ingest: values, counts, and every kind of bad input."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from mard_core.errors import InputError
+from mard_core.ingest import IngestConfig, ingest, open_source, read_header
+from mard_core.stage import StageRun, run_stage
+
+NS = "http://www.drugbank.ca"
+
+
+def drug_xml(did: str, name: str, partners: list[tuple[str, str, str]], enzymes: str = "", pathways: str = "") -> str:
+    ddis = "".join(
+        f"<drug-interaction><drugbank-id>{p}</drugbank-id><name>{n}</name><description>{d}</description>"
+        "</drug-interaction>"
+        for p, n, d in partners
+    )
+    return (
+        f'<drug type="small molecule" created="2005-06-13" updated="2024-01-02">'
+        f'<drugbank-id primary="true">{did}</drugbank-id><drugbank-id>APRD0{did[-4:]}</drugbank-id>'
+        f"<name>{name}</name><description>About {name}.</description><groups><group>approved</group></groups>"
+        f"<drug-interactions>{ddis}</drug-interactions><pathways>{pathways}</pathways>"
+        f"<enzymes>{enzymes}</enzymes></drug>"
+    )
+
+
+ENZYME = (
+    '<enzyme position="1"><id>BE0002638</id><name>Cytochrome P450 3A4</name><organism>Humans</organism>'
+    "<actions><action>inhibitor</action></actions><known-action>unknown</known-action>"
+    "<inhibition-strength>strong</inhibition-strength>"
+    '<polypeptide id="P08684" source="Swiss-Prot"><name>Cytochrome P450 3A4</name><gene-name>CYP3A4</gene-name>'
+    "</polypeptide></enzyme>"
+)
+PATHWAY = (
+    "<pathway><smpdb-id>SMP0000001</smpdb-id><name>Drug A Action</name><category>drug_action</category>"
+    "<drugs><drug><drugbank-id>DB00001</drugbank-id><name>Alpha</name></drug>"
+    "<drug><drugbank-id>DB00002</drugbank-id><name>Beta</name></drug></drugs>"
+    "<enzymes><uniprot-id>P08684</uniprot-id></enzymes></pathway>"
+)
+
+
+def release_xml(drugs: list[str], root: str = f'drugbank xmlns="{NS}" version="5.1" exported-on="2026-04-02"') -> str:
+    tag = root.split()[0]
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}>' + "".join(drugs) + f"</{tag}>\n"
+
+
+MINI = release_xml(
+    [
+        drug_xml("DB00001", "Alpha", [("DB00002", "Beta", "The metabolism of Beta can be decreased when combined with Alpha."),
+                                      ("DB09999", "Ghost", "Ghost and Alpha.")], ENZYME, PATHWAY),
+        drug_xml("DB00002", "Beta", [("DB00001", "Alpha", "The metabolism of Beta can be decreased when combined with Alpha.")],
+                 pathways=PATHWAY),
+    ]
+)
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def test_minimal_release_tables(tmp_path: Path) -> None:
+    src = write(tmp_path, "mini.xml", MINI)
+    out = tmp_path / "out"
+    out.mkdir()
+    fields = ingest(src, out, IngestConfig(batch_rows=1))
+    assert fields["counts"] == {"drugs": 2, "interactions": 3, "drug_proteins": 1, "pathways": 1}
+    assert fields["drugbank_version"] == "5.1" and fields["exported_on"] == "2026-04-02"
+    assert fields["unknown_partner_elements"] == 1 and fields["unknown_partner_ids"] == ["DB09999"]
+    drugs = pl.read_parquet(out / "drugs.parquet")
+    assert drugs["drugbank_id"].to_list() == ["DB00001", "DB00002"]  # nested pathway <drug>s are not records
+    assert drugs["secondary_ids"].to_list()[0] == ["APRD00001"]
+    enzyme = pl.read_parquet(out / "drug_proteins.parquet").row(0, named=True)
+    assert enzyme["uniprot_id"] == "P08684" and enzyme["gene_name"] == "CYP3A4" and enzyme["actions"] == ["inhibitor"]
+    assert enzyme["inhibition_strength"] == "strong" and enzyme["position"] == 1 and enzyme["kind"] == "enzyme"
+    pathway = pl.read_parquet(out / "pathways.parquet").row(0, named=True)
+    assert pathway["drug_ids"] == ["DB00001", "DB00002"] and pathway["enzyme_uniprot_ids"] == ["P08684"]
+
+
+def test_zip_is_read_in_place(tmp_path: Path) -> None:
+    src = tmp_path / "drugbank.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        zf.writestr("full database.xml", MINI)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert ingest(src, out)["source"]["member"] == "full database.xml"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drugbank.zip", "out"]  # nothing extracted
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"readme.txt": "hi"}, "no .xml member"),
+        ({"a.xml": MINI, "b.xml": MINI}, "several XML members"),
+        ({"../evil.xml": MINI}, "unsafe path"),
+    ],
+)
+def test_bad_zips_are_refused(tmp_path: Path, members: dict[str, str], message: str) -> None:
+    src = tmp_path / "bad.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for name, text in members.items():
+            zf.writestr(name, text)
+    with pytest.raises(InputError, match=message) as exc:
+        read_header(src)
+    assert str(src) in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        (MINI[: len(MINI) // 2], "truncated XML near byte"),
+        (release_xml([], root='other xmlns="http://www.drugbank.ca"'), "root element is"),
+        (release_xml([], root='drugbank xmlns="http://example.org"'), "expected <drugbank> in namespace"),
+        (release_xml([]), "no <drug> records"),
+        ("not xml at all", "not a well-formed XML"),
+        (
+            '<?xml version="1.0"?><!DOCTYPE drugbank [<!ENTITY x "xxxxxxxx">]>'
+            f'<drugbank xmlns="{NS}" version="5.1"><drug>&x;</drug></drugbank>',
+            "DOCTYPE",
+        ),
+        (release_xml([drug_xml("DB00001", "A", []), drug_xml("DB00001", "B", [])]), "duplicate primary drugbank-id DB00001"),
+    ],
+)
+def test_bad_input_gives_clear_error_and_no_output(tmp_path: Path, text: str, message: str) -> None:
+    src = write(tmp_path, "release.xml", text)
+    run = StageRun("ingest", "test", {}, {"source": message}, tmp_path / "runs")
+    with pytest.raises(InputError, match=message) as exc:
+        run_stage(run, lambda tmp: ingest(src, tmp))
+    assert str(src) in str(exc.value) and "\n" not in str(exc.value)
+    assert not run.out.exists()
+    assert not any(p.name.startswith(".tmp") for p in run.out.parent.iterdir())
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        with open_source(tmp_path / "nope.xml"):
+            pass

@@ -1,0 +1,55 @@
+"""The content-addressed stage pattern every stage follows."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mard_core.stage import StageRun, read_manifest, run_stage, stage_key, verify_output
+
+
+@dataclass(frozen=True)
+class Cfg:
+    n: int = 1
+    names: tuple[str, ...] = ("a",)
+
+
+def test_key_depends_on_everything_and_only_that() -> None:
+    base = stage_key("s", "1", Cfg(), {"x": "abc"})
+    assert base == stage_key("s", "1", Cfg(), {"x": "abc"})
+    assert len({base, stage_key("t", "1", Cfg(), {"x": "abc"}), stage_key("s", "2", Cfg(), {"x": "abc"}),
+                stage_key("s", "1", Cfg(n=2), {"x": "abc"}), stage_key("s", "1", Cfg(), {"x": "abd"})}) == 5
+
+
+def test_complete_output_is_reused_and_damage_is_rebuilt(tmp_path: Path) -> None:
+    calls = []
+
+    def build(tmp: Path) -> dict:
+        calls.append(tmp)
+        (tmp / "table.txt").write_text("rows")
+        return {"rows": 1}
+
+    run = StageRun("s", "1", Cfg(), {}, tmp_path)
+    out = run_stage(run, build)
+    assert out == tmp_path / "s" / run.key and read_manifest(out)["rows"] == 1
+    assert run_stage(run, build) == out and len(calls) == 1  # nothing to do
+    (out / "table.txt").write_text("ROWS")  # same size, different content
+    assert verify_output(out) == [f"{out / 'table.txt'}: content changed since the stage wrote it"]
+    run_stage(run, build)
+    assert len(calls) == 2 and (out / "table.txt").read_text() == "rows" and not verify_output(out)
+    run_stage(run, build, force=True)
+    assert len(calls) == 3
+
+
+def test_crash_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
+    def build(tmp: Path) -> dict:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("killed")
+
+    run = StageRun("s", "1", Cfg(), {}, tmp_path)
+    with pytest.raises(RuntimeError):
+        run_stage(run, build)
+    assert not run.out.exists() and list((tmp_path / "s").iterdir()) == []
+    run.out.mkdir(parents=True)  # a directory without a manifest (e.g. from a killed process) is not complete
+    assert not run.is_complete()
