@@ -98,3 +98,30 @@ DDI_PAIRS = pa.schema(
 )
 
 SPLIT = pa.schema([DDI_PAIRS.field(n) for n in ("drug_a", "drug_b", "label", *LABEL_FIELDS)])
+
+STEP = pa.struct([("index", pa.int32()), ("text", pa.string()), ("citations", _str_list)])
+
+# One teacher completion for an ordered query (drug_a = "A", drug_b = "B"; not necessarily canonical order).
+TRAJECTORIES = pa.schema(
+    [
+        pa.field("drug_a", pa.string(), nullable=False),
+        pa.field("drug_b", pa.string(), nullable=False),
+        pa.field("split", pa.string()),  # strategy, e.g. "cold_drug"
+        pa.field("part", pa.string()),  # train | valid | test
+        pa.field("teacher", pa.string(), nullable=False),
+        pa.field("sample", pa.int32()),
+        pa.field("prompt_hash", pa.string()),
+        pa.field("prompt", pa.string()),
+        pa.field("evidence_ids", _str_list),
+        pa.field("text", pa.string()),
+        pa.field("steps", pa.list_(STEP)),
+        pa.field("answer", pa.string()),  # parsed label or null
+        pa.field("confidence", pa.float64()),
+        pa.field("gold", pa.string(), nullable=False),  # gold label in the query orientation
+        pa.field("correct", pa.bool_()),
+        pa.field("parse_errors", _str_list),
+        pa.field("prompt_tokens", pa.int32()),
+        pa.field("completion_tokens", pa.int32()),
+        pa.field("latency_s", pa.float64()),
+    ]
+)
