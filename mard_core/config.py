@@ -17,6 +17,7 @@ import yaml
 
 from mard_core.errors import InputError
 from mard_core.ingest import IngestConfig
+from mard_core.quality import QualityConfig
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class ReleaseConfig:
 class PipelineConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
 
 def data_root(root: str | Path | None = None) -> Path:
