@@ -1,0 +1,189 @@
+"""Tiny random-init causal LMs with a locally trained tokenizer.
+
+No weights can be downloaded, so tests, benchmarks and demos build a small model on the spot and load it
+back through the same ``from_pretrained`` path a real checkpoint uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    MistralConfig,
+    PretrainedConfig,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
+
+from mard_core.errors import InputError
+
+BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
+CORE_SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, PAD)
+_BYTE_ALPHABET_SIZE = len(pre_tokenizers.ByteLevel.alphabet())
+_CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
+    "llama": LlamaConfig,
+    "qwen2": Qwen2Config,
+    "mistral": MistralConfig,
+}
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """Shape of a tiny model. head_dim = hidden_size / num_heads (vLLM's CPU attention needs e.g. 64)."""
+
+    arch: str = "llama"
+    hidden_size: int = 128
+    num_heads: int = 2
+    num_layers: int = 2
+    intermediate_size: int = 256
+    vocab_size: int = 512
+    max_position_embeddings: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.arch not in _CONFIG_CLASSES:
+            raise InputError(f"TinyModelConfig.arch {self.arch!r} is not one of {sorted(_CONFIG_CLASSES)}")
+        sizes = {
+            "hidden_size": self.hidden_size,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "intermediate_size": self.intermediate_size,
+            "max_position_embeddings": self.max_position_embeddings,
+        }
+        for name, value in sizes.items():
+            if value < 1:
+                raise InputError(f"TinyModelConfig.{name} must be >= 1, got {value}")
+        if self.hidden_size % self.num_heads:
+            raise InputError(
+                f"TinyModelConfig.hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int, special_tokens: Sequence[str] = ()
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE tokenizer on ``texts``.
+
+    The tokenizer has bos/eos/pad/unk (``<s> </s> <pad> <unk>``), prepends ``<s>`` to every encoded text
+    (plain format, no chat template) and keeps each of ``special_tokens`` (e.g. ``<dir_ab>``) as one
+    special token. Ids: unk, bos, eos, pad, then ``special_tokens`` in order, then the byte alphabet and merges.
+    ``vocab_size`` is an upper bound: a small corpus may yield fewer merges.
+    """
+    extra = list(dict.fromkeys(special_tokens))
+    clash = sorted(set(extra) & set(CORE_SPECIAL_TOKENS))
+    if clash:
+        raise InputError(
+            f"extra special tokens {clash} clash with the core tokens {list(CORE_SPECIAL_TOKENS)}"
+        )
+    if any(not token for token in extra):
+        raise InputError("extra special tokens must be non-empty strings")
+    specials = [*CORE_SPECIAL_TOKENS, *extra]
+    minimum = len(specials) + _BYTE_ALPHABET_SIZE
+    if vocab_size < minimum:
+        raise InputError(
+            f"tokenizer vocab_size {vocab_size} is below {minimum} "
+            f"({_BYTE_ALPHABET_SIZE} byte symbols + {len(specials)} special tokens)"
+        )
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    bos_id = tokenizer.token_to_id(BOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        extra_special_tokens=extra,
+    )
+
+
+def _model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> PretrainedConfig:
+    common = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_heads,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "tie_word_embeddings": False,
+        "dtype": "float32",
+    }
+    return _CONFIG_CLASSES[cfg.arch](**common)
+
+
+def build_tiny_model(
+    out_dir: str | os.PathLike[str],
+    texts: Iterable[str],
+    cfg: TinyModelConfig = TinyModelConfig(),
+    extra_special_tokens: Sequence[str] = (),
+) -> Path:
+    """Train a tokenizer on ``texts``, create a seeded random-init model and save both to ``out_dir``.
+
+    The directory is written under a temporary name and renamed into place (replacing an older build), so
+    ``AutoModelForCausalLM.from_pretrained(out_dir)`` and ``AutoTokenizer.from_pretrained(out_dir)`` never
+    see a half-written model. The same inputs and seed give byte-identical files.
+    """
+    out = Path(out_dir).resolve()
+    tokenizer = train_tokenizer(texts, cfg.vocab_size, extra_special_tokens)
+    tokenizer.model_max_length = cfg.max_position_embeddings
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = AutoModelForCausalLM.from_config(_model_config(cfg, tokenizer), dtype=torch.float32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _portable_tokenizer_class(tmp / "tokenizer_config.json")
+        _replace_dir(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _portable_tokenizer_class(path: Path) -> None:
+    """Name the generic fast-tokenizer class, which every transformers release (4.x and 5.x) can load."""
+    config = json.loads(path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; an existing ``dst`` is set aside first and removed after the swap."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+    os.replace(dst, old / dst.name)
+    os.replace(src, dst)
+    shutil.rmtree(old)
