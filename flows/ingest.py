@@ -7,8 +7,10 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from mard_core.config import PipelineConfig, data_root, load_config
+from mard_core.ingest import previous_release
 from mard_core.stage import read_manifest
-from tasks.ingest import ingest, quality_gate, verify_release
+from tasks.ingest import ingest, verify_release
+from tasks.quality import quality_gate
 from tasks.release import demo_release
 
 
@@ -36,5 +38,6 @@ def ingest_flow(root: str | None = None, config: str | None = None, force: list[
         table=[{"table": name, "rows": rows} for name, rows in manifest.get("counts", {}).items()],
         description=f"DrugBank {manifest.get('drugbank_version')} exported {manifest.get('exported_on')}",
     )
-    quality_dir = quality_gate(ingest_dir, root, cfg.quality, force="quality" in forced)
+    previous = previous_release(Path(root), Path(ingest_dir))
+    quality_dir = quality_gate(ingest_dir, root, cfg.quality, str(previous or ""), force="quality" in forced)
     return {"ingest": ingest_dir, "quality": quality_dir}

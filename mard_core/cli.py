@@ -100,6 +100,37 @@ def ingest(
 
 
 @app.command()
+def classify(
+    sentence: Annotated[Optional[str], typer.Argument(help="A DrugBank interaction sentence")] = None,
+    a: Annotated[Optional[str], typer.Option("--a", help="Drug A's name")] = None,
+    b: Annotated[Optional[str], typer.Option("--b", help="Drug B's name")] = None,
+    input_file: Annotated[Optional[Path], typer.Option("--input", help='JSONL of {"a", "b", "sentence"}')] = None,
+) -> None:
+    """Label a sentence (or every line of a JSONL file) as Family/Subtype/Direction/Modality, as JSON."""
+    from mard_core.labeling import classify_records
+
+    if input_file is not None:
+        if not input_file.is_file():
+            raise InputError(f"{input_file}: no such file")
+
+        def records():
+            with open(input_file, encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        try:
+                            yield json.loads(line)
+                        except json.JSONDecodeError as exc:
+                            raise InputError(f"{input_file}:{n}: not valid JSON: {exc.msg}") from None
+
+        for result in classify_records(records()):
+            typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    if sentence is None or a is None or b is None:
+        raise InputError("classify needs --a NAME --b NAME and a SENTENCE, or --input FILE.jsonl")
+    typer.echo(json.dumps(next(classify_records([{"a": a, "b": b, "sentence": sentence}])), ensure_ascii=False))
+
+
+@app.command()
 def run(
     config: ConfigOpt = None,
     root: RootOpt = None,

@@ -573,8 +573,36 @@ def gate_tables(stage_dir: Path, params: Mapping[str, Any], out_dir: Path, confi
     return {"success": report.success, "row_counts": report.row_counts, "summary_markdown": report.summary_markdown()}
 
 
-def gate_ingest(ingest_dir: Path, previous_dir: Path | None, out_dir: Path, config: QualityConfig) -> dict[str, Any]:
-    """The ingest gate: each table against its suite, row counts compared with the previous release if any."""
-    tables = {p.stem: p for p in sorted(Path(ingest_dir).glob("*.parquet"))}
-    previous = table_row_counts({p.stem: p for p in Path(previous_dir).glob("*.parquet")}) if previous_dir else None
-    return gate_tables(ingest_dir, ingest_params(tables, previous, config), out_dir, config)
+def _ingest_gate_params(stage_dir: Path, previous_dir: Path | None, config: QualityConfig) -> dict[str, Any]:
+    tables = {p.stem: p for p in sorted(stage_dir.glob("*.parquet"))}
+    previous = table_row_counts({p.stem: p for p in previous_dir.glob("*.parquet")}) if previous_dir else None
+    return ingest_params(tables, previous, config)
+
+
+def _label_gate_params(stage_dir: Path, previous_dir: Path | None, config: QualityConfig) -> dict[str, Any]:
+    from mard_core.taxonomy import DIRECTIONS, MODALITIES, load_taxonomy
+
+    tax = load_taxonomy()
+    return {
+        "labels": sorted({str(label) for label in tax.labels()}),
+        "families": [f.name for f in tax.families],
+        "subtypes": sorted({s.name for s in tax.subtypes}),
+        "directions": list(DIRECTIONS),
+        "modalities": list(MODALITIES),
+    }
+
+
+# Which params each stage's suites need, by stage name (the stage output's parent directory).
+_GATE_PARAMS = {"ingest": _ingest_gate_params, "label": _label_gate_params}
+
+
+def gate(stage_dir: Path, previous_dir: Path | None, out_dir: Path, config: QualityConfig) -> dict[str, Any]:
+    """Gate a stage output: each of its tables with a suite of the same name, params built for that stage.
+
+    ``previous_dir`` is the same stage's output for the previous release (row counts are compared with it).
+    """
+    stage_dir = Path(stage_dir)
+    build = _GATE_PARAMS.get(stage_dir.parent.name)
+    if build is None:
+        raise QualityConfigError(f"{stage_dir}: no quality gate is defined for stage {stage_dir.parent.name!r}")
+    return gate_tables(stage_dir, build(stage_dir, previous_dir, config), out_dir, config)

@@ -5,13 +5,10 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
 
 from mard_core import ingest as core
-from mard_core import quality
-from mard_core.errors import QualityGateError
 from mard_core.releases import file_sha256, load_registry, require_verified, verify
-from mard_core.stage import StageRun, read_manifest
+from mard_core.stage import StageRun
 from tasks._stage import StageCache, execute
 
 
@@ -44,23 +41,3 @@ def ingest(source: str, root: str, cfg: core.IngestConfig, force: bool = False) 
         return fields
 
     return execute(run, build, force)
-
-
-def quality_spec(ingest_dir: str, root: str, cfg: quality.QualityConfig) -> StageRun:
-    previous = core.previous_release(Path(root), Path(ingest_dir))
-    inputs = {"ingest": Path(ingest_dir).name, "previous": previous.name if previous else ""}
-    return StageRun("quality", quality.SUITES_VERSION, cfg, inputs, Path(root))
-
-
-@task(name="quality-gate", cache_policy=StageCache(quality_spec), persist_result=True)
-def quality_gate(ingest_dir: str, root: str, cfg: quality.QualityConfig, force: bool = False) -> str:
-    """Validate the ingest tables with their GX suites; raise QualityGateError (after writing the report) on failure."""
-    run = quality_spec(ingest_dir, root, cfg)
-    out = execute(run, lambda tmp: quality.gate_ingest(Path(ingest_dir), core.previous_release(Path(root), Path(ingest_dir)), tmp, cfg), force)
-    manifest = read_manifest(Path(out)) or {}
-    create_markdown_artifact(
-        key="data-quality", markdown=manifest.get("summary_markdown", ""), description="Ingest data-quality gate"
-    )
-    if not manifest.get("success"):
-        raise QualityGateError(f"data-quality gate failed for {ingest_dir}; read {Path(out) / 'data_docs' / 'index.html'}")
-    return out
