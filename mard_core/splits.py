@@ -1,0 +1,357 @@
+"""Leakage-free train/valid/test splits of labelled DDI pairs.
+
+Strategies (``make_split``):
+
+- ``random`` (S0): pairs are split at random (fractions are of pairs). Every drug of a valid or test pair also
+  appears in train: an evaluation pair with a drug unseen in train is moved to train (``moved_to_train``).
+- ``cold_drug`` (S1): a seeded set of held-out drugs per evaluation part (fractions are of drugs; the valid and
+  test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug seen in
+  train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and reported.
+- ``cold_pair`` (S2): held-out drug sets as in S1 (fractions are of drugs), but a test (valid) pair has both
+  drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one held-out drug are
+  dropped and reported. With 10% of drugs held out, about 1% of pairs land in test.
+- ``temporal`` (``make_temporal_split``): train/valid are a random split of the earlier release (valid_frac of
+  its pairs), test = the pairs of the later release whose unordered pair is absent from the earlier one.
+
+Pairs are unordered: input rows are canonicalised to drug_a < drug_b (the direction flipped and the label
+rebuilt for swapped rows), exact duplicates are removed and rows are sorted before any random draw, so the
+same input in any row order or orientation gives identical parts. Rows of one unordered pair always go to the
+same part.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from mard_core.errors import InputError
+from mard_core.taxonomy import DIRECTIONS, mirror_direction
+from schemas import LABEL_FIELDS, SPLIT
+
+STRATEGIES = ("random", "cold_drug", "cold_pair", "temporal")
+PARTS = ("train", "valid", "test")
+SPLIT_COLUMNS: tuple[str, ...] = tuple(SPLIT.names)
+_FLIP = {d: mirror_direction(d) for d in DIRECTIONS}
+_TRAIN, _VALID, _TEST, _DROP = 0, 1, 2, -1
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Which strategies to build and how much to hold out.
+
+    ``valid_frac``/``test_frac`` are fractions of pairs for ``random`` and ``temporal`` (valid only) and
+    fractions of drugs (the held-out drug sets) for ``cold_drug`` and ``cold_pair``.
+    """
+
+    strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair")
+    valid_frac: float = 0.1
+    test_frac: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise InputError(f"SplitConfig.strategies: unknown {unknown}; expected some of {list(STRATEGIES)}")
+        for name in ("valid_frac", "test_frac"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise InputError(f"SplitConfig.{name}={value}: must be in [0, 1)")
+        if self.valid_frac + self.test_frac >= 1.0:
+            raise InputError(
+                f"SplitConfig: valid_frac + test_frac = {self.valid_frac + self.test_frac}: must be < 1"
+            )
+
+
+class SplitParts(dict[str, pl.DataFrame]):
+    """The parts ``train``/``valid``/``test`` of one split, plus what was moved or dropped to build them."""
+
+    def __init__(self, parts: dict[str, pl.DataFrame], strategy: str, report: dict[str, Any]) -> None:
+        super().__init__(parts)
+        self.strategy = strategy
+        self.report = report
+
+
+def canonical_pairs(pairs: pl.DataFrame, what: str = "pairs") -> tuple[pl.DataFrame, int]:
+    """Rows with drug_a < drug_b, the SPLIT columns only, exact duplicates removed, sorted.
+
+    Returns the table and the number of duplicate rows removed. Swapped rows get the flipped direction and the
+    label rebuilt as ``family/subtype/direction/modality``, so their label must have that form.
+    """
+    missing = [c for c in SPLIT_COLUMNS if c not in pairs.columns]
+    if missing:
+        raise InputError(f"{what}: missing columns {missing}; expected the ddi_pairs columns {list(SPLIT_COLUMNS)}")
+    df = pairs.select([pl.col(c).cast(pl.String) for c in SPLIT_COLUMNS])
+    nulls = [c for c in SPLIT_COLUMNS if df[c].null_count()]
+    if nulls:
+        raise InputError(f"{what}: null values in columns {nulls}")
+    bad_dir = df.filter(~pl.col("direction").is_in(pl.Series(DIRECTIONS).implode()))
+    if bad_dir.height:
+        raise InputError(
+            f"{what}: direction {bad_dir['direction'][0]!r} (pair {bad_dir['drug_a'][0]}, {bad_dir['drug_b'][0]})"
+            f" is not one of {list(DIRECTIONS)}"
+        )
+    selfs = df.filter(pl.col("drug_a") == pl.col("drug_b"))
+    if selfs.height:
+        raise InputError(f"{what}: {selfs.height} rows pair a drug with itself (e.g. {selfs['drug_a'][0]})")
+    rebuilt = pl.concat_str([pl.col(f) for f in LABEL_FIELDS], separator="/")
+    swap = pl.col("drug_a") > pl.col("drug_b")
+    inconsistent = df.filter(swap & (pl.col("label") != rebuilt))
+    if inconsistent.height:
+        row = inconsistent.row(0, named=True)
+        raise InputError(
+            f"{what}: pair ({row['drug_a']}, {row['drug_b']}) is in reverse order and its label {row['label']!r} "
+            "is not family/subtype/direction/modality, so it cannot be re-oriented"
+        )
+    flipped = pl.col("direction").replace_strict(_FLIP, return_dtype=pl.String)
+    df = df.with_columns(
+        pl.when(swap).then(pl.col("drug_b")).otherwise(pl.col("drug_a")).alias("drug_a"),
+        pl.when(swap).then(pl.col("drug_a")).otherwise(pl.col("drug_b")).alias("drug_b"),
+        pl.when(swap).then(flipped).otherwise(pl.col("direction")).alias("direction"),
+        swap.alias("_swap"),
+    ).with_columns(pl.when("_swap").then(rebuilt).otherwise(pl.col("label")).alias("label")).drop("_swap")
+    unique = df.unique().sort(list(SPLIT_COLUMNS))
+    return unique, df.height - unique.height
+
+
+def _codes(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Per-row drug codes (index into the sorted drug list), per-row pair ids, and the drug count."""
+    drugs = pl.concat([df["drug_a"], df["drug_b"]]).unique().sort()
+    enum = pl.Enum(drugs.to_list())
+    a = df["drug_a"].cast(enum).to_physical().to_numpy().astype(np.int64)
+    b = df["drug_b"].cast(enum).to_physical().to_numpy().astype(np.int64)
+    new_pair = np.ones(len(a), dtype=bool)
+    new_pair[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    return a, b, np.cumsum(new_pair) - 1, len(drugs)
+
+
+def _random_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, valid_frac: float, test_frac: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Pair-level random split; evaluation pairs with a drug unseen in train move to train (counted)."""
+    n = len(a)
+    perm = rng.permutation(n)
+    n_test, n_valid = round(test_frac * n), round(valid_frac * n)
+    part = np.full(n, _TRAIN, dtype=np.int8)
+    part[perm[:n_test]] = _TEST
+    part[perm[n_test:n_test + n_valid]] = _VALID
+    seen = np.zeros(n_drugs, dtype=bool)
+    seen[a[part == _TRAIN]] = True
+    seen[b[part == _TRAIN]] = True
+    seen_list = seen.tolist()
+    moved = 0
+    for p, x, y in zip(perm[:n_test + n_valid].tolist(), a[perm[:n_test + n_valid]].tolist(),
+                       b[perm[:n_test + n_valid]].tolist()):
+        if not (seen_list[x] and seen_list[y]):
+            part[p] = _TRAIN
+            seen_list[x] = seen_list[y] = True
+            moved += 1
+    return part, moved
+
+
+def _cold_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, strategy: str, cfg: SplitConfig,
+                rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """Drug-level split for cold_drug / cold_pair; returns pair parts (-1 = dropped) and the report."""
+    perm = rng.permutation(n_drugs)
+    n_test, n_valid = round(cfg.test_frac * n_drugs), round(cfg.valid_frac * n_drugs)
+    group = np.full(n_drugs, _TRAIN, dtype=np.int8)
+    group[perm[:n_test]] = _TEST
+    group[perm[n_test:n_test + n_valid]] = _VALID
+    ga, gb = group[a], group[b]
+    lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
+    part = np.full(len(a), _DROP, dtype=np.int8)
+    part[hi == _TRAIN] = _TRAIN
+    cross = (lo == _VALID) & (hi == _TEST)
+    dropped: dict[str, int] = {"valid_test_cross": int(cross.sum())}
+    if strategy == "cold_drug":
+        one_held = (lo == _TRAIN) & (hi != _TRAIN)
+        part[one_held] = hi[one_held]
+        both = (lo != _TRAIN) & (lo == hi)
+        dropped["both_held_out"] = int(both.sum())
+        seen = np.zeros(n_drugs, dtype=bool)
+        seen[a[part == _TRAIN]] = True
+        seen[b[part == _TRAIN]] = True
+        partner_unseen = one_held & ~(seen[a] | seen[b])
+        part[partner_unseen] = _DROP
+        dropped["partner_unseen_in_train"] = int(partner_unseen.sum())
+    else:
+        both = (lo != _TRAIN) & (lo == hi)
+        part[both] = hi[both]
+        dropped["one_held_out"] = int(((lo == _TRAIN) & (hi != _TRAIN)).sum())
+    report = {"held_out_drugs": {"valid": n_valid, "test": n_test}, "dropped": dropped}
+    return part, report
+
+
+def _assemble(df: pl.DataFrame, row_part: np.ndarray) -> dict[str, pl.DataFrame]:
+    column = pl.Series("_part", row_part)
+    tagged = df.with_columns(column)
+    return {name: tagged.filter(pl.col("_part") == code).drop("_part")
+            for name, code in zip(PARTS, (_TRAIN, _VALID, _TEST))}
+
+
+def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitParts:
+    """Split labelled pairs into train/valid/test by ``random``, ``cold_drug`` or ``cold_pair``."""
+    if strategy not in ("random", "cold_drug", "cold_pair"):
+        raise InputError(
+            f"make_split: strategy {strategy!r} is not one of random, cold_drug, cold_pair "
+            "(temporal splits use make_temporal_split)"
+        )
+    df, duplicates = canonical_pairs(pairs)
+    rng = np.random.default_rng(cfg.seed)
+    report: dict[str, Any] = {"pairs_in": df.height, "duplicate_rows_removed": duplicates}
+    if df.height == 0:
+        return SplitParts({name: df for name in PARTS}, strategy, report)
+    a, b, pair_id, n_drugs = _codes(df)
+    first = np.flatnonzero(np.r_[True, pair_id[1:] != pair_id[:-1]])
+    if strategy == "random":
+        pair_part, moved = _random_parts(a[first], b[first], n_drugs, cfg.valid_frac, cfg.test_frac, rng)
+        report["moved_to_train"] = moved
+    else:
+        pair_part, extra = _cold_parts(a[first], b[first], n_drugs, strategy, cfg, rng)
+        report.update(extra)
+    return SplitParts(_assemble(df, pair_part[pair_id]), strategy, report)
+
+
+def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: SplitConfig) -> SplitParts:
+    """Train/valid: a random split of the earlier release; test: pairs new in the later release."""
+    old, old_dups = canonical_pairs(old_pairs, "old release pairs")
+    new, new_dups = canonical_pairs(new_pairs, "new release pairs")
+    keys = ["drug_a", "drug_b"]
+    test = new.join(old.select(keys).unique(), on=keys, how="anti").sort(list(SPLIT_COLUMNS))
+    removed = old.select(keys).unique().join(new.select(keys).unique(), on=keys, how="anti").height
+    report: dict[str, Any] = {
+        "old_pairs": old.height,
+        "new_pairs": new.height,
+        "duplicate_rows_removed": old_dups + new_dups,
+        "pairs_removed_in_new": removed,
+        "moved_to_train": 0,
+    }
+    if old.height == 0:
+        return SplitParts({"train": old, "valid": old, "test": test}, "temporal", report)
+    a, b, pair_id, n_drugs = _codes(old)
+    first = np.flatnonzero(np.r_[True, pair_id[1:] != pair_id[:-1]])
+    pair_part, moved = _random_parts(a[first], b[first], n_drugs, cfg.valid_frac, 0.0,
+                                     np.random.default_rng(cfg.seed))
+    report["moved_to_train"] = moved
+    parts = _assemble(old, pair_part[pair_id])
+    parts["test"] = test
+    return SplitParts(parts, "temporal", report)
+
+
+def _drugs(df: pl.DataFrame) -> pl.Series:
+    return pl.concat([df["drug_a"], df["drug_b"]]).unique().sort()
+
+
+def _distribution(df: pl.DataFrame, column: str) -> dict[str, float]:
+    if df.height == 0:
+        return {}
+    counts = df.group_by(column).len()
+    return {k: n / df.height for k, n in zip(counts[column].to_list(), counts["len"].to_list())}
+
+
+def _tvd(p: dict[str, float], q: dict[str, float]) -> float | None:
+    if not p or not q:
+        return None
+    return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in set(p) | set(q))
+
+
+def split_stats(parts: dict[str, pl.DataFrame]) -> dict[str, Any]:
+    """Achieved sizes, drugs per part, drugs unseen in train, moved/dropped counts and label shift vs train."""
+    total = sum(parts[p].height for p in PARTS)
+    train_drugs = _drugs(parts["train"]).implode()
+    stats: dict[str, Any] = {
+        "strategy": getattr(parts, "strategy", None),
+        "sizes": {p: parts[p].height for p in PARTS},
+        "fractions": {p: (parts[p].height / total if total else 0.0) for p in PARTS},
+        "drugs": {p: _drugs(parts[p]).len() for p in PARTS},
+        "drugs_unseen_in_train": {},
+        "pairs_with_unseen_drug": {},
+        "label_shift": {},
+    }
+    train_label, train_family = _distribution(parts["train"], "label"), _distribution(parts["train"], "family")
+    for p in ("valid", "test"):
+        df = parts[p]
+        unseen_a = ~pl.col("drug_a").is_in(train_drugs)
+        unseen_b = ~pl.col("drug_b").is_in(train_drugs)
+        stats["drugs_unseen_in_train"][p] = int((~_drugs(df).is_in(train_drugs)).sum())
+        stats["pairs_with_unseen_drug"][p] = df.filter(unseen_a | unseen_b).height
+        labels = _distribution(df, "label")
+        stats["label_shift"][p] = {
+            "tvd_label": _tvd(labels, train_label),
+            "tvd_family": _tvd(_distribution(df, "family"), train_family),
+            "labels_not_in_train": sorted(set(labels) - set(train_label)),
+            "rows_with_label_not_in_train": df.filter(
+                ~pl.col("label").is_in(parts["train"]["label"].unique().implode())).height,
+        }
+    stats.update(getattr(parts, "report", {}))
+    return stats
+
+
+def _examples(df: pl.DataFrame, n: int = 3) -> str:
+    return ", ".join(f"({a}, {b})" for a, b in df.select("drug_a", "drug_b").head(n).iter_rows())
+
+
+def check_split(parts: dict[str, pl.DataFrame], strategy: str) -> list[str]:
+    """Violations of the split's guarantees (empty list when it is sound)."""
+    if strategy not in STRATEGIES:
+        raise InputError(f"check_split: strategy {strategy!r} is not one of {list(STRATEGIES)}")
+    problems = [f"part {p!r} is missing" for p in PARTS if p not in parts]
+    problems += [f"part {p!r} has columns {parts[p].columns}, expected {list(SPLIT_COLUMNS)}"
+                 for p in PARTS if p in parts and tuple(parts[p].columns) != SPLIT_COLUMNS]
+    if problems:
+        return problems
+    for p in PARTS:
+        bad = parts[p].filter(pl.col("drug_a") >= pl.col("drug_b"))
+        if bad.height:
+            problems.append(f"{p}: {bad.height} pairs not in canonical order drug_a < drug_b: {_examples(bad)}")
+    keys = pl.concat([parts[p].select("drug_a", "drug_b").unique().with_columns(pl.lit(p).alias("part"))
+                      for p in PARTS])
+    shared = keys.group_by("drug_a", "drug_b").agg(pl.col("part").sort()).filter(pl.col("part").list.len() > 1)
+    if shared.height:
+        problems.append(f"{shared.height} pairs are in more than one part: {_examples(shared.sort('drug_a', 'drug_b'))}")
+    train_drugs = _drugs(parts["train"]).implode()
+    expected = {"random": 0, "cold_drug": 1, "cold_pair": 2}.get(strategy)
+    unseen = {}
+    for p in ("valid", "test"):
+        drugs = _drugs(parts[p])
+        unseen[p] = set(drugs.filter(~drugs.is_in(train_drugs)).to_list())
+        if expected is None:
+            continue
+        n_unseen = (~pl.col("drug_a").is_in(train_drugs)).cast(pl.Int8) + (~pl.col("drug_b").is_in(train_drugs))
+        bad = parts[p].filter(n_unseen != expected)
+        if bad.height:
+            problems.append(f"{strategy}: {bad.height} {p} pairs do not have exactly {expected} drug(s) unseen in "
+                            f"train: {_examples(bad)}")
+    if strategy in ("cold_drug", "cold_pair"):
+        both = unseen["valid"] & unseen["test"]
+        if both:
+            problems.append(f"{strategy}: {len(both)} held-out drugs are in both valid and test: {sorted(both)[:3]}")
+    return problems
+
+
+def write_split(parts: dict[str, pl.DataFrame], out_dir: str | Path) -> dict[str, Path]:
+    """Write ``out_dir/{train,valid,test}.parquet`` with the SPLIT schema; each file appears atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tables = {}
+    for p in PARTS:
+        if p not in parts:
+            raise InputError(f"write_split: part {p!r} is missing")
+        missing = [c for c in SPLIT_COLUMNS if c not in parts[p].columns]
+        if missing:
+            raise InputError(f"write_split: part {p!r} lacks columns {missing}")
+        tables[p] = parts[p].select(SPLIT_COLUMNS).to_arrow().cast(SPLIT)
+    temps = {p: out / f".{p}.parquet.{uuid.uuid4().hex}.tmp" for p in PARTS}
+    try:
+        for p in PARTS:
+            pq.write_table(tables[p], temps[p])
+        for p in PARTS:
+            os.replace(temps[p], out / f"{p}.parquet")
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return {p: out / f"{p}.parquet" for p in PARTS}
