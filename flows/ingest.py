@@ -39,5 +39,5 @@ def ingest_flow(root: str | None = None, config: str | None = None, force: list[
         description=f"DrugBank {manifest.get('drugbank_version')} exported {manifest.get('exported_on')}",
     )
     previous = previous_release(Path(root), Path(ingest_dir))
-    quality_dir = quality_gate(ingest_dir, root, cfg.quality, str(previous or ""), force="quality" in forced)
+    quality_dir = quality_gate(ingest_dir, root, cfg.quality, str(previous or ""), force="gate-ingest" in forced)
     return {"ingest": ingest_dir, "quality": quality_dir}

@@ -164,7 +164,7 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     table = Table(title=f"run {record['run_id']}")
     for col in ("stage", "state", "duration (s)", "output"):
         table.add_column(col)
-    for stage, entry in record["stages"].items():
+    for stage, entry in sorted(record["stages"].items(), key=lambda kv: kv[1]["seq"]):
         duration = entry.get("duration_s")
         table.add_row(stage, entry["state"], "" if duration is None else f"{duration:.1f}", entry.get("out", ""))
     Console().print(table)

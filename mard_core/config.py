@@ -17,7 +17,10 @@ import yaml
 
 from mard_core.errors import InputError
 from mard_core.ingest import IngestConfig
+from mard_core.labeling import LabelConfig
 from mard_core.quality import QualityConfig
+from mard_core.retrieval import RetrievalConfig
+from mard_core.splits import SplitConfig
 
 T = TypeVar("T")
 
@@ -40,6 +43,9 @@ class PipelineConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    splits: SplitConfig = field(default_factory=SplitConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
 
 def data_root(root: str | Path | None = None) -> Path:

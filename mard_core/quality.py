@@ -593,7 +593,11 @@ def _label_gate_params(stage_dir: Path, previous_dir: Path | None, config: Quali
 
 
 # Which params each stage's suites need, by stage name (the stage output's parent directory).
-_GATE_PARAMS = {"ingest": _ingest_gate_params, "label": _label_gate_params}
+_GATE_PARAMS = {
+    "ingest": _ingest_gate_params,
+    "label": _label_gate_params,
+    "splits": lambda stage_dir, previous_dir, config: {},
+}
 
 
 def gate(stage_dir: Path, previous_dir: Path | None, out_dir: Path, config: QualityConfig) -> dict[str, Any]:

@@ -23,7 +23,8 @@ def record(root: Path, run_id: str, stage: str, **fields: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.is_file() else {"run_id": run_id, "started": time.time(), "stages": {}}
     data["updated"] = time.time()
-    data["stages"].setdefault(stage, {}).update(fields, updated=time.time())
+    entry = data["stages"].setdefault(stage, {"seq": len(data["stages"])})
+    entry.update(fields, updated=time.time())
     write_json_atomic(path, data)
 
 

@@ -333,6 +333,26 @@ def check_split(parts: dict[str, pl.DataFrame], strategy: str) -> list[str]:
     return problems
 
 
+def audit_table(parts: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The evaluation pairs (valid, test) with the facts the split's quality suite checks independently.
+
+    ``in_train``: the unordered pair is also a training pair; ``n_seen``: how many of its drugs occur in
+    training pairs. The suites ``split_audit_<strategy>`` then require in_train false, each pair once, and
+    the strategy's n_seen (random 2, cold_drug 1, cold_pair 0).
+    """
+    train = parts["train"]
+    train_drugs = _drugs(train).implode()
+    train_keys = train.select("drug_a", "drug_b").unique().with_columns(in_train=pl.lit(True))
+    return (
+        pl.concat([parts[p].select("drug_a", "drug_b").with_columns(part=pl.lit(p)) for p in ("valid", "test")])
+        .join(train_keys, on=["drug_a", "drug_b"], how="left")
+        .with_columns(
+            in_train=pl.col("in_train").fill_null(False),
+            n_seen=pl.col("drug_a").is_in(train_drugs).cast(pl.Int8) + pl.col("drug_b").is_in(train_drugs),
+        )
+    )
+
+
 def write_split(parts: dict[str, pl.DataFrame], out_dir: str | Path) -> dict[str, Path]:
     """Write ``out_dir/{train,valid,test}.parquet`` with the SPLIT schema; each file appears atomically."""
     out = Path(out_dir)

@@ -30,7 +30,7 @@ def ingest_spec(source: str, root: str, cfg: core.IngestConfig) -> StageRun:
     return StageRun("ingest", core.PARSER_VERSION, cfg, {"source": digest}, Path(root))
 
 
-@task(name="ingest", cache_policy=StageCache(ingest_spec), persist_result=True)
+@task(name="ingest", cache_policy=StageCache(spec=ingest_spec), persist_result=True)
 def ingest(source: str, root: str, cfg: core.IngestConfig, force: bool = False) -> str:
     """Stream the release into Parquet tables under ``<root>/ingest/<key>``."""
     run = ingest_spec(source, root, cfg)

@@ -57,7 +57,7 @@ def stats_markdown(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@task(name="label", cache_policy=StageCache(label_spec), persist_result=True)
+@task(name="label", cache_policy=StageCache(spec=label_spec), persist_result=True)
 def label(ingest_dir: str, root: str, cfg: labeling.LabelConfig, force: bool = False) -> str:
     """Label the release's interactions; publish label statistics; fail below the coverage floor."""
     run = label_spec(ingest_dir, root, cfg)

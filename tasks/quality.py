@@ -13,11 +13,11 @@ from tasks._stage import StageCache, execute
 
 
 def gate_spec(stage_dir: str, root: str, cfg: quality.QualityConfig, previous_dir: str = "") -> StageRun:
-    inputs = {"stage": f"{Path(stage_dir).parent.name}/{Path(stage_dir).name}", "previous": Path(previous_dir).name}
-    return StageRun("quality", quality.SUITES_VERSION, cfg, inputs, Path(root))
+    inputs = {"stage": Path(stage_dir).name, "previous": Path(previous_dir).name}
+    return StageRun(f"gate-{Path(stage_dir).parent.name}", quality.SUITES_VERSION, cfg, inputs, Path(root))
 
 
-@task(name="quality-gate", cache_policy=StageCache(gate_spec), persist_result=True)
+@task(name="quality-gate", cache_policy=StageCache(spec=gate_spec), persist_result=True)
 def quality_gate(stage_dir: str, root: str, cfg: quality.QualityConfig, previous_dir: str = "", force: bool = False) -> str:
     """Validate a stage's tables; publish the summary; raise QualityGateError (naming the report) on failure."""
     run = gate_spec(stage_dir, root, cfg, previous_dir)

@@ -17,7 +17,7 @@ def demo_spec(root: str, drugs: int, seed: int) -> StageRun:
     return StageRun("demo-release", synth.SYNTH_VERSION, {"drugs": drugs, "seed": seed}, {}, Path(root))
 
 
-@task(name="demo-release", cache_policy=StageCache(demo_spec), persist_result=True)
+@task(name="demo-release", cache_policy=StageCache(spec=demo_spec), persist_result=True)
 def demo_release(root: str, drugs: int, seed: int, force: bool = False) -> str:
     """Write the embedded default release (synthetic drugs merged with the real-drug fixture)."""
 

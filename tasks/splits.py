@@ -1,0 +1,58 @@
+"""Split stage: three (four with a previous release) leakage-free split strategies of the labelled pairs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.artifacts import create_table_artifact
+
+from mard_core import splits
+from mard_core.errors import MardError
+from mard_core.stage import StageRun, read_manifest
+from tasks._stage import StageCache, execute
+
+SPLITS_VERSION = "1"
+
+
+def splits_spec(label_dir: str, root: str, cfg: splits.SplitConfig, previous_label_dir: str = "") -> StageRun:
+    inputs = {"label": Path(label_dir).name, "previous_label": Path(previous_label_dir).name}
+    return StageRun("splits", SPLITS_VERSION, cfg, inputs, Path(root))
+
+
+def _write(parts: splits.SplitParts, tmp: Path) -> dict[str, Any]:
+    problems = splits.check_split(parts, parts.strategy)
+    if problems:
+        raise MardError(f"split {parts.strategy} violates its guarantees: {'; '.join(problems[:3])}")
+    splits.write_split(parts, tmp / parts.strategy)
+    splits.audit_table(parts).write_parquet(tmp / f"split_audit_{parts.strategy}.parquet")
+    stats = {**splits.split_stats(parts), "report": parts.report}
+    (tmp / parts.strategy / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str))
+    return stats
+
+
+def _build(label_dir: Path, previous_label_dir: Path | None, cfg: splits.SplitConfig, tmp: Path) -> dict[str, Any]:
+    pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
+    stats = {s: _write(splits.make_split(pairs, s, cfg), tmp) for s in cfg.strategies if s != "temporal"}
+    if previous_label_dir is not None:
+        old = pl.read_parquet(previous_label_dir / "ddi_pairs.parquet")
+        stats["temporal"] = _write(splits.make_temporal_split(old, pairs, cfg), tmp)
+    return {"strategies": sorted(stats), "sizes": {s: st.get("sizes") for s, st in stats.items()}}
+
+
+@task(name="splits", cache_policy=StageCache(spec=splits_spec), persist_result=True)
+def make_splits(label_dir: str, root: str, cfg: splits.SplitConfig, previous_label_dir: str = "",
+                force: bool = False) -> str:
+    """Write ``splits/<key>/<strategy>/{train,valid,test}.parquet`` and publish the split statistics."""
+    run = splits_spec(label_dir, root, cfg, previous_label_dir)
+    previous = Path(previous_label_dir) if previous_label_dir else None
+    out = Path(execute(run, lambda tmp: _build(Path(label_dir), previous, cfg, tmp), force))
+    rows = []
+    for strategy in (read_manifest(out) or {}).get("strategies", []):
+        stats = json.loads((out / strategy / "stats.json").read_text())
+        rows.append({"strategy": strategy, **{f"{p}_pairs": stats["sizes"][p] for p in splits.PARTS},
+                     **{f"{p}_drugs": stats["drugs"][p] for p in splits.PARTS}})
+    create_table_artifact(key="split-stats", table=rows, description="Achieved split sizes and drug counts")
+    return str(out)
