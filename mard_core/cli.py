@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,8 +17,8 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_
                   help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.")
 err = Console(stderr=True)
 
-RootOpt = Annotated[Optional[Path], typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="Pipeline config YAML.")]
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline config YAML.")]
 
 
 @app.command()
@@ -37,8 +37,8 @@ def synth(
 @app.command()
 def verify(
     source: Annotated[Path, typer.Argument(help="DrugBank .xml or .zip")],
-    version: Annotated[Optional[str], typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
-    add: Annotated[Optional[str], typer.Option("--add", help="Record this file's hash as release VERSION")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
+    add: Annotated[str | None, typer.Option("--add", help="Record this file's hash as release VERSION")] = None,
     root: RootOpt = None,
 ) -> None:
     """Print the file's sha256 and whether it matches a known (or the declared) release."""
@@ -61,7 +61,7 @@ def verify(
 def ingest(
     source: Annotated[Path, typer.Argument(help="DrugBank full-database .xml or the .zip DrugBank ships")],
     out: Annotated[Path, typer.Option("--out", help="Output directory for the Parquet tables")],
-    version: Annotated[Optional[str], typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
     verify_hash: Annotated[bool, typer.Option("--verify", help="Refuse a file whose hash does not match")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing MARD output directory")] = False,
     root: RootOpt = None,
@@ -101,10 +101,10 @@ def ingest(
 
 @app.command()
 def classify(
-    sentence: Annotated[Optional[str], typer.Argument(help="A DrugBank interaction sentence")] = None,
-    a: Annotated[Optional[str], typer.Option("--a", help="Drug A's name")] = None,
-    b: Annotated[Optional[str], typer.Option("--b", help="Drug B's name")] = None,
-    input_file: Annotated[Optional[Path], typer.Option("--input", help='JSONL of {"a", "b", "sentence"}')] = None,
+    sentence: Annotated[str | None, typer.Argument(help="A DrugBank interaction sentence")] = None,
+    a: Annotated[str | None, typer.Option("--a", help="Drug A's name")] = None,
+    b: Annotated[str | None, typer.Option("--b", help="Drug B's name")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help='JSONL of {"a", "b", "sentence"}')] = None,
 ) -> None:
     """Label a sentence (or every line of a JSONL file) as Family/Subtype/Direction/Modality, as JSON."""
     from mard_core.labeling import classify_records
@@ -134,7 +134,7 @@ def classify(
 def run(
     config: ConfigOpt = None,
     root: RootOpt = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", help="Rebuild this stage even if complete")] = None,
+    force: Annotated[list[str] | None, typer.Option("--force", help="Rebuild this stage even if complete")] = None,
 ) -> None:
     """Run the pipeline end to end on the configured release (default: the embedded demo release)."""
     from mard_core.runtime import configure_services

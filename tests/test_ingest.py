@@ -121,8 +121,8 @@ def test_bad_zips_are_refused(tmp_path: Path, members: dict[str, str], message: 
         (release_xml([]), "no <drug> records"),
         ("not xml at all", "not a well-formed XML"),
         (
-            '<?xml version="1.0"?><!DOCTYPE drugbank [<!ENTITY x "xxxxxxxx">]>'
-            f'<drugbank xmlns="{NS}" version="5.1"><drug>&x;</drug></drugbank>',
+            ('<?xml version="1.0"?><!DOCTYPE drugbank [<!ENTITY x "xxxxxxxx">]>'
+            f'<drugbank xmlns="{NS}" version="5.1"><drug>&x;</drug></drugbank>'),
             "DOCTYPE",
         ),
         (release_xml([drug_xml("DB00001", "A", []), drug_xml("DB00001", "B", [])]), "duplicate primary drugbank-id DB00001"),
@@ -139,6 +139,40 @@ def test_bad_input_gives_clear_error_and_no_output(tmp_path: Path, text: str, me
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="no such file"):
-        with open_source(tmp_path / "nope.xml"):
-            pass
+    with pytest.raises(InputError, match="no such file"), open_source(tmp_path / "nope.xml"):
+        pass
+
+
+def test_fixture_exact_values(tmp_path: Path, fixture_xml: Path) -> None:
+    fields = ingest(fixture_xml, tmp_path)
+    assert fields["counts"]["drugs"] == 16 and fields["unknown_partner_elements"] == 0
+    cyp = pl.read_parquet(tmp_path / "drug_proteins.parquet").filter(
+        (pl.col("drug_id") == "DB00582") & (pl.col("gene_name") == "CYP3A4")
+    )
+    assert cyp.to_dicts() == [{
+        "drug_id": "DB00582", "kind": "enzyme", "be_id": "BE0002638", "name": "Cytochrome P450 3A4",
+        "organism": "Humans", "actions": ["substrate", "inhibitor"], "known_action": "no", "position": 3,
+        "uniprot_id": "P08684", "gene_name": "CYP3A4", "inhibition_strength": "strong", "induction_strength": None,
+    }]
+    vori = pl.read_parquet(tmp_path / "drugs.parquet").filter(pl.col("drugbank_id") == "DB00582").row(0, named=True)
+    assert vori["name"] == "Voriconazole" and vori["atc_codes"] == ["J02AC03"] and vori["secondary_ids"] == ["APRD00373"]
+    ddi = pl.read_parquet(tmp_path / "interactions.parquet").filter(
+        (pl.col("drug_id") == "DB00582") & (pl.col("partner_id") == "DB06626")
+    )
+    assert ddi["description"].to_list() == ["The metabolism of Axitinib can be decreased when combined with Voriconazole."]
+
+
+def test_synthetic_round_trip_matches_generator_truth(tmp_path: Path, small_release) -> None:
+    release, truth = small_release
+    fields = ingest(release, tmp_path)
+    assert fields["counts"] == {
+        "drugs": truth.n_drugs,
+        "interactions": truth.n_interaction_elements,
+        "drug_proteins": truth.n_drug_proteins,
+        "pathways": truth.n_pathways,
+    }
+    assert fields["unknown_partner_elements"] == 0
+    pairs = pl.read_parquet(tmp_path / "interactions.parquet").select(
+        pl.min_horizontal("drug_id", "partner_id").alias("a"), pl.max_horizontal("drug_id", "partner_id").alias("b")
+    ).unique()
+    assert pairs.height == truth.n_pairs

@@ -1,0 +1,88 @@
+"""Stage flows under Prefect's test harness: real tasks, cache hits across runs, gates that stop the flow."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from prefect.settings import get_current_settings
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.data import data_flow
+from flows.ingest import ingest_flow
+from mard_core import runlog
+from mard_core.errors import QualityGateError
+from mard_core.stage import read_manifest
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def config(tmp: Path, release: Path, **sections: dict) -> str:
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump({"release": {"source": str(release)}, **sections}))
+    return str(path)
+
+
+def test_ingest_flow_then_rerun_does_no_work(tmp_path: Path, small_release) -> None:
+    release, truth = small_release
+    root = tmp_path / "runs"
+    cfg = config(tmp_path, release)
+    first = ingest_flow(root=str(root), config=cfg)
+    manifest = read_manifest(Path(first["ingest"]))
+    assert manifest["counts"]["drugs"] == truth.n_drugs
+    assert manifest["counts"]["interactions"] == truth.n_interaction_elements
+    assert read_manifest(Path(first["quality"]))["success"] is True
+    assert (Path(first["quality"]) / "data_docs" / "index.html").is_file()
+    created = manifest["created"]
+    second = ingest_flow(root=str(root), config=cfg)
+    assert second == first and read_manifest(Path(first["ingest"]))["created"] == created
+    states = {s: e["state"] for s, e in runlog.latest(root)["stages"].items()}
+    assert states == {"ingest": "cached", "gate-ingest": "cached"}
+
+
+def test_wiped_orchestrator_cache_still_reuses_outputs(tmp_path: Path, small_release) -> None:
+    release, _ = small_release
+    root = tmp_path / "runs"
+    cfg = config(tmp_path, release)
+    first = ingest_flow(root=str(root), config=cfg)
+    created = read_manifest(Path(first["ingest"]))["created"]
+    shutil.rmtree(get_current_settings().results.local_storage_path, ignore_errors=True)  # Prefect's cache store
+    assert ingest_flow(root=str(root), config=cfg) == first
+    assert read_manifest(Path(first["ingest"]))["created"] == created
+
+
+def test_failed_gate_stops_downstream_with_a_report(tmp_path: Path, small_release) -> None:
+    release, _ = small_release
+    root = tmp_path / "runs"
+    # An impossible row-count window: the previous release had 10x the drugs of this one.
+    cfg = config(tmp_path, release)
+    first = ingest_flow(root=str(root), config=cfg)
+    fake_previous = root / "ingest" / "0000000000000000"
+    shutil.copytree(first["ingest"], fake_previous)
+    manifest = read_manifest(fake_previous)
+    manifest.update(exported_on="2000-01-01", source={**manifest["source"], "sha256": "older"})
+    (fake_previous / "manifest.json").write_text(__import__("json").dumps(manifest))
+    drugs = pl.read_parquet(fake_previous / "drugs.parquet")
+    pl.concat([drugs] * 10).write_parquet(fake_previous / "drugs.parquet")
+    with pytest.raises(QualityGateError, match="data-quality gate failed after stage ingest") as exc:
+        data_flow(root=str(root), config=cfg)
+    report = Path(str(exc.value).rsplit("read ", 1)[1])
+    assert report.is_file() and "drugs" in report.read_text()
+    assert not (root / "label").exists()  # nothing downstream ran
+
+
+def test_data_flow_builds_every_stage(tmp_path: Path, small_release) -> None:
+    release, truth = small_release
+    root = tmp_path / "runs"
+    out = data_flow(root=str(root), config=config(tmp_path, release))
+    assert read_manifest(Path(out["label"]))["stats"]["n_pairs"] == truth.n_pairs
+    for strategy in ("random", "cold_drug", "cold_pair"):
+        assert (Path(out["splits"]) / strategy / "test.parquet").is_file()
+        assert (Path(out["index"]) / strategy).is_dir()
+    assert [s for s, e in runlog.latest(root)["stages"].items() if e["state"] != "completed"] == []

@@ -1,0 +1,249 @@
+"""The synthetic DrugBank release: schema-valid, deterministic, mechanism-consistent, counted correctly."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import zipfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from lxml import etree
+
+from mard_core import synth
+from mard_core.errors import InputError
+
+NS = {"d": "http://www.drugbank.ca"}
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "drugbank"  # beside the checkout, as in CI
+XSD = SHARED / "drugbank.xsd"
+needs_shared = pytest.mark.skipif(not XSD.exists(), reason="the shared DrugBank reference files are not here")
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, synth.SynthTruth]:
+    """A plain-XML release of 150 synthetic drugs plus the fixture, with its truth table."""
+    d = tmp_path_factory.mktemp("synth")
+    truth = synth.write_release(d / "release.xml", 150, seed=3, truth_path=d / "truth.parquet")
+    return d / "release.xml", d / "truth.parquet", truth
+
+
+@pytest.fixture(scope="module")
+def records(release: tuple[Path, Path, synth.SynthTruth]) -> dict[str, dict]:
+    """Top-level records parsed independently of the generator: names, evidence, listings."""
+    out = {}
+    for drug in etree.parse(str(release[0])).getroot().findall("d:drug", NS):
+        links = set()
+        for kind in synth.PROTEIN_KINDS:
+            for el in drug.findall(f"d:{kind}s/d:{kind}", NS):
+                actions = [a.text for a in el.findall("d:actions/d:action", NS)]
+                links |= {(g.text, a) for g in el.findall("d:polypeptide/d:gene-name", NS) for a in actions}
+        cats = {c.text for c in drug.findall("d:categories/d:category/d:category", NS)}
+        drug_id = drug.findtext("d:drugbank-id[@primary='true']", namespaces=NS)
+        out[drug_id] = {
+            "name": drug.findtext("d:name", namespaces=NS),
+            "links": links,
+            "roles": synth.drug_roles(links, cats),
+            "listings": [(e.findtext("d:drugbank-id", namespaces=NS), e.findtext("d:name", namespaces=NS),
+                          e.findtext("d:description", namespaces=NS))
+                         for e in drug.findall("d:drug-interactions/d:drug-interaction", NS)],
+            "smiles": drug.findtext("d:calculated-properties/d:property[d:kind='SMILES']/d:value", namespaces=NS),
+        }
+    return out
+
+
+def sentence_roles(text: str, name_a: str, name_b: str) -> tuple[synth.Template, str, str] | None:
+    """(template, #Drug1 name, #Drug2 name) by substituting the two names into every template."""
+    text = " ".join(text.split())
+    for t in synth.TEMPLATES:
+        for d1, d2 in ((name_a, name_b), (name_b, name_a)):
+            if t.text.replace("#Drug1", d1).replace("#Drug2", d2) == text:
+                return t, d1, d2
+    return None
+
+
+@needs_shared
+def test_fixture_and_release_validate_against_the_xsd(fixture_xml: Path, small_release: tuple) -> None:
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
+    assert schema.validate(etree.parse(str(fixture_xml))), schema.error_log
+    with zipfile.ZipFile(small_release[0]) as zf, zf.open(synth.ZIP_MEMBER) as fh:
+        doc = etree.parse(fh)
+    assert schema.validate(doc), schema.error_log
+    assert len(doc.getroot().findall("d:drug", NS)) == small_release[1].n_drugs == 60 + 16
+
+
+def test_zip_is_deterministic_with_one_deflated_member(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.xml.zip", tmp_path / "b.xml.zip", tmp_path / "c.xml.zip"
+    synth.write_release(a, 40, seed=11)
+    synth.write_release(b, 40, seed=11)
+    synth.write_release(c, 40, seed=12)
+    digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b, c)]
+    assert digest[0] == digest[1] != digest[2]
+    with zipfile.ZipFile(a) as zf:
+        assert [(i.filename, i.compress_type) for i in zf.infolist()] == [("full database.xml", zipfile.ZIP_DEFLATED)]
+        assert zf.read("full database.xml").startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<drugbank')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml.zip", "b.xml.zip", "c.xml.zip"]  # no temp files
+
+
+def test_fixture_drugs_are_merged_with_their_real_sentences(records: dict[str, dict]) -> None:
+    vori, axi = records["DB00582"], records["DB06626"]
+    assert (vori["name"], axi["name"]) == ("Voriconazole", "Axitinib")
+    sentence = "The metabolism of Axitinib can be decreased when combined with Voriconazole."
+    assert ("DB06626", "Axitinib", sentence) in vori["listings"]
+    assert ("DB00582", "Voriconazole", sentence) in axi["listings"]
+    fixture_ids = {"DB00582", "DB06626", "DB01026", "DB01045", "DB00683", "DB00682", "DB00641", "DB01211",
+                   "DB00390", "DB00196", "DB01118", "DB00215", "DB00945", "DB00338", "DB00783", "DB13956"}
+    assert fixture_ids <= set(records)
+    synthetic_partners = {p for p, _, _ in vori["listings"]} - fixture_ids
+    assert synthetic_partners, "synthetic drugs interact with the fixture's drugs too"
+
+
+def test_hard_name_cases_are_present_and_names_unique(records: dict[str, dict]) -> None:
+    names = [r["name"] for r in records.values()]
+    assert len({n.casefold() for n in names}) == len(names)
+    name_set = set(names)
+    contained = [n for n in names if any(n.startswith(m + " ") for m in name_set if m != n)]
+    assert "Estradiol valerate" in contained and len(contained) >= 2  # a fixture and a synthetic case
+    assert any(not n.isascii() for n in names)
+    assert any(re.search(r", \w+ \(\w+\)$", n) for n in names)
+    assert any(n.endswith(tuple(f" {s}" for s in synth.SALTS)) for n in names)
+
+
+def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dict[str, dict]) -> None:
+    seen_templates = Counter()
+    for drug_id, rec in records.items():
+        for partner_id, partner_name, text in rec["listings"]:
+            assert partner_name == records[partner_id]["name"]
+            match = sentence_roles(text, rec["name"], partner_name)
+            assert match is not None, f"{drug_id}: no template for {text!r}"
+            template, d1, _ = match
+            seen_templates[template.id] += 1
+            if template.id == synth.NOISE_TEMPLATE:
+                continue
+            perp, victim = (rec, records[partner_id]) if d1 == rec["name"] else (records[partner_id], rec)
+            orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
+            assert any(synth.explains(rule, p["roles"], v["roles"])
+                       for rule in synth.rules_for(template.id) for p, v in orientations), (drug_id, text)
+            if template.id == "metabolism_decreased":  # checked without the rule table too
+                inhibited = {g for g, a in perp["links"] if a == "inhibitor"}
+                assert inhibited & {g for g, a in victim["links"] if a == "substrate"}, text
+    assert {"metabolism_decreased", "metabolism_increased", "qtc_prolongation_risk"} <= set(seen_templates)
+
+
+def test_truth_counts_match_an_independent_parse(release: tuple[Path, Path, synth.SynthTruth]) -> None:
+    path, _, truth = release
+    n_drugs = n_elements = n_proteins = 0
+    pathways, listings = set(), defaultdict(list)
+    for _, el in etree.iterparse(str(path), events=("end",), tag="{http://www.drugbank.ca}drug"):
+        if el.getparent().getparent() is not None:
+            continue  # a pathway's <drug> reference
+        n_drugs += 1
+        drug_id = el.findtext("d:drugbank-id[@primary='true']", namespaces=NS)
+        for e in el.findall("d:drug-interactions/d:drug-interaction", NS):
+            n_elements += 1
+            partner = e.findtext("d:drugbank-id", namespaces=NS)
+            text = " ".join(e.findtext("d:description", namespaces=NS).split())
+            listings[tuple(sorted((drug_id, partner)))].append(text)
+        n_proteins += sum(len(el.findall(f"d:{k}s/d:{k}", NS)) for k in synth.PROTEIN_KINDS)
+        pathways |= {p.text for p in el.findall("d:pathways/d:pathway/d:smpdb-id", NS)}
+    assert n_drugs == truth.n_drugs == 150 + truth.n_fixture_drugs
+    assert n_elements == truth.n_interaction_elements
+    assert all(len(v) == 2 for v in listings.values()), "every pair is listed under both drugs"
+    assert len(listings) == truth.n_pairs == sum(truth.template_counts.values())
+    assert sum(len(set(v)) > 1 for v in listings.values()) == truth.n_disagreeing_pairs > 0
+    assert n_proteins == truth.n_drug_proteins
+    assert len(pathways) == truth.n_pathways > 0
+    assert set(truth.family_counts) == set(synth.FAMILIES)  # all seven mechanism families occur
+
+
+def test_truth_table_gives_perpetrator_template_and_sentence(release: tuple, records: dict) -> None:
+    _, truth_path, truth = release
+    rows = pq.read_table(truth_path).to_pylist()
+    assert len(rows) == truth.n_pairs
+    for row in rows:
+        assert row["drug_a"] < row["drug_b"]
+        template = synth.TEMPLATE_BY_ID[row["template_id"]]
+        a, b = records[row["drug_a"]]["name"], records[row["drug_b"]]["name"]
+        listed = {" ".join(t.split()) for p, _, t in records[row["drug_a"]]["listings"] if p == row["drug_b"]}
+        assert row["sentence"] in listed or not row["listings_agree"]
+        if template.symmetric:
+            assert row["perpetrator"] is None
+        else:
+            first = records[row["perpetrator"]]["name"]
+            second = b if first == a else a
+            assert row["sentence"] == template.text.replace("#Drug1", first).replace("#Drug2", second)
+
+
+def test_descriptions_carry_some_line_breaks_and_the_skew_is_zipf_like(release: tuple, records: dict) -> None:
+    texts = [t for r in records.values() for _, _, t in r["listings"]]
+    assert any("\n" in t for t in texts)
+    counts = release[2].template_counts
+    assert max(counts, key=counts.get) == "metabolism_decreased"
+    assert sum(v for k, v in counts.items() if k != synth.NOISE_TEMPLATE) > 10 * counts[synth.NOISE_TEMPLATE]
+
+
+def test_smiles_are_well_formed_and_formulas_add_up(records: dict[str, dict]) -> None:
+    smiles = [r["smiles"] for r in records.values() if r["smiles"]]
+    assert len(smiles) > 100
+    for s in smiles:
+        assert s.count("(") == s.count(")"), s
+        ring_digits = Counter(re.findall(r"\d", re.sub(r"\[[^\]]*\]", "", s)))  # each opens and closes
+        assert all(n % 2 == 0 for n in ring_digits.values()), s
+    mol = synth._molecule(__import__("random").Random(5))
+    atoms = Counter({el: int(n or 1) for el, n in re.findall(r"([A-Z][a-z]?)(\d*)", mol.formula)})
+    assert atoms["C"] == len(re.findall(r"C(?!l)|c", mol.smiles))
+    assert re.fullmatch(r"[A-Z]{14}-[A-Z]{8}SA-N", mol.inchikey)
+
+
+@needs_shared
+def test_templates_are_drugbanks_own_sentences() -> None:
+    known = {row["Description"] for row in csv.DictReader((SHARED / "ddi_types_86.csv").open())}
+    with (SHARED / "ddi_types_113.txt").open() as fh:
+        known |= {line.split("\t")[2] for line in fh.read().splitlines()[1:] if line.strip()}
+    for t in synth.TEMPLATES:
+        assert (t.source == "variant") == (t.text not in known), t.id
+        assert t.family in synth.FAMILIES
+        assert ("#Drug1" in t.text) and ("#Drug2" in t.text)
+    for rule in synth.RULES:
+        assert rule.template in synth.TEMPLATE_BY_ID
+        assert all(":" in r or r in synth.ROLES for r in rule.perpetrator + rule.victim), rule
+
+
+def test_tables_are_consistent() -> None:
+    be_ids = [p.be_id for p in synth.PROTEINS.values()]
+    assert len(be_ids) == len(set(be_ids))
+    for arch in synth.ARCHETYPES:
+        assert all(lk.protein in synth.PROTEINS for lk in arch.links + arch.one_of), arch.key
+        assert all(a[:1] + a[1:3] in synth.ATC_NAMES and a in synth.ATC_NAMES for a in arch.atc), arch.key
+
+
+def test_bad_input_raises_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"\.xml or \.zip"):
+        synth.write_release(tmp_path / "r.json", 5, seed=0)
+    with pytest.raises(InputError, match="missing.xml"):
+        synth.write_release(tmp_path / "r.xml", 5, seed=0, fixture=tmp_path / "missing.xml")
+    with pytest.raises(InputError, match="exported_on"):
+        synth.write_release(tmp_path / "r.xml", 5, seed=0, exported_on="April 2026")
+    with pytest.raises(InputError, match="n_drugs"):
+        synth.write_release(tmp_path / "r.xml", -1, seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*_: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(synth, "_synthetic_parts", boom)
+    with pytest.raises(RuntimeError):
+        synth.write_release(tmp_path / "r.xml.zip", 5, seed=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_without_fixture_only_synthetic_drugs(tmp_path: Path) -> None:
+    truth = synth.write_release(tmp_path / "r.xml", 30, seed=1, fixture=None, interactions_per_drug=20)
+    assert (truth.n_drugs, truth.n_fixture_drugs) == (30, 0)
+    assert 0 < truth.n_interaction_elements <= 30 * 29
+    assert b"DB00582" not in (tmp_path / "r.xml").read_bytes()
+    silent = synth.write_release(tmp_path / "s.xml", 30, seed=1, interactions_per_drug=0)
+    assert silent.n_interaction_elements == 2 * 48  # only the fixture's own pairs
