@@ -6,8 +6,9 @@ from pathlib import Path
 from prefect import flow
 
 from flows.ingest import ingest_flow
-from mard_core.config import data_root, load_config
+from mard_core.config import load_config
 from mard_core.ingest import previous_release
+from mard_core.runtime import data_root
 from tasks.index import build_index
 from tasks.label import label
 from tasks.quality import quality_gate

@@ -6,8 +6,9 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from mard_core.config import PipelineConfig, data_root, load_config
+from mard_core.config import PipelineConfig, load_config
 from mard_core.ingest import previous_release
+from mard_core.runtime import data_root
 from mard_core.stage import read_manifest
 from tasks.ingest import ingest, verify_release
 from tasks.quality import quality_gate

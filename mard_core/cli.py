@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from mard_core.config import data_root, load_config
 from mard_core.errors import InputError, MardError
+from mard_core.runtime import data_root
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.")
@@ -137,6 +137,7 @@ def run(
     force: Annotated[list[str] | None, typer.Option("--force", help="Rebuild this stage even if complete")] = None,
 ) -> None:
     """Run the pipeline end to end on the configured release (default: the embedded demo release)."""
+    from mard_core.config import load_config
     from mard_core.runtime import configure_services
 
     r = data_root(root)

@@ -6,7 +6,6 @@ Unknown keys and wrongly typed values are errors that name the file and the key.
 from __future__ import annotations
 
 import dataclasses
-import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,9 +22,6 @@ from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
 
 T = TypeVar("T")
-
-DEFAULT_ROOT = Path("runs")
-
 
 @dataclass(frozen=True)
 class ReleaseConfig:
@@ -46,11 +42,6 @@ class PipelineConfig:
     label: LabelConfig = field(default_factory=LabelConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
-
-
-def data_root(root: str | Path | None = None) -> Path:
-    """The data root: explicit argument, else $MARD_ROOT, else ./runs."""
-    return Path(root or os.environ.get("MARD_ROOT") or DEFAULT_ROOT).resolve()
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -8,6 +8,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+DEFAULT_ROOT = Path("runs")
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """The data root: explicit argument, else $MARD_ROOT, else ./runs."""
+    return Path(root or os.environ.get("MARD_ROOT") or DEFAULT_ROOT).resolve()
+
 
 def configure_services(root: Path) -> dict[str, str]:
     """Point Prefect and MLflow at project-local SQLite stores under ``root`` unless already configured."""
