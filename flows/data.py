@@ -8,6 +8,7 @@ from prefect import flow
 from flows.ingest import ingest_flow
 from mard_core.config import load_config
 from mard_core.ingest import previous_release
+from mard_core.plan import STAGES, Plan
 from mard_core.runtime import data_root
 from tasks.index import build_index
 from tasks.label import label
@@ -16,17 +17,25 @@ from tasks.splits import make_splits
 
 
 @flow(name="mard-data", log_prints=True)
-def data_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None) -> dict[str, str]:
-    """The data phase; returns every stage's output directory."""
+def data_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
+              stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
+    """The data phase; returns every stage's output directory (up to ``stop_after``)."""
     cfg = load_config(config)
     root = str(data_root(root))
-    forced = frozenset(force or ())
-    outputs = ingest_flow(root=root, config=config, force=list(forced))
-    label_dir = label(outputs["ingest"], root, cfg.label, force="label" in forced)
-    quality_gate(label_dir, root, cfg.quality, force="gate-label" in forced)
-    previous = previous_release(Path(root), Path(outputs["ingest"]))
+    plan = Plan(frozenset(force or ()), stop_after)
+    out = ingest_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    if stop_after in STAGES[: STAGES.index("gate-ingest") + 1]:
+        return out
+    out["label"] = label(out["ingest"], root, cfg.label, force=plan.forced("label"))
+    if plan.stops_at("label"):
+        return out
+    out["gate-label"] = quality_gate(out["label"], root, cfg.quality, force=plan.forced("gate-label"))
+    previous = previous_release(Path(root), Path(out["ingest"]))
     previous_label = label(str(previous), root, cfg.label) if previous else ""
-    splits_dir = make_splits(label_dir, root, cfg.splits, previous_label, force="splits" in forced)
-    quality_gate(splits_dir, root, cfg.quality, force="gate-splits" in forced)
-    index_dir = build_index(outputs["ingest"], label_dir, splits_dir, root, cfg.retrieval, force="index" in forced)
-    return {**outputs, "label": label_dir, "splits": splits_dir, "index": index_dir}
+    out["splits"] = make_splits(out["label"], root, cfg.splits, previous_label, force=plan.forced("splits"))
+    if plan.stops_at("splits"):
+        return out
+    out["gate-splits"] = quality_gate(out["splits"], root, cfg.quality, force=plan.forced("gate-splits"))
+    out["index"] = build_index(out["ingest"], out["label"], out["splits"], root, cfg.retrieval,
+                               force=plan.forced("index"))
+    return out

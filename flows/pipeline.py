@@ -7,6 +7,10 @@ from flows.data import data_flow
 
 
 @flow(name="mard-pipeline", log_prints=True)
-def pipeline(root: str | None = None, config: str | None = None, force: list[str] | None = None) -> dict[str, str]:
-    """Run every stage on the configured release; returns each stage's output directory."""
-    return data_flow(root=root, config=config, force=force)
+def pipeline(root: str | None = None, config: str | None = None, force: list[str] | None = None,
+             stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
+    """Run every stage on the configured release (or ``source``/``version``); returns each stage's output.
+
+    ``force`` lists stages to rebuild even when complete; the run ends after ``stop_after`` when given.
+    """
+    return data_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)

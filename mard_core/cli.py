@@ -134,18 +134,23 @@ def classify(
 def run(
     config: ConfigOpt = None,
     root: RootOpt = None,
+    from_stage: Annotated[str | None, typer.Option("--from", help="Rebuild this stage and every stage after it")] = None,
+    only: Annotated[str | None, typer.Option("--only", help="Rebuild this stage and stop after it")] = None,
     force: Annotated[list[str] | None, typer.Option("--force", help="Rebuild this stage even if complete")] = None,
 ) -> None:
     """Run the pipeline end to end on the configured release (default: the embedded demo release)."""
     from mard_core.config import load_config
+    from mard_core.plan import make_plan
     from mard_core.runtime import configure_services
 
     r = data_root(root)
-    configure_services(r)
+    plan = make_plan(from_stage, only, force or ())
     load_config(config)  # fail fast on a bad config, before the orchestrator starts
+    configure_services(r)
     from flows.pipeline import pipeline
 
-    outputs = pipeline(root=str(r), config=str(config) if config else None, force=force or [])
+    outputs = pipeline(root=str(r), config=str(config) if config else None, force=sorted(plan.force),
+                       stop_after=plan.stop_after)
     typer.echo(json.dumps(outputs, indent=2))
 
 

@@ -37,8 +37,8 @@ def test_ingest_flow_then_rerun_does_no_work(tmp_path: Path, small_release) -> N
     manifest = read_manifest(Path(first["ingest"]))
     assert manifest["counts"]["drugs"] == truth.n_drugs
     assert manifest["counts"]["interactions"] == truth.n_interaction_elements
-    assert read_manifest(Path(first["quality"]))["success"] is True
-    assert (Path(first["quality"]) / "data_docs" / "index.html").is_file()
+    assert read_manifest(Path(first["gate-ingest"]))["success"] is True
+    assert (Path(first["gate-ingest"]) / "data_docs" / "index.html").is_file()
     created = manifest["created"]
     second = ingest_flow(root=str(root), config=cfg)
     assert second == first and read_manifest(Path(first["ingest"]))["created"] == created
