@@ -35,8 +35,10 @@ PROTEIN_RELATIONS = {
 
 
 class EvidenceLike(Protocol):
+    """What a prompt needs of an evidence item (``retrieval.Evidence`` is one)."""
+
     id: str
-    text: str
+    sentence: str
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def render_prompt(a: DrugRef, b: DrugRef, evidence: Sequence[EvidenceLike]) -> s
         f"Drug A: {a.name} ({a.drugbank_id})",
         f"Drug B: {b.name} ({b.drugbank_id})",
         "Evidence:",
-        *(f"[{e.id}] {e.text}" for e in evidence),
+        *(f"[{e.id}] {e.sentence}" for e in evidence),
         "Task: explain step by step, citing evidence ids, how Drug A and Drug B interact; "
         + "then give the answer as Family/Subtype/Direction/Modality with a confidence.",
         "Reasoning:",

@@ -26,7 +26,7 @@ STEPS = [
 @dataclass
 class Ev:
     id: str
-    text: str
+    sentence: str
 
 
 def test_prompt_lists_pair_and_numbered_evidence() -> None:
