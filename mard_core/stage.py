@@ -113,39 +113,45 @@ class StageRun:
         return not verify_output(self.out)
 
 
-def materialize(out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Mapping[str, Any]) -> Path:
-    """Build ``out`` atomically: ``build(tmp_dir)`` fills a fresh temp directory and returns manifest fields.
+def materialize(out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Mapping[str, Any],
+                resume: bool = False) -> Path:
+    """Build ``out`` atomically: ``build(work_dir)`` fills a work directory and returns manifest fields.
 
     The manifest (``meta``, file hashes, wall time and what ``build`` returned) is written last and the
-    directory is renamed into place, so a crash at any point leaves nothing that looks complete.
+    directory is renamed into place, so a crash at any point leaves nothing that looks complete. With
+    ``resume`` the work directory (``.partial-<name>`` beside ``out``) survives a crash, so a builder that
+    writes its pieces atomically (shards, checkpoints) can pick up where it stopped; otherwise it starts empty.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    work = out.parent / f".partial-{out.name}"
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    work.mkdir(exist_ok=True)
     try:
         start = time.perf_counter()
-        extra = dict(build(tmp))
+        extra = dict(build(work))
         manifest = {
             **meta,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "wall_s": round(time.perf_counter() - start, 3),
-            "files": _file_table(tmp),
+            "files": _file_table(work),
             **extra,
         }
-        write_json_atomic(tmp / MANIFEST, manifest)
+        write_json_atomic(work / MANIFEST, manifest)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        os.replace(work, out)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if work.exists() and not resume:
+            shutil.rmtree(work, ignore_errors=True)
     return out
 
 
-def run_stage(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False) -> Path:
+def run_stage(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False,
+              resume: bool = False) -> Path:
     """Produce ``run.out`` with ``build`` unless an intact output exists; a damaged one is rebuilt."""
     if not force and run.is_complete():
         return run.out
     meta = {"stage": run.stage, "key": run.key, "version": run.version, "config": run.config,
             "inputs": dict(run.inputs)}
-    return materialize(run.out, build, meta)
+    return materialize(run.out, build, meta, resume)

@@ -42,7 +42,8 @@ class StageCache(CachePolicy):
         return f"{run.stage}-{run.key}"
 
 
-def execute(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False) -> str:
+def execute(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False,
+            resume: bool = False) -> str:
     """Run one stage inside a Prefect task: reuse an intact output, else build it atomically."""
     logger = get_run_logger()
     if not force and run.is_complete():
@@ -53,7 +54,7 @@ def execute(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bo
     _record(run, state="running", duration_s=None)
     start = time.perf_counter()
     try:
-        out = run_stage(run, build, force=force)
+        out = run_stage(run, build, force=force, resume=resume)
     except BaseException as exc:
         _record(run, state="failed", duration_s=round(time.perf_counter() - start, 2), error=str(exc)[:500])
         raise

@@ -63,7 +63,7 @@ def test_truncated_release_gives_one_line_error_and_no_output(tmp_path: Path, fi
     out = tmp_path / "tables"
     result = mard("ingest", str(broken), "--out", str(out), root=tmp_path)
     assert result.returncode == 1 and "truncated XML near byte" in result.stderr and str(broken) in result.stderr
-    assert not out.exists() and not list(tmp_path.glob(".tmp*"))
+    assert not out.exists() and not list(tmp_path.glob(".partial*"))
 
 
 def test_classify_jsonl_keeps_order(tmp_path: Path) -> None:

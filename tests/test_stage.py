@@ -50,6 +50,26 @@ def test_crash_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
     run = StageRun("s", "1", Cfg(), {}, tmp_path)
     with pytest.raises(RuntimeError):
         run_stage(run, build)
-    assert not run.out.exists() and list((tmp_path / "s").iterdir()) == []
+    assert not run.out.exists() and list((tmp_path / "s").iterdir()) == []  # work dir removed
     run.out.mkdir(parents=True)  # a directory without a manifest (e.g. from a killed process) is not complete
     assert not run.is_complete()
+
+
+def test_resumable_stage_keeps_its_work_across_a_crash(tmp_path: Path) -> None:
+    attempts = []
+
+    def build(work: Path) -> dict:
+        attempts.append(sorted(p.name for p in work.iterdir()))
+        (work / "shard-0").write_text("done")
+        if len(attempts) == 1:
+            raise KeyboardInterrupt  # killed after the first shard
+        (work / "shard-1").write_text("done")
+        return {}
+
+    run = StageRun("s", "1", Cfg(), {}, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage(run, build, resume=True)
+    assert not run.out.exists()  # nothing looks complete
+    run_stage(run, build, resume=True)
+    assert attempts == [[], ["shard-0"]] and sorted(p.name for p in run.out.iterdir()) == [
+        "manifest.json", "shard-0", "shard-1"]
