@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 import yaml
 
 from mard_core.errors import InputError
+from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
 from mard_core.labeling import LabelConfig
 from mard_core.quality import QualityConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
+from mard_core.tiny import ModelsConfig
 
 T = TypeVar("T")
 
@@ -42,6 +44,8 @@ class PipelineConfig:
     label: LabelConfig = field(default_factory=LabelConfig)
     splits: SplitConfig = field(default_factory=SplitConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    teachers: TeachersConfig = field(default_factory=TeachersConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -50,6 +50,7 @@ EXECUTORS = ("ray", "local")
 PURPOSE_PARTS: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("valid", "test")}
 PURPOSE_FILE = "purpose.json"
 MANIFEST = "manifest.json"
+GENERATE_VERSION = "1"  # bump when sampling or trajectory rows change
 STRATUM = ("family", "subtype", "direction")
 _HASH_KEY = b"mard.work_hash"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -150,6 +151,16 @@ class GenerateConfig:
             raise InputError(f"GenerateConfig.rare_share must be in [0, 1], got {self.rare_share}")
         if self.executor not in EXECUTORS:
             raise InputError(f"GenerateConfig.executor {self.executor!r} is not one of {list(EXECUTORS)}")
+
+
+@dataclass(frozen=True)
+class TeachersConfig:
+    """The teachers stage: which teachers file, which split strategy the student learns from, and how many
+    validation queries are generated (for PRM evaluation and threshold choice only, never for training)."""
+
+    file: str = "configs/teachers.yaml"
+    split: str = "cold_drug"
+    valid_pairs: int = 40
 
 
 # --- configuration files -------------------------------------------------------------------------------------
@@ -576,3 +587,16 @@ def read_trajectories(out_dir: str | os.PathLike[str], part: str = "train") -> p
         raise InputError(f"{root}: {wrong.height} rows belong to part {wrong['part'][0]!r}, not {part!r}")
     return df
 
+
+
+def corpus_texts(train: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame, n_pairs: int, seed: int
+                 ) -> list[str]:
+    """Prompts and gold completions of a seeded sample of training pairs: the text a demo tokenizer is trained
+    on, so that prompts, chains and answers tokenize compactly."""
+    cfg = GenerateConfig(max_pairs=n_pairs, per_stratum=max(1, n_pairs), seed=seed)
+    items = build_items(sample_pairs(train, cfg), index, drugs)
+    teacher = KnowledgeTeacher()
+    texts = []
+    for item in items:
+        texts += [item.prompt, teacher.write(item.a, item.b, list(item.evidence), item.gold)]
+    return texts

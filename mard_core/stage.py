@@ -22,13 +22,13 @@ MANIFEST = "manifest.json"
 KEY_LENGTH = 16
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+        return {str(k): jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -36,7 +36,7 @@ def _jsonable(value: Any) -> Any:
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON of configs and manifests (sorted keys, dataclasses as dicts)."""
-    return json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(jsonable(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def stage_key(stage: str, version: str, config: Any, inputs: Mapping[str, str]) -> str:
@@ -87,7 +87,7 @@ def _file_table(directory: Path) -> dict[str, dict[str, Any]]:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temp file and an atomic rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
 

@@ -187,3 +187,36 @@ def _replace_dir(src: Path, dst: Path) -> None:
     os.replace(dst, old / dst.name)
     os.replace(src, dst)
     shutil.rmtree(old)
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    """The demo's locally built models: three teacher architectures, the student base and the PRM base.
+
+    Production names real checkpoints in the teachers file and the PRM/SFT configs instead; the sizes here only
+    shape the random-init demo models (vocabulary and context sized so demo prompts fit).
+    """
+
+    teacher_archs: tuple[str, ...] = ("llama", "qwen2", "mistral")
+    hidden_size: int = 128
+    num_heads: int = 2
+    num_layers: int = 2
+    intermediate_size: int = 256
+    vocab_size: int = 2048
+    max_position_embeddings: int = 4096
+    corpus_pairs: int = 200
+    seed: int = 0
+
+    def shape(self, arch: str) -> TinyModelConfig:
+        return TinyModelConfig(arch, self.hidden_size, self.num_heads, self.num_layers, self.intermediate_size,
+                               self.vocab_size, self.max_position_embeddings, self.seed)
+
+
+def build_demo_models(out_dir: Path, texts: Sequence[str], cfg: ModelsConfig,
+                      student_tokens: Sequence[str]) -> dict[str, str]:
+    """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``."""
+    built = {f"tiny-{arch}": build_tiny_model(out_dir / f"tiny-{arch}", texts, cfg.shape(arch))
+             for arch in cfg.teacher_archs}
+    built["student-base"] = build_tiny_model(out_dir / "student-base", texts, cfg.shape("llama"), student_tokens)
+    built["prm-base"] = build_tiny_model(out_dir / "prm-base", texts, cfg.shape("llama"))
+    return {name: path.name for name, path in built.items()}

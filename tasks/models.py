@@ -1,0 +1,41 @@
+"""Models stage (demo): build tiny random-init models locally, loadable through `from_pretrained`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+
+from mard_core import tiny
+from mard_core.generate import corpus_texts
+from mard_core.prompts import DIRECTION_TOKENS
+from mard_core.retrieval import RetrievalIndex
+from mard_core.stage import StageRun
+from tasks._stage import StageCache, execute
+
+MODELS_VERSION = "1"
+
+
+def models_spec(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg: tiny.ModelsConfig,
+                split: str) -> StageRun:
+    inputs = {"ingest": Path(ingest_dir).name, "splits": Path(splits_dir).name, "index": Path(index_dir).name,
+              "split": split}
+    return StageRun("models", MODELS_VERSION, cfg, inputs, Path(root))
+
+
+def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.ModelsConfig, split: str,
+           work: Path) -> dict[str, Any]:
+    texts = corpus_texts(pl.read_parquet(splits_dir / split / "train.parquet"), RetrievalIndex.load(index_dir / split),
+                         pl.read_parquet(ingest_dir / "drugs.parquet"), cfg.corpus_pairs, cfg.seed)
+    models = tiny.build_demo_models(work, texts, cfg, tuple(DIRECTION_TOKENS.values()))
+    return {"models": models, "corpus_texts": len(texts)}
+
+
+@task(name="models", cache_policy=StageCache(spec=models_spec), persist_result=True)
+def build_models(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg: tiny.ModelsConfig, split: str,
+                 force: bool = False) -> str:
+    """Write ``models/<key>/{tiny-llama,tiny-qwen2,tiny-mistral,student-base,prm-base}``."""
+    run = models_spec(ingest_dir, splits_dir, index_dir, root, cfg, split)
+    return execute(run, lambda work: _build(Path(ingest_dir), Path(splits_dir), Path(index_dir), cfg, split, work),
+                   force)
