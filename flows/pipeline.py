@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.teachers import teachers_flow
+from flows.prm import prm_flow
 
 
 @flow(name="mard-pipeline", log_prints=True)
@@ -13,4 +13,4 @@ def pipeline(root: str | None = None, config: str | None = None, force: list[str
 
     ``force`` lists stages to rebuild even when complete; the run ends after ``stop_after`` when given.
     """
-    return teachers_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    return prm_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)

@@ -18,6 +18,8 @@ from mard_core.errors import InputError
 from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
 from mard_core.labeling import LabelConfig
+from mard_core.prm.model import PRMConfig
+from mard_core.prm.screen import ScreenConfig
 from mard_core.quality import QualityConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
@@ -46,6 +48,8 @@ class PipelineConfig:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
+    prm: PRMConfig = field(default_factory=PRMConfig)
+    screen: ScreenConfig = field(default_factory=ScreenConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -597,6 +597,7 @@ _GATE_PARAMS = {
     "ingest": _ingest_gate_params,
     "label": _label_gate_params,
     "splits": lambda stage_dir, previous_dir, config: {},
+    "prm": lambda stage_dir, previous_dir, config: {},
 }
 
 

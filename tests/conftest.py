@@ -9,7 +9,7 @@ import pytest
 
 _STATE = Path(tempfile.mkdtemp(prefix="mard-test-services-"))
 os.environ.setdefault("MARD_ROOT", str(_STATE / "runs"))
-from mard_core.runtime import configure_services  # noqa: E402
+from mard_core.runtime import configure_services
 
 configure_services(_STATE)
 

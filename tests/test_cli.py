@@ -15,7 +15,7 @@ from mard_core.synth import write_release
 def mard(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
     code = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
     return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest")
-                          else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+                          else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ _LABEL_VALUES = {CORRECT: 1, INCORRECT: 0, UNVERIFIABLE: None}
 class PRMConfig:
     """Backbone path and training settings. ``device``: auto (cuda when available) | cpu | cuda."""
 
-    base_model: str
+    base_model: str = ""  # a checkpoint path or name; "" in the pipeline means the demo models stage's prm-base
     lora: bool = False
     lora_r: int = 8
     lr: float = 5e-4
