@@ -317,7 +317,7 @@ def _coded(rows: pl.DataFrame, n: int) -> sparse.csr_matrix:
     return _binary(rows["drug_idx"].to_numpy(), rows["col"].to_numpy(), (n, n_cols))
 
 
-def _features(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]) -> list[sparse.csr_matrix]:
+def drug_features(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]) -> list[sparse.csr_matrix]:
     """Binary feature matrices: (protein, action) pairs, categories, SMILES n-gram fingerprint bits."""
     n = len(ids)
     protein = (drug_proteins.select(_to_idx("drug_id", ids).alias("drug_idx"),
@@ -463,7 +463,7 @@ class RetrievalIndex:
         facts = _fact_table(drugs, drug_proteins, ids)
         text = _text_table(drugs, NameMatcher(table["match_names"].to_list()), hidden_mask, nontrain)
         candidates = np.unique(np.concatenate([train["a"].to_numpy(), train["b"].to_numpy()])).astype(np.int64)
-        idx, sims = _neighbors(_features(drugs, drug_proteins, ids), candidates, cfg.k_similar + 1)
+        idx, sims = _neighbors(drug_features(drugs, drug_proteins, ids), candidates, cfg.k_similar + 1)
         return cls(cfg, hidden, table, facts, text, train, idx, sims)
 
     def save(self, directory: str | Path) -> Path:

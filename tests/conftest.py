@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import pytest
 
 _STATE = Path(tempfile.mkdtemp(prefix="mard-test-services-"))
 os.environ.setdefault("MARD_ROOT", str(_STATE / "runs"))
+from mard_core.ingest import ingest
+from mard_core.labeling import label_pairs
+from mard_core.prm.labels import Facts
+from mard_core.retrieval import RetrievalIndex, split_hidden_drugs
 from mard_core.runtime import configure_services
+from mard_core.splits import SplitConfig, make_split, write_split
 
 configure_services(_STATE)
 
@@ -30,3 +38,41 @@ def small_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, objec
     out = tmp_path_factory.mktemp("release") / "release.xml.zip"
     truth = write_release(out, 60, seed=7)
     return out, truth
+
+
+@pytest.fixture(scope="session")
+def synthetic_world(small_release: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
+                    ) -> dict[str, Any]:
+    """The conftest release ingested, labelled, split (cold_drug) and indexed."""
+    release, _ = small_release
+    assert zipfile.is_zipfile(release)
+    root = tmp_path_factory.mktemp("world")
+    (root / "ingest").mkdir()
+    ingest(release, root / "ingest")
+    tables = {n: pl.read_parquet(root / "ingest" / f"{n}.parquet") for n in ("drugs", "drug_proteins", "interactions")}
+    pairs = label_pairs(tables["drugs"], tables["interactions"]).ddi_pairs
+    parts = make_split(pairs, "cold_drug", SplitConfig(seed=0))
+    hidden = split_hidden_drugs("cold_drug", tables["drugs"]["drugbank_id"].to_list(), parts["train"])
+    RetrievalIndex.build(tables["drugs"], tables["drug_proteins"], pairs, parts["train"], hidden).save(root / "index")
+    return {"root": root, "parts": parts, "index_dir": root / "index", **tables}
+
+
+EVAL_STRATEGIES = ("random", "cold_drug")
+
+
+@pytest.fixture(scope="session")
+def real_world(fixture_xml: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The real-drug fixture ingested, labelled, split (random, cold_drug) and indexed per strategy."""
+    root = tmp_path_factory.mktemp("eval_world")
+    (root / "ingest").mkdir()
+    ingest(fixture_xml, root / "ingest")
+    drugs = pl.read_parquet(root / "ingest" / "drugs.parquet")
+    proteins = pl.read_parquet(root / "ingest" / "drug_proteins.parquet")
+    pairs = label_pairs(drugs, pl.read_parquet(root / "ingest" / "interactions.parquet")).ddi_pairs
+    for strategy in EVAL_STRATEGIES:
+        parts = make_split(pairs, strategy, SplitConfig(valid_frac=0.2, test_frac=0.2, seed=1))
+        write_split(parts, root / "splits" / strategy)
+        hidden = split_hidden_drugs(strategy, drugs["drugbank_id"].to_list(), parts["train"])
+        RetrievalIndex.build(drugs, proteins, pairs, parts["train"], hidden).save(root / "index" / strategy)
+    return {"root": root, "drugs": drugs, "drug_proteins": proteins, "pairs": pairs,
+            "facts": Facts.from_tables(drugs, proteins)}

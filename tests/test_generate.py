@@ -11,7 +11,6 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from test_knowledge_teacher import synthetic_world  # noqa: F401 - the shared session fixture
 
 import mard_core.generate as gen
 from mard_core.errors import InputError
@@ -40,7 +39,7 @@ KNOWLEDGE = TeacherSpec("knowledge", "knowledge", {"backend": "knowledge"})
 
 
 @pytest.fixture(scope="module")
-def tiny_teacher(synthetic_world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+def tiny_teacher(synthetic_world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
                  ) -> TeacherSpec:
     corpus = synthetic_world["drugs"]["description"].drop_nulls().to_list()
     model = build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", corpus,
@@ -50,7 +49,7 @@ def tiny_teacher(synthetic_world: dict[str, Any], tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="module")
-def train_sample(synthetic_world: dict[str, Any]) -> pl.DataFrame:  # noqa: F811
+def train_sample(synthetic_world: dict[str, Any]) -> pl.DataFrame:
     cfg = GenerateConfig(per_stratum=1, max_pairs=4, rare_share=0.0)
     return sample_pairs(synthetic_world["parts"]["train"], cfg)
 
@@ -122,7 +121,7 @@ def strata(train: pl.DataFrame) -> pl.DataFrame:
     return train.group_by("family", "subtype", "direction").len()
 
 
-def test_sample_covers_every_stratum_deterministically(synthetic_world: dict[str, Any]) -> None:  # noqa: F811
+def test_sample_covers_every_stratum_deterministically(synthetic_world: dict[str, Any]) -> None:
     train = synthetic_world["parts"]["train"]
     cfg = GenerateConfig(per_stratum=2, max_pairs=10_000, include_rare=False)
     sample = sample_pairs(train, cfg)
@@ -138,7 +137,7 @@ def test_sample_covers_every_stratum_deterministically(synthetic_world: dict[str
     assert (flipped["query_a"] == flipped["drug_b"]).all() and flipped["gold"].str.contains("/B to A/").all()
 
 
-def test_sample_cap_and_guaranteed_rare_share(synthetic_world: dict[str, Any]) -> None:  # noqa: F811
+def test_sample_cap_and_guaranteed_rare_share(synthetic_world: dict[str, Any]) -> None:
     train = synthetic_world["parts"]["train"]
     counts = train_pair_counts(train)
     cfg = GenerateConfig(per_stratum=4, max_pairs=20, rare_max_count=3, rare_share=0.5)
@@ -155,7 +154,7 @@ def test_sample_cap_and_guaranteed_rare_share(synthetic_world: dict[str, Any]) -
 # ---------------------------------------------------------------- shards, resume, purposes
 
 
-def test_generate_writes_schema_exact_shards_and_stats(synthetic_world: dict[str, Any],  # noqa: F811
+def test_generate_writes_schema_exact_shards_and_stats(synthetic_world: dict[str, Any],
                                                        tiny_teacher: TeacherSpec, train_sample: pl.DataFrame,
                                                        tmp_path: Path) -> None:
     report = run(synthetic_world, tmp_path, train_sample, [KNOWLEDGE, tiny_teacher])
@@ -195,7 +194,7 @@ def crash_after(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gen, "run_shard", dying)
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(synthetic_world: dict[str, Any],  # noqa: F811
+def test_resume_after_a_crash_equals_an_uninterrupted_run(synthetic_world: dict[str, Any],
                                                           tiny_teacher: TeacherSpec, train_sample: pl.DataFrame,
                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     teachers = [KNOWLEDGE, tiny_teacher]
@@ -220,7 +219,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(synthetic_world: dict[
     assert redo["teachers"]["knowledge"]["skipped_shards"] == 0 and redo["teachers"]["tiny-llama"]["skipped_shards"] == 2
 
 
-def test_failed_shards_are_retried_then_reported(synthetic_world: dict[str, Any], train_sample: pl.DataFrame,  # noqa: F811
+def test_failed_shards_are_retried_then_reported(synthetic_world: dict[str, Any], train_sample: pl.DataFrame,
                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = gen.run_shard
     attempts: dict[int, int] = {}
@@ -239,7 +238,7 @@ def test_failed_shards_are_retried_then_reported(synthetic_world: dict[str, Any]
     assert stats["trajectories"] == 2 and read_trajectories(tmp_path).height == 2
 
 
-def test_eval_parts_never_go_to_a_training_directory(synthetic_world: dict[str, Any],  # noqa: F811
+def test_eval_parts_never_go_to_a_training_directory(synthetic_world: dict[str, Any],
                                                      tmp_path: Path) -> None:
     cfg = GenerateConfig(per_stratum=1, max_pairs=4)
     valid = present_in_random_order(synthetic_world["parts"]["valid"].head(4), cfg.seed)
@@ -274,7 +273,7 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-def test_ray_run_matches_the_local_run(ray_cluster: None, synthetic_world: dict[str, Any],  # noqa: F811
+def test_ray_run_matches_the_local_run(ray_cluster: None, synthetic_world: dict[str, Any],
                                        tiny_teacher: TeacherSpec, train_sample: pl.DataFrame, tmp_path: Path) -> None:
     teachers = [KNOWLEDGE, tiny_teacher]
     report = run(synthetic_world, tmp_path / "ray", train_sample, teachers, executor="ray")

@@ -2,21 +2,16 @@
 and, on a small synthetic release, every gold chain of every train pair verifies."""
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
 from mard_core.errors import InputError
-from mard_core.ingest import ingest
-from mard_core.labeling import label_pairs
 from mard_core.metrics import present_in_random_order
 from mard_core.prm.labels import CORRECT, Facts, parse_step, verify_step
 from mard_core.prompts import DrugRef, parse_completion
-from mard_core.retrieval import Evidence, RetrievalIndex, split_hidden_drugs
-from mard_core.splits import SplitConfig, make_split
+from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.teachers.knowledge import KnowledgeConfig, KnowledgeTeacher, infer_label, query_label
 
 VORI = DrugRef("DB00582", "Voriconazole")
@@ -190,23 +185,6 @@ def test_majority_label_is_configurable_and_validated() -> None:
 
 
 # ---------------------------------------------------------------- a synthetic release
-
-
-@pytest.fixture(scope="session")
-def synthetic_world(small_release: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
-                    ) -> dict[str, Any]:
-    """The conftest release ingested, labelled, split (cold_drug) and indexed."""
-    release, _ = small_release
-    assert zipfile.is_zipfile(release)
-    root = tmp_path_factory.mktemp("world")
-    (root / "ingest").mkdir()
-    ingest(release, root / "ingest")
-    tables = {n: pl.read_parquet(root / "ingest" / f"{n}.parquet") for n in ("drugs", "drug_proteins", "interactions")}
-    pairs = label_pairs(tables["drugs"], tables["interactions"]).ddi_pairs
-    parts = make_split(pairs, "cold_drug", SplitConfig(seed=0))
-    hidden = split_hidden_drugs("cold_drug", tables["drugs"]["drugbank_id"].to_list(), parts["train"])
-    RetrievalIndex.build(tables["drugs"], tables["drug_proteins"], pairs, parts["train"], hidden).save(root / "index")
-    return {"root": root, "parts": parts, "index_dir": root / "index", **tables}
 
 
 def test_every_gold_chain_of_a_synthetic_release_verifies(synthetic_world: dict[str, Any],

@@ -153,7 +153,10 @@ class HFBackend(Backend):
         return low
 
     def _decode(self, tokens: list[int]) -> str:
-        return self.tokenizer.decode(tokens, skip_special_tokens=True)
+        """Text of generated tokens without padding/BOS/EOS; added special tokens (the student's direction
+        tokens) are kept, since they carry the answer."""
+        control = {self.tokenizer.pad_token_id, self.tokenizer.bos_token_id, self.tokenizer.eos_token_id}
+        return self.tokenizer.decode([t for t in tokens if t not in control])
 
     def close(self) -> None:
         """Drop the model; GPU memory returns to the caching allocator."""
