@@ -154,6 +154,60 @@ def run(
     typer.echo(json.dumps(outputs, indent=2))
 
 
+def _latest_output(root: Path, stage: str) -> Path | None:
+    from mard_core import runlog
+
+    record = runlog.latest(root) or {"stages": {}}
+    out = record["stages"].get(stage, {}).get("out")
+    return Path(out) if out and Path(out).is_dir() else None
+
+
+@app.command()
+def predict(
+    drug_a: Annotated[str | None, typer.Argument(help="Drug A: DrugBank id or name")] = None,
+    drug_b: Annotated[str | None, typer.Argument(help="Drug B: DrugBank id or name")] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Student model directory (default: the latest run's)")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="CSV/TSV/JSONL file of drug pairs")] = None,
+    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Predict the mechanism, direction and a cited reasoning chain for drug pairs."""
+    import polars as pl
+
+    from mard_core.predict import (
+        format_json,
+        format_text,
+        load_calibrator,
+        load_system,
+        predict_pairs,
+        read_pairs,
+    )
+    from mard_core.retrieval import RetrievalIndex
+
+    r = data_root(root)
+    ingest_dir, index_dir = _latest_output(r, "ingest"), _latest_output(r, "index")
+    if ingest_dir is None or index_dir is None:
+        raise InputError(f"{r}: no ingested release with a retrieval index; run `mard run` first (or pass --root)")
+    if input_file is not None:
+        pairs = read_pairs(input_file)
+    elif drug_a and drug_b:
+        pairs = [(drug_a, drug_b)]
+    else:
+        raise InputError("predict needs DRUG_A DRUG_B, or --input FILE")
+    student = model or _latest_output(r, "dpo")
+    system, note = load_system(str(student / "model") if student and model is None else (str(student) if student else None))
+    evaluate_dir = _latest_output(r, "evaluate")
+    calibration = evaluate_dir / "calibration" / f"{split}-student.parquet" if evaluate_dir and student else None
+    try:
+        results = predict_pairs(pairs, system, RetrievalIndex.load(index_dir / split),
+                                pl.read_parquet(ingest_dir / "drugs.parquet"),
+                                load_calibrator(calibration) if calibration and calibration.is_file() else None, note)
+    finally:
+        system.close()
+    typer.echo(format_json(results) if as_json else "\n\n".join(format_text(res) for res in results))
+
+
 @app.command()
 def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every stage of the latest pipeline run: state, duration, output path."""
