@@ -16,7 +16,7 @@ from tasks.quality import quality_gate
 from tasks.splits import make_splits
 
 
-@flow(name="mard-data", log_prints=True)
+@flow(name="mard-data")
 def data_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
               stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """The data phase; returns every stage's output directory (up to ``stop_after``)."""

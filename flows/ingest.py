@@ -24,7 +24,7 @@ def release_source(root: str, cfg: PipelineConfig, plan: Plan) -> str:
     return demo_release(root, rel.demo_drugs, rel.demo_seed, force=plan.forced("demo-release"))
 
 
-@flow(name="mard-ingest", log_prints=True)
+@flow(name="mard-ingest")
 def ingest_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
                 stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """Ingest the configured (or given) DrugBank release and gate it; returns the stage output directories.

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.prm import prm_flow
+from flows.train import train_flow
 
 
-@flow(name="mard-pipeline", log_prints=True)
+@flow(name="mard-pipeline")
 def pipeline(root: str | None = None, config: str | None = None, force: list[str] | None = None,
              stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """Run every stage on the configured release (or ``source``/``version``); returns each stage's output.
 
     ``force`` lists stages to rebuild even when complete; the run ends after ``stop_after`` when given.
     """
-    return prm_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    return train_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)

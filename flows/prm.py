@@ -11,7 +11,7 @@ from tasks.prm import train_prm
 from tasks.quality import quality_gate
 
 
-@flow(name="mard-prm", log_prints=True)
+@flow(name="mard-prm")
 def prm_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
              stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """PRM training and trajectory screening; returns every stage's output directory."""

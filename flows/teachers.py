@@ -11,7 +11,7 @@ from tasks.models import build_models
 from tasks.teachers import run_teachers
 
 
-@flow(name="mard-teachers", log_prints=True)
+@flow(name="mard-teachers")
 def teachers_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
                   stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """Teacher trajectories for the configured split; returns every stage's output directory."""

@@ -40,7 +40,7 @@ def emit_release(release: core.DetectedRelease) -> None:
     )
 
 
-@flow(name="mard-watch", log_prints=True)
+@flow(name="mard-watch")
 def watch_flow(root: str | None = None, watch: core.WatchConfig | None = None) -> dict[str, Any]:
     """Check the drop directory and/or download service once; emit an event per new verified release."""
     cfg = watch or core.WatchConfig()

@@ -24,6 +24,8 @@ from mard_core.quality import QualityConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
 from mard_core.tiny import ModelsConfig
+from mard_core.training.dpo import DPOConfig
+from mard_core.training.sft import SFTConfig
 
 T = TypeVar("T")
 
@@ -50,6 +52,8 @@ class PipelineConfig:
     teachers: TeachersConfig = field(default_factory=TeachersConfig)
     prm: PRMConfig = field(default_factory=PRMConfig)
     screen: ScreenConfig = field(default_factory=ScreenConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -24,7 +24,6 @@ def configure_services(root: Path) -> dict[str, str]:
         "PREFECT_HOME": str(state / "prefect"),
         "PREFECT_LOCAL_STORAGE_PATH": str(state / "prefect" / "storage"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LOG_PRINTS": "true",
         "MLFLOW_TRACKING_URI": f"sqlite:///{state / 'mlflow.db'}",
         "GX_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",

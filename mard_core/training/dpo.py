@@ -217,7 +217,7 @@ class WeightedDPOTrainer(DPOTrainer):
 class DPOConfig:
     """Student DPO settings (LoRA shape comes from the SFT adapter). ``device``/``report_to`` as in SFTConfig."""
 
-    output_dir: str
+    output_dir: str = ""  # set by the caller (the pipeline: the stage's work directory)
     beta: float = 0.1
     lr: float = 5e-4
     epochs: int = 1
@@ -226,7 +226,7 @@ class DPOConfig:
     weight_beta: float = 5.0
     seed: int = 0
     save_steps: int = 50
-    max_length: int = 512
+    max_length: int = 2048
     bf16: bool = False
     gradient_checkpointing: bool = False
     device: str = "auto"

@@ -93,8 +93,8 @@ class SFTConfig:
     """Student SFT settings. ``target_modules``: module names or ``"all-linear"``; ``device``: auto | cpu | cuda;
     ``report_to``: auto (MLflow when MLFLOW_TRACKING_URI is set) | none | mlflow."""
 
-    base_model: str
-    output_dir: str
+    base_model: str = ""  # a checkpoint path or name; "" in the pipeline: the models stage's student-base
+    output_dir: str = ""  # set by the caller (the pipeline: the stage's work directory)
     lora_r: int = 8
     lora_alpha: int = 16
     lora_dropout: float = 0.0
@@ -103,7 +103,7 @@ class SFTConfig:
     epochs: int = 1
     max_steps: int = -1
     batch_pairs: int = 4
-    max_length: int = 512
+    max_length: int = 2048
     mirror_lambda: float = 0.1
     seed: int = 0
     save_steps: int = 50

@@ -1,0 +1,27 @@
+"""Stage flow: PRM-screened trajectories -> SFT (mirror KL) -> PRM-weighted DPO."""
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.prm import prm_flow
+from mard_core.config import load_config
+from mard_core.plan import STAGES, Plan
+from mard_core.runtime import data_root
+from tasks.train import dpo, sft
+
+
+@flow(name="mard-train")
+def train_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
+               stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
+    """Train the student; returns every stage's output directory."""
+    cfg = load_config(config)
+    root = str(data_root(root))
+    plan = Plan(frozenset(force or ()), stop_after)
+    out = prm_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    if stop_after in STAGES[: STAGES.index("prm") + 1]:
+        return out
+    out["sft"] = sft(out["prm"], out["models"], root, cfg.sft, force=plan.forced("sft"))
+    if plan.stops_at("sft"):
+        return out
+    out["dpo"] = dpo(out["sft"], out["prm"], out["ingest"], root, cfg.dpo, force=plan.forced("dpo"))
+    return out

@@ -1,0 +1,91 @@
+"""Student stages: LoRA SFT with the mirror KL term, then PRM-weighted DPO. Each resumes from its checkpoints."""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+
+from mard_core.prm.model import PRM
+from mard_core.stage import StageRun
+from mard_core.taxonomy import load_taxonomy
+from mard_core.training.data import build_sft_examples
+from mard_core.training.dpo import DPOConfig, build_preference_pairs, prm_score_fn, train_dpo
+from mard_core.training.negatives import family_subtypes
+from mard_core.training.sft import SFTConfig, train_sft
+from tasks._stage import StageCache, execute
+from tasks._tracking import log_stage
+
+TRAIN_VERSION = "1"
+RUN_DIR = "run"
+
+
+def student_dir(stage_dir: str | Path) -> Path:
+    """Where a finished sft/dpo stage keeps its student (adapter, tokenizer, student.json)."""
+    return Path(stage_dir) / RUN_DIR / "final"
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    return {"steps": result.steps, "train_loss": result.train_loss, "train_tokens": result.train_tokens,
+            "train_s": round(result.train_s, 2), "tokens_per_s": round(result.tokens_per_s, 1), **result.extra}
+
+
+def _drop_checkpoints(run_dir: Path) -> None:
+    """Checkpoints only serve resumption; a finished stage keeps the final student."""
+    for checkpoint in run_dir.glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+
+
+def sft_spec(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig) -> StageRun:
+    return StageRun("sft", TRAIN_VERSION, cfg, {"prm": Path(prm_dir).name, "models": Path(models_dir).name}, Path(root))
+
+
+@task(name="sft", cache_policy=StageCache(spec=sft_spec), persist_result=True)
+def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, force: bool = False) -> str:
+    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash."""
+    run = sft_spec(prm_dir, models_dir, root, cfg)
+
+    def build(work: Path) -> dict[str, Any]:
+        rows = pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts()
+        examples = build_sft_examples(rows)
+        resolved = dataclasses.replace(cfg, output_dir=str(work / RUN_DIR),
+                                       base_model=cfg.base_model or str(Path(models_dir) / "student-base"))
+        result = train_sft(resolved, examples, resume=True)
+        _drop_checkpoints(work / RUN_DIR)
+        fields = {"examples": len(examples), "metrics": _summary(result)}
+        log_stage(run, metrics=fields["metrics"])
+        return fields
+
+    return execute(run, build, force, resume=True)
+
+
+def dpo_spec(sft_dir: str, prm_dir: str, ingest_dir: str, root: str, cfg: DPOConfig) -> StageRun:
+    inputs = {"sft": Path(sft_dir).name, "prm": Path(prm_dir).name, "ingest": Path(ingest_dir).name}
+    return StageRun("dpo", TRAIN_VERSION, cfg, inputs, Path(root))
+
+
+@task(name="dpo", cache_policy=StageCache(spec=dpo_spec), persist_result=True)
+def dpo(sft_dir: str, prm_dir: str, ingest_dir: str, root: str, cfg: DPOConfig, force: bool = False) -> str:
+    """PRM-weighted DPO from the SFT student: screened trajectories against hard negatives and PRM rejects."""
+    run = dpo_spec(sft_dir, prm_dir, ingest_dir, root, cfg)
+
+    def build(work: Path) -> dict[str, Any]:
+        proteins = pl.read_parquet(Path(ingest_dir) / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort()
+        pairs = build_preference_pairs(
+            pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts(),
+            pl.read_parquet(Path(prm_dir) / "rejected.parquet").to_dicts(),
+            siblings=family_subtypes(load_taxonomy()), proteins=proteins.to_list(),
+            score_fn=prm_score_fn(PRM.load(Path(prm_dir) / "model")),
+        )
+        result = train_dpo(dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)), student_dir(sft_dir), pairs)
+        _drop_checkpoints(work / RUN_DIR)
+        fields = {"pairs": len(pairs), "negative_kinds": dict(Counter(p.kind for p in pairs)),
+                  "metrics": _summary(result)}
+        log_stage(run, metrics=fields["metrics"])
+        return fields
+
+    return execute(run, build, force, resume=True)
