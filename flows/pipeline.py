@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from flows.train import train_flow
+from flows.evaluate import evaluate_flow
 
 
 @flow(name="mard-pipeline")
@@ -13,4 +13,4 @@ def pipeline(root: str | None = None, config: str | None = None, force: list[str
 
     ``force`` lists stages to rebuild even when complete; the run ends after ``stop_after`` when given.
     """
-    return train_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    return evaluate_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)

@@ -1,6 +1,8 @@
 """Stage flow: PRM-screened trajectories -> SFT (mirror KL) -> PRM-weighted DPO."""
 from __future__ import annotations
 
+import dataclasses
+
 from prefect import flow
 
 from flows.prm import prm_flow
@@ -21,6 +23,8 @@ def train_flow(root: str | None = None, config: str | None = None, force: list[s
     if stop_after in STAGES[: STAGES.index("prm") + 1]:
         return out
     out["sft"] = sft(out["prm"], out["models"], root, cfg.sft, force=plan.forced("sft"))
+    out["sft-no-mirror"] = sft(out["prm"], out["models"], root, dataclasses.replace(cfg.sft, mirror_lambda=0.0),
+                               name="sft-no-mirror", force=plan.forced("sft"))
     if plan.stops_at("sft"):
         return out
     out["dpo"] = dpo(out["sft"], out["prm"], out["ingest"], root, cfg.dpo, force=plan.forced("dpo"))

@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 import yaml
 
 from mard_core.errors import InputError
+from mard_core.evaluate import EvalConfig
 from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
 from mard_core.labeling import LabelConfig
 from mard_core.prm.model import PRMConfig
 from mard_core.prm.screen import ScreenConfig
 from mard_core.quality import QualityConfig
+from mard_core.registry import RegisterConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
 from mard_core.tiny import ModelsConfig
@@ -54,6 +56,8 @@ class PipelineConfig:
     screen: ScreenConfig = field(default_factory=ScreenConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
+    evaluate: EvalConfig = field(default_factory=EvalConfig)
+    register: RegisterConfig = field(default_factory=RegisterConfig)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -172,20 +172,29 @@ def make_queries(pairs: Sequence[tuple[str, str]], index: RetrievalIndex, facts:
 @dataclass(frozen=True)
 class EvalConfig:
     """What to evaluate and how much of it. ``systems``: names (``majority``) or mappings with a ``name`` and
-    that system's options (see :data:`SYSTEMS`). ``device``: what self-hosted cost is priced as (cpu | gpu)."""
+    that system's options (see :data:`SYSTEMS`) plus an optional ``strategies`` list restricting where it runs (a
+    student is evaluated only on the split it learned from). ``device``: what self-hosted cost is priced as
+    (cpu | gpu). The default systems name the pipeline's models through placeholders ({models}, {sft},
+    {sft_no_mirror}, {dpo}, {split})."""
 
     strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair")
-    max_test_pairs: int = 300
-    max_valid_pairs: int = 300
+    max_test_pairs: int = 120
+    max_valid_pairs: int = 60
     seed: int = 0
     mirror: bool = True
-    max_mirror_pairs: int = 300
+    max_mirror_pairs: int = 60
     calibrate_on_valid: bool = True
     n_bins: int = 10
     prices: PriceTable = field(default_factory=PriceTable)
     device: str = "cpu"
-    systems: tuple[str | dict[str, Any], ...] = ("majority", "drug_prior", "knowledge_rules", "similarity",
-                                                  "feature_mlp")
+    systems: tuple[str | dict[str, Any], ...] = (
+        "majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp",
+        {"name": "teacher:tiny-llama", "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},
+         "max_tokens": 96, "strategies": ["{split}"]},
+        {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "max_tokens": 160, "strategies": ["{split}"]},
+        {"name": "student:sft", "model": "{sft}", "max_tokens": 160, "strategies": ["{split}"]},
+        {"name": "student:mard", "model": "{dpo}", "max_tokens": 160, "strategies": ["{split}"]},
+    )
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.strategies if s not in STRATEGIES]
@@ -537,6 +546,9 @@ def evaluate_all(cfg: EvalConfig, ingest_dir: str | Path, split_dir: str | Path,
         index = RetrievalIndex.load(Path(index_dir) / strategy)
         counts = drug_train_counts(train)
         for spec in cfg.system_specs():
+            only = spec.pop("strategies", None)
+            if only is not None and strategy not in _fill(list(only), ctx.placeholders, f"system {spec['name']!r}"):
+                continue
             system = build_system(spec, ctx)
             try:
                 results.append(evaluate_system(system, split_dir, strategy, index, facts, counts, cfg, taxonomy))

@@ -16,12 +16,15 @@ from mard_core.taxonomy import load_taxonomy
 from mard_core.training.data import build_sft_examples
 from mard_core.training.dpo import DPOConfig, build_preference_pairs, prm_score_fn, train_dpo
 from mard_core.training.negatives import family_subtypes
-from mard_core.training.sft import SFTConfig, train_sft
+from mard_core.training.sft import SFTConfig, save_merged, train_sft
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
-TRAIN_VERSION = "1"
+TRAIN_VERSION = "2"  # 2: merged student saved beside the adapter
 RUN_DIR = "run"
+
+
+MERGED_DIR = "merged"
 
 
 def student_dir(stage_dir: str | Path) -> Path:
@@ -29,25 +32,34 @@ def student_dir(stage_dir: str | Path) -> Path:
     return Path(stage_dir) / RUN_DIR / "final"
 
 
+def merged_dir(stage_dir: str | Path) -> Path:
+    """The student merged into its base: a plain model directory for the transformers backend and vLLM."""
+    return Path(stage_dir) / MERGED_DIR
+
+
+def _finish(work: Path) -> None:
+    """Merge the final student for serving; drop checkpoints (they only serve resumption)."""
+    save_merged(student_dir(work), work / MERGED_DIR)
+    for checkpoint in (work / RUN_DIR).glob("checkpoint-*"):
+        shutil.rmtree(checkpoint)
+
+
 def _summary(result: Any) -> dict[str, Any]:
     return {"steps": result.steps, "train_loss": result.train_loss, "train_tokens": result.train_tokens,
             "train_s": round(result.train_s, 2), "tokens_per_s": round(result.tokens_per_s, 1), **result.extra}
 
 
-def _drop_checkpoints(run_dir: Path) -> None:
-    """Checkpoints only serve resumption; a finished stage keeps the final student."""
-    for checkpoint in run_dir.glob("checkpoint-*"):
-        shutil.rmtree(checkpoint)
-
-
-def sft_spec(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig) -> StageRun:
-    return StageRun("sft", TRAIN_VERSION, cfg, {"prm": Path(prm_dir).name, "models": Path(models_dir).name}, Path(root))
+def sft_spec(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, name: str = "sft") -> StageRun:
+    return StageRun(name, TRAIN_VERSION, cfg, {"prm": Path(prm_dir).name, "models": Path(models_dir).name}, Path(root))
 
 
 @task(name="sft", cache_policy=StageCache(spec=sft_spec), persist_result=True)
-def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, force: bool = False) -> str:
-    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash."""
-    run = sft_spec(prm_dir, models_dir, root, cfg)
+def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, name: str = "sft", force: bool = False) -> str:
+    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash.
+
+    ``name`` separates the ablation (``sft-no-mirror``, mirror_lambda 0) from the student's SFT.
+    """
+    run = sft_spec(prm_dir, models_dir, root, cfg, name)
 
     def build(work: Path) -> dict[str, Any]:
         rows = pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts()
@@ -55,7 +67,7 @@ def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, force: bool = 
         resolved = dataclasses.replace(cfg, output_dir=str(work / RUN_DIR),
                                        base_model=cfg.base_model or str(Path(models_dir) / "student-base"))
         result = train_sft(resolved, examples, resume=True)
-        _drop_checkpoints(work / RUN_DIR)
+        _finish(work)
         fields = {"examples": len(examples), "metrics": _summary(result)}
         log_stage(run, metrics=fields["metrics"])
         return fields
@@ -82,7 +94,7 @@ def dpo(sft_dir: str, prm_dir: str, ingest_dir: str, root: str, cfg: DPOConfig, 
             score_fn=prm_score_fn(PRM.load(Path(prm_dir) / "model")),
         )
         result = train_dpo(dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)), student_dir(sft_dir), pairs)
-        _drop_checkpoints(work / RUN_DIR)
+        _finish(work)
         fields = {"pairs": len(pairs), "negative_kinds": dict(Counter(p.kind for p in pairs)),
                   "metrics": _summary(result)}
         log_stage(run, metrics=fields["metrics"])

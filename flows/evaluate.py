@@ -1,0 +1,29 @@
+"""Stage flow: the trained student and every baseline evaluated on every split, then registry promotion."""
+from __future__ import annotations
+
+from prefect import flow
+
+from flows.train import train_flow
+from mard_core.config import load_config
+from mard_core.plan import STAGES, Plan
+from mard_core.runtime import data_root
+from tasks.evaluate import UPSTREAM, evaluate
+from tasks.register import register
+
+
+@flow(name="mard-evaluate")
+def evaluate_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
+                  stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
+    """Leaderboard and model registration; returns every stage's output directory."""
+    cfg = load_config(config)
+    root = str(data_root(root))
+    plan = Plan(frozenset(force or ()), stop_after)
+    out = train_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
+    if stop_after in STAGES[: STAGES.index("dpo") + 1]:
+        return out
+    split = cfg.teachers.split
+    out["evaluate"] = evaluate({k: out[k] for k in UPSTREAM}, root, cfg.evaluate, split, force=plan.forced("evaluate"))
+    if plan.stops_at("evaluate"):
+        return out
+    out["register"] = register(out["dpo"], out["evaluate"], root, cfg.register, split, force=plan.forced("register"))
+    return out
