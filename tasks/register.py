@@ -50,7 +50,13 @@ def _build(dpo_dir: Path, evaluate_dir: Path, cfg: RegisterConfig, split: str, r
             mlflow.log_metric(cfg.metric, float(score))
         mlflow.log_artifacts(str(student_dir(dpo_dir)), artifact_path="student")
         mlflow.log_artifacts(str(merged_dir(dpo_dir)), artifact_path="student-merged")
-        version = mlflow.register_model(f"runs:/{active.info.run_id}/student", cfg.model_name, tags=tags)
+        artifacts = active.info.artifact_uri
+    try:
+        client.get_registered_model(cfg.model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(cfg.model_name, description="MARD student: LoRA adapter + merged weights")
+    version = client.create_model_version(cfg.model_name, source=f"{artifacts}/student", run_id=active.info.run_id,
+                                          tags=tags)
     if decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)
     return {"model_name": cfg.model_name, "version": version.version, "score": score, "champion_version": champion_version,
