@@ -175,6 +175,7 @@ def predict(
     """Predict the mechanism, direction and a cited reasoning chain for drug pairs."""
     import polars as pl
 
+    from mard_core.evaluate import result_stem
     from mard_core.predict import (
         format_json,
         format_text,
@@ -184,6 +185,7 @@ def predict(
         read_pairs,
     )
     from mard_core.retrieval import RetrievalIndex
+    from mard_core.training import merged_dir
 
     r = data_root(root)
     ingest_dir, index_dir = _latest_output(r, "ingest"), _latest_output(r, "index")
@@ -195,10 +197,12 @@ def predict(
         pairs = [(drug_a, drug_b)]
     else:
         raise InputError("predict needs DRUG_A DRUG_B, or --input FILE")
-    student = model or _latest_output(r, "dpo")
-    system, note = load_system(str(student / "model") if student and model is None else (str(student) if student else None))
+    dpo_dir = _latest_output(r, "dpo")
+    student = model or (merged_dir(dpo_dir) if dpo_dir else None)
+    system, note = load_system(str(student) if student else None)
     evaluate_dir = _latest_output(r, "evaluate")
-    calibration = evaluate_dir / "calibration" / f"{split}-student.parquet" if evaluate_dir and student else None
+    stem = result_stem({"system": "student:mard", "strategy": split})
+    calibration = evaluate_dir / "calibration" / f"{stem}.parquet" if evaluate_dir and model is None else None
     try:
         results = predict_pairs(pairs, system, RetrievalIndex.load(index_dir / split),
                                 pl.read_parquet(ingest_dir / "drugs.parquet"),

@@ -10,9 +10,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core.evaluate import EvalConfig, evaluate_all, leaderboard, leaderboard_markdown, write_report
 from mard_core.stage import StageRun
+from mard_core.training import merged_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
-from tasks.train import merged_dir
 
 EVALUATE_VERSION = "1"
 UPSTREAM = ("ingest", "splits", "index", "models", "sft", "sft-no-mirror", "dpo")

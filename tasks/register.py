@@ -12,9 +12,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core.registry import RegisterConfig, decide
 from mard_core.stage import StageRun, read_manifest
+from mard_core.training import merged_dir, student_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import EXPERIMENT
-from tasks.train import merged_dir, student_dir
 
 REGISTER_VERSION = "1"
 

@@ -13,6 +13,7 @@ from prefect import task
 from mard_core.prm.model import PRM
 from mard_core.stage import StageRun
 from mard_core.taxonomy import load_taxonomy
+from mard_core.training import MERGED_DIR, RUN_DIR, student_dir
 from mard_core.training.data import build_sft_examples
 from mard_core.training.dpo import DPOConfig, build_preference_pairs, prm_score_fn, train_dpo
 from mard_core.training.negatives import family_subtypes
@@ -21,20 +22,6 @@ from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
 TRAIN_VERSION = "2"  # 2: merged student saved beside the adapter
-RUN_DIR = "run"
-
-
-MERGED_DIR = "merged"
-
-
-def student_dir(stage_dir: str | Path) -> Path:
-    """Where a finished sft/dpo stage keeps its student (adapter, tokenizer, student.json)."""
-    return Path(stage_dir) / RUN_DIR / "final"
-
-
-def merged_dir(stage_dir: str | Path) -> Path:
-    """The student merged into its base: a plain model directory for the transformers backend and vLLM."""
-    return Path(stage_dir) / MERGED_DIR
 
 
 def _finish(work: Path) -> None:

@@ -106,7 +106,7 @@ def test_facts_reject_bad_tables(facts: Facts) -> None:
 @dataclass
 class Ev:
     id: str
-    text: str
+    sentence: str
 
 
 def _row(steps: Sequence[tuple[str, Sequence[str]]], answer: str, gold: str = PK_GOLD, sample: int = 0,

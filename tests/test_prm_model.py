@@ -103,11 +103,7 @@ def test_head_shapes_and_loss_uses_step_positions_only(base: Path) -> None:
 def test_learns_separable_toy_set(trained: tuple[PRM, dict[str, float]]) -> None:
     prm, metrics = trained
     assert metrics["n_examples"] == 64 and metrics["n_labelled_steps"] == TRAIN_LABELS.height
-    assert metrics["train_s"] < 20
     report = evaluate(prm, TEST, TEST_LABELS)
-    print(f"toy PRM: step AUROC untrained {metrics['step_auroc_before']:.3f}; train {metrics['train_s']:.2f}s "
-          f"loss {metrics['train_loss']:.3f}; "
-          + ", ".join(f"{k} {v:.3f}" for k, v in report.items() if k.endswith("auroc")))
     assert metrics["step_auroc_before"] < 0.7 and report["step_auroc"] > 0.9
     assert report["verifier_trajectory_auroc"] == 1.0  # all steps correct <=> trajectory correct here
     assert report["trajectory_min_auroc"] > 0.9

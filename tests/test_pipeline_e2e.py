@@ -1,0 +1,119 @@
+"""The real pipeline on the tiny demo release, in real processes: end to end, cached re-runs, and kills.
+
+Fault injection kills the `mard run` process group (SIGKILL) while teachers write shards and while SFT writes
+checkpoints, re-runs, and checks that finished work was reused and that the outputs equal an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "tests" / "data" / "e2e.yaml"
+CLI = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
+
+
+def mard(root: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MARD_ROOT": str(root)}
+    for key in [k for k in env if k.startswith(("PREFECT_", "MLFLOW_"))]:
+        del env[key]  # each root gets its own SQLite Prefect and MLflow (configure_services)
+    return subprocess.run([sys.executable, "-c", CLI, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def run_and_kill(root: Path, marker: str) -> None:
+    """Start `mard run` and SIGKILL its whole process group as soon as a file matching ``marker`` appears."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {"MARD_ROOT": str(root)}
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", "--config", str(CONFIG)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while not list(root.glob(marker)):
+            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {marker} appeared"
+            assert time.monotonic() < deadline, f"{marker} never appeared"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def stages(root: Path) -> dict[str, dict]:
+    result = mard(root, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["stages"]
+
+
+def trajectories(stage_dir: Path) -> pl.DataFrame:
+    files = sorted((stage_dir / "train" / "shards" / "train").glob("*/*.parquet"))
+    return pl.read_parquet(files).drop("latency_s").sort("teacher", "drug_a", "drug_b", "sample")
+
+
+def adapter(stage_dir: Path) -> dict:
+    return load_file(str(stage_dir / "run" / "final" / "adapter_model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted end-to-end run of the demo pipeline."""
+    root = tmp_path_factory.mktemp("clean")
+    result = mard(root, "run", "--config", str(CONFIG))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
+
+
+def test_end_to_end_then_everything_is_cached(clean_run: Path) -> None:
+    first = stages(clean_run)
+    assert {s: e["state"] for s, e in first.items()} == dict.fromkeys(first, "completed")
+    assert {"ingest", "gate-ingest", "label", "splits", "index", "teachers", "prm", "sft", "sft-no-mirror", "dpo",
+            "evaluate", "register"} <= first.keys()
+    board = pl.read_parquet(Path(first["evaluate"]["out"]) / "leaderboard.parquet")
+    assert {"majority", "knowledge_rules", "student:mard", "student:sft", "student:sft-no-mirror"} <= set(board["system"])
+    assert board.filter(pl.col("system").str.starts_with("student"))["strategy"].unique().to_list() == ["cold_drug"]
+    registered = json.loads((Path(first["register"]["out"]) / "manifest.json").read_text())
+    assert registered["model_name"] == "mard-student" and registered["promoted"] is True
+    again = mard(clean_run, "run", "--config", str(CONFIG))
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert {e["state"] for e in stages(clean_run).values()} == {"cached"}
+
+
+def test_predict_uses_the_trained_student(clean_run: Path) -> None:
+    result = mard(clean_run, "predict", "Voriconazole", "DB06626", "--json")
+    assert result.returncode == 0, result.stderr
+    [answer] = json.loads(result.stdout)
+    assert answer["drug_a"]["drugbank_id"] == "DB00582" and answer["drug_b"]["name"] == "Axitinib"
+    assert answer["system"].startswith("student:")
+    unknown = mard(clean_run, "predict", "Voriconazol", "Nonexistentamab")
+    assert unknown.returncode == 1 and "close matches" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_kill_during_teacher_generation_resumes_to_the_same_trajectories(clean_run: Path, tmp_path: Path) -> None:
+    run_and_kill(tmp_path, "teachers/.partial-*/train/shards/train/*/00000.parquet")
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.glob("teachers/.partial-*/train/shards/train/*/*.parquet")}
+    assert written and not list(tmp_path.glob("teachers/*/manifest.json"))  # nothing looks complete
+    result = mard(tmp_path, "run", "--config", str(CONFIG), "--only", "teachers")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = Path(stages(tmp_path)["teachers"]["out"])
+    for path, mtime in written.items():  # finished shards were reused, not regenerated
+        assert (out / path.relative_to(path.parents[4])).stat().st_mtime_ns == mtime
+    assert trajectories(out).equals(trajectories(Path(stages(clean_run)["teachers"]["out"])))
+
+
+def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_path: Path) -> None:
+    run_and_kill(tmp_path, "sft/.partial-*/run/checkpoint-*/trainer_state.json")
+    result = mard(tmp_path, "run", "--config", str(CONFIG), "--only", "sft")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed, clean = adapter(Path(stages(tmp_path)["sft"]["out"])), adapter(Path(stages(clean_run)["sft"]["out"]))
+    assert resumed.keys() == clean.keys()
+    for name, tensor in clean.items():
+        assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
