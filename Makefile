@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mard-installed
 export MARD_ROOT ?= $(CURDIR)/runs
 
-.PHONY: install demo test test-fast bench vllm-env lint clean
+.PHONY: install demo test test-fast bench vllm-env lint serve stop clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/mard run
 
-test: install
+test: install vllm-env
 	$(BIN)/pytest -q
 
 test-fast: install
@@ -29,6 +29,8 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/train.py
 
 vllm-env:
 	bash infra/vllm-env.sh .venv-vllm

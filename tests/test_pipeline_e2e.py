@@ -90,9 +90,11 @@ def test_end_to_end_then_everything_is_cached(clean_run: Path) -> None:
 def test_predict_uses_the_trained_student(clean_run: Path) -> None:
     result = mard(clean_run, "predict", "Voriconazole", "DB06626", "--json")
     assert result.returncode == 0, result.stderr
-    [answer] = json.loads(result.stdout)
+    [answer] = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines, one per pair
     assert answer["drug_a"]["drugbank_id"] == "DB00582" and answer["drug_b"]["name"] == "Axitinib"
     assert answer["system"].startswith("student:")
+    # The demo student is tiny and barely trained: it either answers in the label format or says why not.
+    assert answer["label"] is not None or answer["parse_errors"]
     unknown = mard(clean_run, "predict", "Voriconazol", "Nonexistentamab")
     assert unknown.returncode == 1 and "close matches" in unknown.stderr and "Traceback" not in unknown.stderr
 
