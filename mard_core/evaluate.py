@@ -35,7 +35,6 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
-import yaml
 
 from mard_core.errors import InputError, MardError
 from mard_core.metrics import (
@@ -219,23 +218,6 @@ class EvalConfig:
         if len(set(names)) != len(names):
             raise InputError(f"EvalConfig.systems: duplicate names in {names}")
         return specs
-
-
-def load_eval_config(path: str | Path) -> EvalConfig:
-    """The ``evaluate:`` section of a YAML file (``configs/evaluate.yaml``), type-checked by the pipeline's
-    config reader (imported here: it imports every stage's config, torch included)."""
-    from mard_core.config import from_dict
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("evaluate", {}), dict):
-        raise InputError(f"{path}: expected a mapping with an 'evaluate' section")
-    return from_dict(EvalConfig, data.get("evaluate", {}), f"{path}: evaluate")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from mard_core.config import load_config
 from mard_core.errors import InputError
 from mard_core.evaluate import (
     SYSTEMS,
@@ -24,7 +25,6 @@ from mard_core.evaluate import (
     evaluate_system,
     leaderboard,
     leaderboard_markdown,
-    load_eval_config,
     write_report,
 )
 from mard_core.metrics import mirror_label
@@ -239,7 +239,7 @@ def test_backend_factories_and_config_file(real_world: dict[str, Any]) -> None:
         SYSTEMS["student"]({"name": "student:x"}, ctx)
     with pytest.raises(InputError, match="unknown placeholder"):
         SYSTEMS["student"]({"name": "student:x", "model": "{models}/s"}, ctx)
-    cfg = load_eval_config(Path(__file__).parents[1] / "configs" / "evaluate.yaml")
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "evaluate.yaml").evaluate
     names = [s["name"] for s in cfg.system_specs()]
     assert names[:5] == ["majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp"]
     assert "student:mard" in names and cfg.prices.api_name == "gpt-4o" and cfg.max_test_pairs == 300
