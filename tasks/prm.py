@@ -19,7 +19,7 @@ from mard_core.teachers.base import make_backend
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
-PRM_STAGE_VERSION = "1"
+PRM_STAGE_VERSION = "2"  # 2: PRM trained with programmatically corrupted copies
 
 
 def prm_spec(ingest_dir: str, splits_dir: str, models_dir: str, teachers_dir: str, root: str, cfg: PRMConfig,
@@ -52,13 +52,15 @@ def _build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: P
     split = teachers["split"]
     facts = labels.Facts.from_tables(pl.read_parquet(ingest_dir / "drugs.parquet"),
                                      pl.read_parquet(ingest_dir / "drug_proteins.parquet"))
-    train = read_trajectories(teachers_dir / "train", "train")
-    valid = read_trajectories(teachers_dir / "eval", "valid")
+    proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort().to_list()
+    teacher_train = read_trajectories(teachers_dir / "train", "train")
+    train = labels.with_corruptions(teacher_train, proteins)  # incorrect steps to learn from
+    valid = labels.with_corruptions(read_trajectories(teachers_dir / "eval", "valid"), proteins)
     train_labels, valid_labels = labels.label_trajectories(train, facts), labels.label_trajectories(valid, facts)
     train_labels.write_parquet(work / "step_labels.parquet")
     agreement: dict[str, Any] = {}
     if screen_cfg.rollout_trajectories:
-        rollouts, agreement = _rollouts(train, train_labels, teachers["config"]["file"], models_dir, screen_cfg)
+        rollouts, agreement = _rollouts(teacher_train, train_labels, teachers["config"]["file"], models_dir, screen_cfg)
         rollouts.write_parquet(work / "rollout_labels.parquet")
     prm_cfg = cfg if cfg.base_model else dataclasses.replace(cfg, base_model=str(models_dir / "prm-base"))
     prm = PRM.create(prm_cfg)
@@ -67,10 +69,10 @@ def _build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: P
     roc_plot({name: (pts["fpr"], pts["tpr"]) for name, pts in quality.pop("roc").items() if pts["fpr"]},
              work / "roc.png")
     prm.save(work / "model")
-    scored_valid = prm.score_trajectories(valid)
+    scored_valid = prm.score_trajectories(valid)  # corrupted copies keep their answers: threshold sees bad steps
     threshold = screen.choose_threshold(scored_valid[screen_cfg.score_column].to_list(),
                                         scored_valid["correct"].fill_null(False).to_list(), screen_cfg.target_precision)
-    judged = screen.judge(prm.score_trajectories(train), threshold, screen_cfg.score_column)
+    judged = screen.judge(prm.score_trajectories(teacher_train), threshold, screen_cfg.score_column)
     kept, rejected = screen.screen(judged, threshold, screen_cfg.score_column)
     held_out = pl.concat([pl.read_parquet(splits_dir / split / f"{p}.parquet").select("drug_a", "drug_b")
                           for p in ("valid", "test")])

@@ -352,3 +352,23 @@ def agreement(verifier_labels: Sequence[str], rollout_scores: Sequence[float], t
         kappa = (rate - expected) / (1 - expected) if expected < 1 else nan
     return {**counts, "n_steps": len(verifier_labels), "n_compared": n,
             "n_unverifiable": len(verifier_labels) - n, "agreement": rate, "kappa": kappa}
+
+
+def with_corruptions(trajectories: pl.DataFrame, proteins: Sequence[str]) -> pl.DataFrame:
+    """``trajectories`` plus, for every one with steps and an answer, copies whose steps were corrupted
+    programmatically (a wrong protein, a swapped citation; teacher ``<teacher>~<kind>``).
+
+    Teachers that only write verified chains give the PRM no incorrect steps to learn from; these copies do,
+    and the step verifier labels them like any other trajectory.
+    """
+    from mard_core.training.data import Completion
+    from mard_core.training.negatives import CITATION_SWAPPED, WRONG_PROTEIN, hard_negatives
+
+    rows = []
+    for row in trajectories.filter(pl.col("answer").is_not_null() & (pl.col("steps").list.len() > 0)).to_dicts():
+        for negative in hard_negatives(row["prompt"], Completion.from_row(row), {}, proteins,
+                                       (WRONG_PROTEIN, CITATION_SWAPPED)):
+            parsed = parse_completion(negative.completion.render())
+            rows.append({**row, "teacher": f"{row['teacher']}~{negative.kind}", "text": negative.completion.render(),
+                         "steps": [{"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps]})
+    return pl.concat([trajectories, pl.DataFrame(rows, schema=trajectories.schema)]) if rows else trajectories
