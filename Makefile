@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mard-installed
 export MARD_ROOT ?= $(CURDIR)/runs
 
-.PHONY: install demo test test-fast bench vllm-env lint serve stop clean
+.PHONY: install demo test test-fast bench vllm-env lint serve stop deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ bench: install
 
 vllm-env:
 	bash infra/vllm-env.sh .venv-vllm
+
+serve: install
+	bash infra/serve.sh
+
+stop:
+	bash infra/stop.sh
+
+deploy: install
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$${PREFECT_PORT:-4200}/api} $(BIN)/prefect --no-prompt deploy --all
 
 clean:
 	rm -rf runs

@@ -46,7 +46,8 @@ def watch_flow(root: str | None = None, watch: core.WatchConfig | None = None) -
     cfg = watch or core.WatchConfig()
     credentials = None
     if cfg.url:
-        credentials = secret_credentials(cfg.secret_block) if cfg.secret_block else core.credentials_from_env(cfg)
+        credentials = (secret_credentials(cfg.secret_block) if cfg.secret_block
+                       else core.credentials_from_env(cfg))
     report = core.watch(data_root(root), cfg, emit_release, credentials, get_run_logger())
     create_table_artifact(
         key="release-watch",

@@ -119,7 +119,7 @@ class TeacherSpec:
 class GenerateConfig:
     """Sampling and execution knobs. A pair is rare when its rarer drug has at most ``rare_max_count`` training
     pairs; with ``include_rare`` a ``rare_share`` of ``max_pairs`` is reserved for rare pairs. ``executor``:
-    "ray" (``ray.init(num_cpus=ray_num_cpus)`` unless Ray is running) or "local" (same shard function,
+    "ray" (``ray.init(num_cpus=ray_num_cpus)`` unless Ray is running; the cluster at RAY_ADDRESS when set) or "local" (same shard function,
     in process)."""
 
     teachers: tuple[TeacherSpec, ...] = ()
@@ -442,7 +442,10 @@ def _run_ray(jobs: Sequence[ShardJob], cfg: GenerateConfig) -> _Outcome:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=cfg.ray_num_cpus, include_dashboard=False, log_to_driver=False)
+        if os.environ.get("RAY_ADDRESS"):  # a cluster (production): its resources are the cluster's
+            ray.init(log_to_driver=False)
+        else:
+            ray.init(num_cpus=cfg.ray_num_cpus, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(max_retries=0)(run_shard)
 
     def submit(job: ShardJob) -> Any:

@@ -82,7 +82,8 @@ def credentials_from_env(cfg: WatchConfig) -> Credentials | None:
         return None
     if not user or not password:
         missing = cfg.username_env if not user else cfg.password_env
-        raise WatchError(f"DrugBank credentials: ${missing} is not set (set both ${cfg.username_env} and ${cfg.password_env})")
+        raise WatchError(f"DrugBank credentials: ${missing} is not set "
+                         f"(set both ${cfg.username_env} and ${cfg.password_env})")
     return Credentials(user, password, f"${cfg.username_env}/${cfg.password_env}")
 
 
@@ -148,7 +149,8 @@ class WatchState:
             data = json.loads(path.read_text())
             return cls(path, dict(data["seen"]), dict(data["http"]))
         except (ValueError, KeyError, TypeError) as exc:
-            raise WatchError(f"{path}: not a valid watch state file ({exc}); delete it to start afresh") from None
+            problem = f"{path}: not a valid watch state file ({exc}); delete it to start afresh"
+            raise WatchError(problem) from None
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ class WatchState:
 
 
 def candidate_files(directory: Path) -> list[Path]:
-    """Release files in ``directory`` (``.xml``/``.zip``, not hidden), oldest first."""
+    """Release files in ``directory`` (``.xml``/``.zip``, not hidden), oldest first; creates it if missing."""
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory}: watched path is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
@@ -170,7 +172,8 @@ def _check_url(url: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"watch url {url!r}: expected an http(s) URL")
     if parts.username or parts.password:
-        raise InputError("watch url: credentials must not be part of the URL; use the environment or a Secret block")
+        raise InputError("watch url: credentials must not be part of the URL; "
+                         "use the environment or a Secret block")
 
 
 def _http_error(url: str, response: httpx.Response, credentials: Credentials | None) -> WatchError:
@@ -191,8 +194,8 @@ def download(url: str, dest: Path, state: WatchState, credentials: Credentials |
     _check_url(url)
     dest.mkdir(parents=True, exist_ok=True)
     remembered = state.http.get(url, {})
-    headers = {name: remembered[key] for key, name in (("etag", "If-None-Match"), ("last_modified", "If-Modified-Since"))
-               if remembered.get(key)}
+    conditions = (("etag", "If-None-Match"), ("last_modified", "If-Modified-Since"))
+    headers = {name: remembered[key] for key, name in conditions if remembered.get(key)}
     auth = httpx.BasicAuth(credentials.username, credentials.password) if credentials else None
     tmp = dest / f".download-{uuid.uuid4().hex}.part"
     start, size, digest, head = time.perf_counter(), 0, hashlib.sha256(), b""
@@ -220,7 +223,8 @@ def download(url: str, dest: Path, state: WatchState, credentials: Credentials |
         tmp.unlink(missing_ok=True)
     state.http[url] = {k: v for k, v in validators.items() if v}
     state.save()
-    log.info("DrugBank download %s: saved %s (%d bytes in %.1f s)", url, target, size, time.perf_counter() - start)
+    log.info("DrugBank download %s: saved %s (%d bytes in %.1f s)", url, target, size,
+             time.perf_counter() - start)
     return target
 
 

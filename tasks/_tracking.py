@@ -34,7 +34,8 @@ def log_stage(run: StageRun, params: Mapping[str, Any] | None = None, metrics: M
     with mlflow.start_run(run_name=f"{run.stage}-{run.key}") as active:
         mlflow.set_tags({"stage": run.stage, "stage_key": run.key, "stage_dir": str(run.out),
                          "prefect_flow_run": str(flow_run.root_flow_run_id or ""), **(tags or {})})
-        flat = {k: str(v)[:500] for k, v in {**_flat("", jsonable(run.config)), **_flat("", params or {})}.items()}
+        flat = {k: str(v)[:500] for k, v in {**_flat("", jsonable(run.config)), **_flat("", params or {})}.items()
+                if k and v not in ("", None)}  # a tracking server rejects empty names and values
         mlflow.log_params(flat)
         numbers = {k: float(v) for k, v in _flat("", metrics or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
