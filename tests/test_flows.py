@@ -86,3 +86,17 @@ def test_data_flow_builds_every_stage(tmp_path: Path, small_release) -> None:
         assert (Path(out["splits"]) / strategy / "test.parquet").is_file()
         assert (Path(out["index"]) / strategy).is_dir()
     assert [s for s, e in runlog.latest(root)["stages"].items() if e["state"] != "completed"] == []
+
+
+def test_corrupted_output_is_detected_and_rebuilt(tmp_path: Path, small_release) -> None:
+    release, _ = small_release
+    root = tmp_path / "runs"
+    cfg = config(tmp_path, release)
+    out = data_flow(root=str(root), config=cfg, stop_after="label")
+    pairs = Path(out["label"]) / "ddi_pairs.parquet"
+    good = pairs.read_bytes()
+    pl.read_parquet(pairs).head(3).write_parquet(pairs)  # damaged in place, manifest untouched
+    again = data_flow(root=str(root), config=cfg, stop_after="label")
+    assert again["label"] == out["label"] and pairs.read_bytes() == good
+    states = {s: e["state"] for s, e in runlog.latest(root)["stages"].items()}
+    assert states["label"] == "completed" and states["ingest"] == "cached"
