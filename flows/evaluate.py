@@ -5,9 +5,10 @@ from prefect import flow
 
 from flows.train import train_flow
 from mard_core.config import load_config
+from mard_core.evaluate import planned_runs
 from mard_core.plan import STAGES, Plan
 from mard_core.runtime import data_root
-from tasks.evaluate import UPSTREAM, evaluate
+from tasks.evaluate import UPSTREAM, evaluate_system_task, gather, placeholders
 from tasks.register import register
 
 
@@ -22,7 +23,10 @@ def evaluate_flow(root: str | None = None, config: str | None = None, force: lis
     if stop_after in STAGES[: STAGES.index("dpo") + 1]:
         return out
     split = cfg.teachers.split
-    out["evaluate"] = evaluate({k: out[k] for k in UPSTREAM}, root, cfg.evaluate, split, force=plan.forced("evaluate"))
+    dirs, forced = {k: out[k] for k in UPSTREAM}, plan.forced("evaluate")
+    systems = [evaluate_system_task(dirs, root, cfg.evaluate, split, spec, strategy, force=forced)
+               for spec, strategy in planned_runs(cfg.evaluate, placeholders(dirs, split))]
+    out["evaluate"] = gather(systems, root, force=forced)
     if plan.stops_at("evaluate"):
         return out
     out["register"] = register(out["dpo"], out["evaluate"], root, cfg.register, split, force=plan.forced("register"))

@@ -514,29 +514,40 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
     return EvalResult(metrics, predictions)
 
 
-def evaluate_all(cfg: EvalConfig, ingest_dir: str | Path, split_dir: str | Path, index_dir: str | Path,
-                 placeholders: Mapping[str, str] | None = None) -> list[EvalResult]:
-    """Every configured system on every configured strategy (indexes at ``<index_dir>/<strategy>``). Systems
-    are rebuilt per strategy, since baselines fit on that split's train part."""
-    results = []
-    taxonomy = load_taxonomy()
-    drugs, proteins = _read(Path(ingest_dir) / "drugs.parquet"), _read(Path(ingest_dir) / "drug_proteins.parquet")
-    facts = Facts.from_tables(drugs, proteins)
+def planned_runs(cfg: EvalConfig, placeholders: Mapping[str, str] | None = None) -> list[tuple[dict[str, Any], str]]:
+    """(system spec, strategy) for every configured system on every strategy it runs on (its ``strategies``
+    option, placeholders filled, restricts them); the returned specs no longer carry ``strategies``."""
+    runs = []
     for strategy in cfg.strategies:
-        train = read_part(split_dir, strategy, "train")
-        ctx = SystemContext(strategy, train, drugs, proteins, taxonomy, dict(placeholders or {}))
-        index = RetrievalIndex.load(Path(index_dir) / strategy)
-        counts = drug_train_counts(train)
         for spec in cfg.system_specs():
             only = spec.pop("strategies", None)
-            if only is not None and strategy not in _fill(list(only), ctx.placeholders, f"system {spec['name']!r}"):
-                continue
-            system = build_system(spec, ctx)
-            try:
-                results.append(evaluate_system(system, split_dir, strategy, index, facts, counts, cfg, taxonomy))
-            finally:
-                system.close()
-    return results
+            if only is None or strategy in _fill(list(only), placeholders or {}, f"system {spec['name']!r}"):
+                runs.append((spec, strategy))
+    return runs
+
+
+def evaluate_one(spec: Mapping[str, Any], strategy: str, cfg: EvalConfig, ingest_dir: str | Path,
+                 split_dir: str | Path, index_dir: str | Path, placeholders: Mapping[str, str] | None = None
+                 ) -> EvalResult:
+    """One system on one strategy (index at ``<index_dir>/<strategy>``); the system is built (and, for
+    baselines, fitted on that split's train part) here and closed after."""
+    taxonomy = load_taxonomy()
+    drugs, proteins = _read(Path(ingest_dir) / "drugs.parquet"), _read(Path(ingest_dir) / "drug_proteins.parquet")
+    train = read_part(split_dir, strategy, "train")
+    ctx = SystemContext(strategy, train, drugs, proteins, taxonomy, dict(placeholders or {}))
+    system = build_system(spec, ctx)
+    try:
+        return evaluate_system(system, split_dir, strategy, RetrievalIndex.load(Path(index_dir) / strategy),
+                               Facts.from_tables(drugs, proteins), drug_train_counts(train), cfg, taxonomy)
+    finally:
+        system.close()
+
+
+def evaluate_all(cfg: EvalConfig, ingest_dir: str | Path, split_dir: str | Path, index_dir: str | Path,
+                 placeholders: Mapping[str, str] | None = None) -> list[EvalResult]:
+    """Every configured system on every strategy it runs on."""
+    return [evaluate_one(spec, strategy, cfg, ingest_dir, split_dir, index_dir, placeholders)
+            for spec, strategy in planned_runs(cfg, placeholders)]
 
 
 # --- leaderboard and report ---------------------------------------------------------------------------------------

@@ -1,6 +1,14 @@
-"""Evaluate stage: every system on every split by the same code -> leaderboard, plots, MLflow, artifacts."""
+"""Evaluate stages: each (system, split strategy) is its own cached stage; the leaderboard gathers them.
+
+A system's stage key covers its spec, the strategy, the evaluation settings and the content addresses of the
+data and of the models it uses, so retraining the student re-evaluates the student systems only.
+"""
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -8,44 +16,85 @@ import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from mard_core.evaluate import EvalConfig, evaluate_all, leaderboard, leaderboard_markdown, write_report
-from mard_core.stage import StageRun
+from mard_core.evaluate import (
+    EvalConfig,
+    EvalResult,
+    evaluate_one,
+    leaderboard,
+    leaderboard_markdown,
+    result_stem,
+    write_report,
+)
+from mard_core.stage import StageRun, canonical_json
 from mard_core.training import merged_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
-EVALUATE_VERSION = "1"
+EVALUATE_VERSION = "2"  # 2: one cached stage per (system, strategy)
 UPSTREAM = ("ingest", "splits", "index", "models", "sft", "sft-no-mirror", "dpo")
+DATA = ("ingest", "splits", "index")
+# Which upstream stage each placeholder of a system spec stands for.
+PLACEHOLDER_STAGE = {"models": "models", "sft": "sft", "sft_no_mirror": "sft-no-mirror", "dpo": "dpo"}
+METRICS_FILE = "metrics.json"
 
 
-def evaluate_spec(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str) -> StageRun:
-    inputs = {name: Path(dirs[name]).name for name in UPSTREAM} | {"split": split}
-    return StageRun("evaluate", EVALUATE_VERSION, cfg, inputs, Path(root))
+def placeholders(dirs: dict[str, str], split: str) -> dict[str, str]:
+    return {"models": dirs["models"], "split": split, "sft": str(merged_dir(dirs["sft"])),
+            "sft_no_mirror": str(merged_dir(dirs["sft-no-mirror"])), "dpo": str(merged_dir(dirs["dpo"]))}
 
 
-def _build(dirs: dict[str, str], cfg: EvalConfig, split: str, work: Path) -> dict[str, Any]:
-    placeholders = {"models": dirs["models"], "split": split, "sft": str(merged_dir(dirs["sft"])),
-                    "sft_no_mirror": str(merged_dir(dirs["sft-no-mirror"])), "dpo": str(merged_dir(dirs["dpo"]))}
-    results = evaluate_all(cfg, dirs["ingest"], dirs["splits"], dirs["index"], placeholders)
-    paths = write_report(results, work)
-    board = leaderboard(results)
-    return {"rows": board.height, "plots": sorted(str(p.relative_to(work)) for p in paths.values() if p.suffix == ".png")}
+def system_spec(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
+                strategy: str) -> StageRun:
+    used = set(re.findall(r"\{(\w+)\}", canonical_json(system)))
+    stages = [*DATA, *sorted(PLACEHOLDER_STAGE[p] for p in used if p in PLACEHOLDER_STAGE)]
+    config = {"system": system, "strategy": strategy, "split": split,
+              "evaluation": dataclasses.replace(cfg, strategies=(strategy,), systems=())}
+    stem = result_stem({"system": system["name"], "strategy": strategy})
+    return StageRun(f"eval-{stem}", EVALUATE_VERSION, config, {s: Path(dirs[s]).name for s in stages}, Path(root))
+
+
+@task(name="evaluate-system", cache_policy=StageCache(spec=system_spec), persist_result=True)
+def evaluate_system_task(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
+                         strategy: str, force: bool = False) -> str:
+    """One system on one strategy: metrics.json, predictions, calibration rows, plots; logged to MLflow."""
+    run = system_spec(dirs, root, cfg, split, system, strategy)
+
+    def build(work: Path) -> dict[str, Any]:
+        result = evaluate_one(system, strategy, cfg, dirs["ingest"], dirs["splits"], dirs["index"],
+                              placeholders(dirs, split))
+        paths = write_report([result], work)
+        scalars = leaderboard([result]).to_dicts()[0]
+        (work / METRICS_FILE).write_text(json.dumps(scalars, indent=2, default=str))
+        log_stage(run, metrics={k: v for k, v in scalars.items() if k not in ("system", "strategy")},
+                  artifacts=[p for p in paths.values() if p.suffix == ".png"])
+        return {"system": system["name"], "strategy": strategy}
+
+    return execute(run, build, force)
+
+
+def evaluate_spec(system_dirs: list[str], root: str) -> StageRun:
+    return StageRun("evaluate", EVALUATE_VERSION, {}, {Path(d).parent.name: Path(d).name for d in system_dirs},
+                    Path(root))
 
 
 @task(name="evaluate", cache_policy=StageCache(spec=evaluate_spec), persist_result=True)
-def evaluate(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, force: bool = False) -> str:
-    """Write ``evaluate/<key>/`` (leaderboard.{parquet,md}, predictions, calibration, plots)."""
-    run = evaluate_spec(dirs, root, cfg, split)
+def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
+    """The leaderboard of every (system, strategy), with their calibration rows and plots side by side."""
+    run = evaluate_spec(system_dirs, root)
 
     def build(work: Path) -> dict[str, Any]:
-        fields = _build(dirs, cfg, split, work)
-        board = pl.read_parquet(work / "leaderboard.parquet")
-        metrics = {f"{r['system']}/{r['strategy']}": {k: v for k, v in r.items() if k not in ("system", "strategy")}
-                   for r in board.to_dicts()}
-        log_stage(run, metrics=metrics, artifacts=[work / "leaderboard.md", *(work / p for p in fields["plots"])])
-        return fields
+        results = [EvalResult(json.loads((Path(d) / METRICS_FILE).read_text()), pl.DataFrame()) for d in system_dirs]
+        board = leaderboard(results)
+        board.write_parquet(work / "leaderboard.parquet")
+        (work / "leaderboard.md").write_text(leaderboard_markdown(board), encoding="utf-8")
+        for d in system_dirs:
+            for sub in ("calibration", "plots", "predictions"):
+                if (Path(d) / sub).is_dir():
+                    shutil.copytree(Path(d) / sub, work / sub, dirs_exist_ok=True)
+        log_stage(run, artifacts=[work / "leaderboard.md"])
+        return {"rows": board.height}
 
     out = Path(execute(run, build, force))
-    create_markdown_artifact(key="leaderboard", markdown=leaderboard_markdown(pl.read_parquet(out / "leaderboard.parquet")),
+    create_markdown_artifact(key="leaderboard", markdown=(out / "leaderboard.md").read_text(encoding="utf-8"),
                              description="Every system on every split strategy (exact accuracy first)")
     return str(out)
