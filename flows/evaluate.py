@@ -1,6 +1,9 @@
 """Stage flow: the trained student and every baseline evaluated on every split, then registry promotion."""
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from prefect import flow
 
 from flows.train import train_flow
@@ -8,6 +11,7 @@ from mard_core.config import load_config
 from mard_core.evaluate import planned_runs
 from mard_core.plan import STAGES, Plan
 from mard_core.runtime import data_root
+from mard_core.stage import read_manifest
 from tasks.evaluate import UPSTREAM, evaluate_system_task, gather, placeholders
 from tasks.register import register
 
@@ -24,8 +28,10 @@ def evaluate_flow(root: str | None = None, config: str | None = None, force: lis
         return out
     split = cfg.teachers.split
     dirs, forced = {k: out[k] for k in UPSTREAM}, plan.forced("evaluate")
-    systems = [evaluate_system_task(dirs, root, cfg.evaluate, split, spec, strategy, force=forced)
-               for spec, strategy in planned_runs(cfg.evaluate, placeholders(dirs, split))]
+    built = (read_manifest(Path(out["splits"])) or {})["strategies"]  # temporal exists only with a previous release
+    eval_cfg = dataclasses.replace(cfg.evaluate, strategies=tuple(s for s in cfg.evaluate.strategies if s in built))
+    systems = [evaluate_system_task(dirs, root, eval_cfg, split, spec, strategy, force=forced)
+               for spec, strategy in planned_runs(eval_cfg, placeholders(dirs, split))]
     out["evaluate"] = gather(systems, root, force=forced)
     if plan.stops_at("evaluate"):
         return out

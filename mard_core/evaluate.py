@@ -176,7 +176,7 @@ class EvalConfig:
     (cpu | gpu). The default systems name the pipeline's models through placeholders ({models}, {sft},
     {sft_no_mirror}, {dpo}, {split})."""
 
-    strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair")
+    strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair", "temporal")  # those the splits stage built
     max_test_pairs: int = 120
     max_valid_pairs: int = 60
     seed: int = 0

@@ -100,3 +100,19 @@ def test_corrupted_output_is_detected_and_rebuilt(tmp_path: Path, small_release)
     assert again["label"] == out["label"] and pairs.read_bytes() == good
     states = {s: e["state"] for s, e in runlog.latest(root)["stages"].items()}
     assert states["label"] == "completed" and states["ingest"] == "cached"
+
+
+def test_a_second_release_gets_a_temporal_split(tmp_path: Path) -> None:
+    from mard_core.synth import write_release
+
+    root = tmp_path / "runs"
+    old, new = tmp_path / "old.xml.zip", tmp_path / "new.xml.zip"
+    write_release(old, 60, seed=3, exported_on="2026-01-05")
+    write_release(new, 66, seed=3, exported_on="2026-04-02")
+    loose = {"quality": {"max_row_change": 1.0}}  # small releases: a few pathways more is a large relative change
+    first = data_flow(root=str(root), config=config(tmp_path, old, **loose))
+    out = data_flow(root=str(root), config=config(tmp_path, new, **loose))
+    assert "temporal" in read_manifest(Path(out["splits"]))["strategies"]
+    old_pairs = pl.read_parquet(Path(first["label"]) / "ddi_pairs.parquet").select("drug_a", "drug_b")
+    test = pl.read_parquet(Path(out["splits"]) / "temporal" / "test.parquet").select("drug_a", "drug_b")
+    assert test.height > 0 and test.join(old_pairs, on=["drug_a", "drug_b"], how="semi").height == 0
