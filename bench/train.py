@@ -37,7 +37,7 @@ def step_speeds(base: Path, examples: list, out: Path, n_batches: int, repeats: 
     One trainer and the same ``n_batches`` batches; the two settings alternate batch by batch in ABBA order so
     load on the machine hits both alike. Per setting: the median and the best (least disturbed) step.
     """
-    trainer = sft_trainer(SFTConfig(str(base), str(out), mirror_lambda=0.1, report_to="none", device="cpu"), examples)
+    trainer = sft_trainer(SFTConfig(base_model=str(base), output_dir=str(out), mirror_lambda=0.1, report_to="none", device="cpu"), examples)
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by train(); the step divides the loss by it
     batches = [b for _, b in zip(range(n_batches), trainer.get_train_dataloader(), strict=False)]
@@ -59,13 +59,13 @@ def step_speeds(base: Path, examples: list, out: Path, n_batches: int, repeats: 
 def demo(base: Path, rows: list[dict[str, Any]], tmp: Path) -> dict[str, float]:
     """One epoch of SFT and of PRM-weighted DPO (stand-in PRM scores) on ``rows``; wall seconds of each."""
     start = time.perf_counter()
-    sft = train_sft(SFTConfig(str(base), str(tmp / "demo-sft"), report_to="none", device="cpu"),
+    sft = train_sft(SFTConfig(base_model=str(base), output_dir=str(tmp / "demo-sft"), report_to="none", device="cpu"),
                     build_sft_examples(rows), resume=False)
     sft_s = time.perf_counter() - start
     pairs = build_preference_pairs(rows, siblings=family_subtypes(load_taxonomy()), proteins=PROTEINS,
                                    score_fn=lambda _p, c: [0.9 - 0.1 * ("<dir_" not in t) for t in c])
     start = time.perf_counter()
-    dpo = train_dpo(DPOConfig(str(tmp / "demo-dpo"), report_to="none", device="cpu"), sft.student_dir, pairs,
+    dpo = train_dpo(DPOConfig(output_dir=str(tmp / "demo-dpo"), report_to="none", device="cpu"), sft.student_dir, pairs,
                     resume=False)
     dpo_s = time.perf_counter() - start
     return {"demo_rows": len(rows), "demo_sft_steps": sft.steps, "demo_sft_s": round(sft_s, 1),

@@ -161,9 +161,9 @@ def _mean_margin(student_dir: Path, pairs: list[PreferencePair]) -> float:
 
 def test_train_dpo_from_the_sft_student(base: Path, pairs: list[PreferencePair], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    sft = train_sft(SFTConfig(str(base), str(tmp_path / "sft"), max_steps=2, report_to="none", device="cpu"),
+    sft = train_sft(SFTConfig(base_model=str(base), output_dir=str(tmp_path / "sft"), max_steps=2, report_to="none", device="cpu"),
                     build_sft_examples(synthetic_trajectories(8)))
-    cfg = DPOConfig(str(tmp_path / "dpo"), lr=5e-3, max_steps=8, save_steps=4, logging_steps=2, report_to="none",
+    cfg = DPOConfig(output_dir=str(tmp_path / "dpo"), lr=5e-3, max_steps=8, save_steps=4, logging_steps=2, report_to="none",
                     device="cpu")
     result = train_dpo(cfg, sft.student_dir, pairs)
     assert result.steps == 8 and result.extra["n_pairs"] == len(pairs)
@@ -184,8 +184,8 @@ def test_train_dpo_from_the_sft_student(base: Path, pairs: list[PreferencePair],
 
 def test_dpo_config_and_input_errors(base: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="beta"):
-        DPOConfig(str(tmp_path), beta=0)
+        DPOConfig(output_dir=str(tmp_path), beta=0)
     with pytest.raises(InputError, match="max_steps"):
-        DPOConfig(str(tmp_path), max_steps=0)
+        DPOConfig(output_dir=str(tmp_path), max_steps=0)
     with pytest.raises(InputError, match="incomplete"):
-        train_dpo(DPOConfig(str(tmp_path / "dpo"), device="cpu", report_to="none"), tmp_path / "missing", [])
+        train_dpo(DPOConfig(output_dir=str(tmp_path / "dpo"), device="cpu", report_to="none"), tmp_path / "missing", [])

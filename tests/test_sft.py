@@ -135,7 +135,7 @@ def examples() -> list[SFTExample]:
 
 
 def _cfg(base: Path, out: Path, **kw: object) -> SFTConfig:
-    return SFTConfig(str(base), str(out), max_steps=4, save_steps=2, logging_steps=1, report_to="none", device="cpu",
+    return SFTConfig(base_model=str(base), output_dir=str(out), max_steps=4, save_steps=2, logging_steps=1, report_to="none", device="cpu",
                      **kw)
 
 
@@ -218,11 +218,11 @@ def test_interrupted_run_resumes_to_the_same_adapter(base: Path, examples: list[
 
 def test_config_errors(base: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="batch_pairs"):
-        SFTConfig(str(base), str(tmp_path), batch_pairs=0)
+        SFTConfig(base_model=str(base), output_dir=str(tmp_path), batch_pairs=0)
     with pytest.raises(InputError, match="mirror_lambda"):
-        SFTConfig(str(base), str(tmp_path), mirror_lambda=-1)
+        SFTConfig(base_model=str(base), output_dir=str(tmp_path), mirror_lambda=-1)
     with pytest.raises(InputError, match="device"):
-        SFTConfig(str(base), str(tmp_path), device="tpu")
+        SFTConfig(base_model=str(base), output_dir=str(tmp_path), device="tpu")
     too_short = _cfg(base, tmp_path, max_length=32)
     with pytest.raises(InputError, match="exceed max_length"):
         sft_trainer(too_short, build_sft_examples(synthetic_trajectories(1)))

@@ -40,8 +40,8 @@ from mard_core.training.negatives import NEGATIVE_KINDS, hard_negatives
 from mard_core.training.sft import (
     FINAL_DIR,
     STUDENT_FILE,
+    TrainerSettings,
     TrainResult,
-    check_runtime,
     content_hash,
     merged_student,
     prepare_run,
@@ -214,35 +214,20 @@ class WeightedDPOTrainer(DPOTrainer):
 # --- training --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DPOConfig:
-    """Student DPO settings (LoRA shape comes from the SFT adapter). ``device``/``report_to`` as in SFTConfig."""
+class DPOConfig(TrainerSettings):
+    """Student DPO: beta, pairs per batch, and how strongly the PRM margin weights a pair (0: plain DPO). The
+    LoRA shape comes from the SFT adapter."""
 
-    output_dir: str = ""  # set by the caller (the pipeline: the stage's work directory)
-    beta: float = 0.1
     lr: float = 5e-4
-    epochs: int = 1
-    max_steps: int = -1
+    beta: float = 0.1
     batch_size: int = 4
     weight_beta: float = 5.0
-    seed: int = 0
-    save_steps: int = 50
-    max_length: int = 2048
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    device: str = "auto"
-    logging_steps: int = 5
-    report_to: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "save_steps", "max_length", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise InputError(f"DPOConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise InputError(f"DPOConfig.max_steps must be -1 (use epochs) or >= 1, got {self.max_steps}")
-        if not self.beta > 0 or not self.lr > 0 or self.weight_beta < 0:
-            raise InputError(f"DPOConfig: need beta > 0, lr > 0, weight_beta >= 0; got beta={self.beta}, "
-                             f"lr={self.lr}, weight_beta={self.weight_beta}")
-        check_runtime(self.device, self.report_to, "DPOConfig")
+        super().__post_init__()
+        if self.batch_size < 1 or not self.beta > 0 or self.weight_beta < 0:
+            raise InputError(f"DPOConfig: need batch_size >= 1, beta > 0, weight_beta >= 0; got "
+                             f"batch_size={self.batch_size}, beta={self.beta}, weight_beta={self.weight_beta}")
 
 
 def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) -> list[dict[str, Any]]:

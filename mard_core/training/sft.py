@@ -89,24 +89,18 @@ def mirror_kl(logits_ab: torch.Tensor, logits_ba: torch.Tensor, dir_token_ids: S
 # --- configuration ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class SFTConfig:
-    """Student SFT settings. ``target_modules``: module names or ``"all-linear"``; ``device``: auto | cpu | cuda;
-    ``report_to``: auto (MLflow when MLFLOW_TRACKING_URI is set) | none | mlflow."""
+class TrainerSettings:
+    """What every student trainer shares. ``device``: auto | cpu | cuda; ``report_to``: auto (MLflow when
+    MLFLOW_TRACKING_URI is set) | none | mlflow; ``output_dir`` is set by the caller (the pipeline: the stage's
+    work directory)."""
 
-    base_model: str = ""  # a checkpoint path or name; "" in the pipeline: the models stage's student-base
-    output_dir: str = ""  # set by the caller (the pipeline: the stage's work directory)
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] | str = ("q_proj", "v_proj")
+    output_dir: str = ""
     lr: float = 1e-3
     epochs: int = 1
     max_steps: int = -1
-    batch_pairs: int = 4
-    max_length: int = 2048
-    mirror_lambda: float = 0.1
     seed: int = 0
     save_steps: int = 50
+    max_length: int = 2048
     bf16: bool = False
     gradient_checkpointing: bool = False
     device: str = "auto"
@@ -114,15 +108,37 @@ class SFTConfig:
     report_to: str = "auto"
 
     def __post_init__(self) -> None:
-        for name in ("lora_r", "lora_alpha", "epochs", "batch_pairs", "max_length", "save_steps", "logging_steps"):
+        where = type(self).__name__
+        for name in ("epochs", "save_steps", "max_length", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise InputError(f"{where}.max_steps must be -1 (use epochs) or >= 1, got {self.max_steps}")
+        if not self.lr > 0:
+            raise InputError(f"{where}.lr must be > 0, got {self.lr}")
+        check_runtime(self.device, self.report_to, where)
+
+
+@dataclass(frozen=True)
+class SFTConfig(TrainerSettings):
+    """Student SFT: LoRA shape, mirror-KL weight, pairs per batch. ``target_modules``: names or ``"all-linear"``."""
+
+    base_model: str = ""  # a checkpoint path or name; "" in the pipeline: the models stage's student-base
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: tuple[str, ...] | str = ("q_proj", "v_proj")
+    batch_pairs: int = 4
+    mirror_lambda: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("lora_r", "lora_alpha", "batch_pairs"):
             if getattr(self, name) < 1:
                 raise InputError(f"SFTConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise InputError(f"SFTConfig.max_steps must be -1 (use epochs) or >= 1, got {self.max_steps}")
-        if not self.lr > 0 or not 0 <= self.lora_dropout < 1 or self.mirror_lambda < 0:
-            raise InputError(f"SFTConfig: need lr > 0, 0 <= lora_dropout < 1, mirror_lambda >= 0; got lr={self.lr}, "
+        if not 0 <= self.lora_dropout < 1 or self.mirror_lambda < 0:
+            raise InputError(f"SFTConfig: need 0 <= lora_dropout < 1, mirror_lambda >= 0; got "
                              f"lora_dropout={self.lora_dropout}, mirror_lambda={self.mirror_lambda}")
-        check_runtime(self.device, self.report_to, "SFTConfig")
 
 
 def check_runtime(device: str, report_to: str, where: str) -> None:
