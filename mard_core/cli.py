@@ -209,7 +209,10 @@ def predict(
                                 load_calibrator(calibration) if calibration and calibration.is_file() else None, note)
     finally:
         system.close()
-    typer.echo(format_json(results) if as_json else "\n\n".join(format_text(res) for res in results))
+    if as_json:
+        typer.echo(format_json(results), nl=False)  # JSON lines, each already ends with a newline
+    else:
+        typer.echo("\n\n".join(format_text(res) for res in results))
 
 
 @app.command()
