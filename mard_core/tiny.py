@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -46,8 +46,8 @@ class TinyModelConfig:
     num_heads: int = 2
     num_layers: int = 2
     intermediate_size: int = 256
-    vocab_size: int = 512
-    max_position_embeddings: int = 1024
+    vocab_size: int = 2048  # demo prompts (a few dozen evidence lines) fit in ~1,000 tokens
+    max_position_embeddings: int = 4096
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -198,18 +198,11 @@ class ModelsConfig:
     """
 
     teacher_archs: tuple[str, ...] = ("llama", "qwen2", "mistral")
-    hidden_size: int = 128
-    num_heads: int = 2
-    num_layers: int = 2
-    intermediate_size: int = 256
-    vocab_size: int = 2048
-    max_position_embeddings: int = 4096
+    size: TinyModelConfig = field(default_factory=TinyModelConfig)
     corpus_pairs: int = 200
-    seed: int = 0
 
     def shape(self, arch: str) -> TinyModelConfig:
-        return TinyModelConfig(arch, self.hidden_size, self.num_heads, self.num_layers, self.intermediate_size,
-                               self.vocab_size, self.max_position_embeddings, self.seed)
+        return replace(self.size, arch=arch)
 
 
 def build_demo_models(out_dir: Path, texts: Sequence[str], cfg: ModelsConfig,
