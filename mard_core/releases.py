@@ -62,6 +62,8 @@ def load_registry(user_registry: Path | None = None) -> dict[str, Release]:
 
 def file_sha256(path: Path, cache_file: Path | None = None) -> str:
     """sha256 of a file, remembered by (path, size, mtime) in ``cache_file`` so re-runs skip the read."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
     st = path.stat()
     key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     cache: dict[str, str] = {}

@@ -14,7 +14,7 @@ from mard_core.synth import write_release
 
 def mard(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
     code = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest")
+    return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
                           else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -78,3 +78,19 @@ def test_classify_jsonl_keeps_order(tmp_path: Path) -> None:
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["direction"] for o in out] == ["A to B", "B to A", None]
     assert out[0]["family"] == "PK Metabolism" and out[0]["modality"] == "Inhibition" and out[2]["matched"] is False
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ("release: {source: /nonexistent/drugbank.zip}\n", "/nonexistent/drugbank.zip: no such file"),
+        ("ingest: {batch_rowz: 5}\n", "unknown key(s) ['batch_rowz']"),
+        ("splits: {valid_frac: lots}\n", "expected float"),
+    ],
+)
+def test_run_refuses_a_bad_config_before_starting(tmp_path: Path, config: str, message: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(config)
+    result = mard("run", "--config", str(path), root=tmp_path)
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / ".services").exists()  # no orchestrator or tracking state was created
