@@ -27,7 +27,7 @@ def models_spec(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg
 def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.ModelsConfig, split: str,
            work: Path) -> dict[str, Any]:
     texts = corpus_texts(pl.read_parquet(splits_dir / split / "train.parquet"), RetrievalIndex.load(index_dir / split),
-                         pl.read_parquet(ingest_dir / "drugs.parquet"), cfg.corpus_pairs, cfg.seed)
+                         pl.read_parquet(ingest_dir / "drugs.parquet"), cfg.corpus_pairs, cfg.size.seed)
     models = tiny.build_demo_models(work, texts, cfg, tuple(DIRECTION_TOKENS.values()))
     return {"models": models, "corpus_texts": len(texts)}
 
