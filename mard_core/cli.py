@@ -42,16 +42,16 @@ def verify(
     root: RootOpt = None,
 ) -> None:
     """Print the file's sha256 and whether it matches a known (or the declared) release."""
-    from mard_core.releases import add_release, load_registry
+    from mard_core.releases import add_release, hash_cache, load_registry, user_registry
     from mard_core.releases import verify as check
 
-    user_registry = data_root(root) / "releases.yaml"
+    mine, cache = user_registry(data_root(root)), hash_cache(data_root(root))
     if add:
-        result = check(source, None, load_registry(user_registry))
-        add_release(user_registry, add, result.sha256, result.size)
-        typer.echo(f"recorded {add}: sha256={result.sha256} size={result.size} in {user_registry}")
+        result = check(source, None, load_registry(mine), cache)
+        add_release(mine, add, result.sha256, result.size)
+        typer.echo(f"recorded {add}: sha256={result.sha256} size={result.size} in {mine}")
         return
-    result = check(source, version, load_registry(user_registry))
+    result = check(source, version, load_registry(mine), cache)
     typer.echo(result.line())
     if not result.matched:
         raise typer.Exit(1)
@@ -68,14 +68,14 @@ def ingest(
 ) -> None:
     """Stream a DrugBank release into Parquet tables (drugs, interactions, drug_proteins, pathways)."""
     from mard_core import ingest as core
-    from mard_core.releases import file_sha256, load_registry, require_verified
+    from mard_core.releases import file_sha256, hash_cache, load_registry, require_verified, user_registry
     from mard_core.releases import verify as check
     from mard_core.stage import materialize, read_manifest
 
-    cache = data_root(root) / ".cache" / "hashes.json"
+    cache = hash_cache(data_root(root))
     if verify_hash:
-        registry = load_registry(data_root(root) / "releases.yaml")
-        require_verified(check(source, version, registry), registry)
+        registry = load_registry(user_registry(data_root(root)))
+        require_verified(check(source, version, registry, cache), registry)
     digest = file_sha256(source, cache) if source.is_file() else ""
     existing = read_manifest(out) if out.exists() else None
     if out.exists() and existing is None:

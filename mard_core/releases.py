@@ -15,6 +15,16 @@ from schemas import SCHEMA_DIR
 SHIPPED_REGISTRY = SCHEMA_DIR / "releases.yaml"
 
 
+def user_registry(root: Path) -> Path:
+    """The user's release registry under the data root (``mard verify --add`` writes there)."""
+    return Path(root) / "releases.yaml"
+
+
+def hash_cache(root: Path) -> Path:
+    """Where file hashes are remembered by (path, size, mtime) under the data root."""
+    return Path(root) / ".cache" / "hashes.json"
+
+
 @dataclass(frozen=True)
 class Release:
     version: str

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mard_core.errors import InputError, MardError
-from mard_core.releases import file_sha256, load_registry, verify
+from mard_core.releases import file_sha256, hash_cache, load_registry, user_registry, verify
 from mard_core.stage import write_json_atomic
 
 RELEASE_SUFFIXES = (".xml", ".zip")
@@ -245,15 +245,15 @@ def watch(root: Path, cfg: WatchConfig, on_release: Callable[[DetectedRelease], 
         saved = download(cfg.url, dest, state, credentials, cfg.timeout_s, log)
         report.download = "downloaded" if saved else "not-modified"
         directories.append(dest)
-    registry = load_registry(root / "releases.yaml")
-    hash_cache = root / ".cache" / "hashes.json"
+    registry = load_registry(user_registry(root))
+    hashes = hash_cache(root)
     files = {p.resolve(): p for d in directories for p in candidate_files(d)}
     for path in files.values():
-        digest = file_sha256(path, hash_cache)
+        digest = file_sha256(path, hashes)
         if digest in state.seen:
             report.already_seen += 1
             continue
-        result = verify(path, None, registry, hash_cache)
+        result = verify(path, None, registry, hashes)
         if not result.matched:
             report.unregistered.append(Unregistered(str(path), digest, result.size))
             log.warning(report.unregistered[-1].hint())

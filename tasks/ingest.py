@@ -7,26 +7,22 @@ from typing import Any
 from prefect import task
 
 from mard_core import ingest as core
-from mard_core.releases import file_sha256, load_registry, require_verified, verify
+from mard_core.releases import file_sha256, hash_cache, load_registry, require_verified, user_registry, verify
 from mard_core.stage import StageRun
 from tasks._stage import StageCache, execute
-
-
-def hash_cache(root: str | Path) -> Path:
-    return Path(root) / ".cache" / "hashes.json"
 
 
 @task(name="verify-release")
 def verify_release(source: str, root: str, version: str | None) -> dict[str, Any]:
     """Refuse a release whose sha256 does not match its declared (or any known) version."""
-    registry = load_registry(Path(root) / "releases.yaml")
-    result = verify(Path(source), version, registry, hash_cache(root))
+    registry = load_registry(user_registry(Path(root)))
+    result = verify(Path(source), version, registry, hash_cache(Path(root)))
     require_verified(result, registry)
     return {"version": result.version, "sha256": result.sha256, "size": result.size}
 
 
 def ingest_spec(source: str, root: str, cfg: core.IngestConfig) -> StageRun:
-    digest = file_sha256(Path(source), hash_cache(root))
+    digest = file_sha256(Path(source), hash_cache(Path(root)))
     return StageRun("ingest", core.PARSER_VERSION, cfg, {"source": digest}, Path(root))
 
 
