@@ -95,7 +95,7 @@ def test_predict_uses_the_trained_student(clean_run: Path) -> None:
     assert answer["system"].startswith("student:")
     # The demo student is tiny and barely trained: it either answers in the label format or says why not.
     assert answer["label"] is not None or answer["parse_errors"]
-    unknown = mard(clean_run, "predict", "Voriconazol", "Nonexistentamab")
+    unknown = mard(clean_run, "predict", "Voriconazol", "Axitinbi")  # a typo: close matches are offered
     assert unknown.returncode == 1 and "close matches" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
