@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from great_expectations.expectations.registry import get_expectation_impl
 from pydantic.v1 import ValidationError as PydanticValidationError
 
 from mard_core.errors import InputError, MardError
+from mard_core.stage import replace_dir
 from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
 SUITE_DIR = SCHEMA_DIR / "quality"
@@ -544,13 +544,7 @@ def _staged_dir(target: Path | None) -> Iterator[Path | None]:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield staging
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
-            os.replace(target, old)
-            os.replace(staging, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, target)
+        replace_dir(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -24,7 +24,6 @@ substrings of the SMILES text, not substructures.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import uuid
@@ -41,6 +40,7 @@ from scipy import sparse
 
 from mard_core.errors import InputError
 from mard_core.splits import canonical_pairs
+from mard_core.stage import replace_dir
 from mard_core.taxonomy import mirror_direction
 from schemas import LABEL_FIELDS
 
@@ -478,13 +478,7 @@ class RetrievalIndex:
             meta = {"format": FORMAT_VERSION, "config": asdict(self.cfg), "hidden_drugs": sorted(self.hidden_drugs),
                     "n_drugs": len(self.drug_ids), "n_train_rows": self._tables["train"].height}
             (tmp / "index.json").write_text(json.dumps(meta, indent=1))
-            if out.exists():
-                old = out.parent / f".{out.name}.{uuid.uuid4().hex}.old"
-                os.replace(out, old)
-                os.replace(tmp, out)
-                shutil.rmtree(old)
-            else:
-                os.replace(tmp, out)
+            replace_dir(tmp, out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return out

@@ -91,6 +91,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def replace_dir(src: Path, dst: Path) -> None:
+    """Move directory ``src`` to ``dst`` atomically; an existing ``dst`` is set aside first, removed after."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    old = dst.with_name(f".{dst.name}.old-{uuid.uuid4().hex}")
+    os.replace(dst, old)
+    os.replace(src, dst)
+    shutil.rmtree(old)
+
+
 @dataclasses.dataclass(frozen=True)
 class StageRun:
     """One stage invocation: where its output goes and how it is identified."""
@@ -138,9 +149,7 @@ def materialize(out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Map
             **extra,
         }
         write_json_atomic(work / MANIFEST, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(work, out)
+        replace_dir(work, out)
     finally:
         if work.exists() and not resume:
             shutil.rmtree(work, ignore_errors=True)
