@@ -5,11 +5,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows._chain import after
 from flows.ingest import ingest_flow
-from mard_core.config import load_config
 from mard_core.ingest import previous_release
-from mard_core.plan import STAGES, Plan
-from mard_core.runtime import data_root
 from tasks.index import build_index
 from tasks.label import label
 from tasks.quality import quality_gate
@@ -20,12 +18,10 @@ from tasks.splits import make_splits
 def data_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
               stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """The data phase; returns every stage's output directory (up to ``stop_after``)."""
-    cfg = load_config(config)
-    root = str(data_root(root))
-    plan = Plan(frozenset(force or ()), stop_after)
-    out = ingest_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
-    if stop_after in STAGES[: STAGES.index("gate-ingest") + 1]:
-        return out
+    up = after(ingest_flow, "gate-ingest", root, config, force, stop_after, source, version)
+    if up.done:
+        return up.out
+    cfg, root, plan, out = up.cfg, up.root, up.plan, up.out
     out["label"] = label(out["ingest"], root, cfg.label, force=plan.forced("label"))
     if plan.stops_at("label"):
         return out

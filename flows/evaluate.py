@@ -6,11 +6,9 @@ from pathlib import Path
 
 from prefect import flow
 
+from flows._chain import after
 from flows.train import train_flow
-from mard_core.config import load_config
 from mard_core.evaluate import planned_runs
-from mard_core.plan import STAGES, Plan
-from mard_core.runtime import data_root
 from mard_core.stage import read_manifest
 from tasks.evaluate import UPSTREAM, evaluate_system_task, gather, placeholders
 from tasks.register import register
@@ -20,12 +18,10 @@ from tasks.register import register
 def evaluate_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
                   stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """Leaderboard and model registration; returns every stage's output directory."""
-    cfg = load_config(config)
-    root = str(data_root(root))
-    plan = Plan(frozenset(force or ()), stop_after)
-    out = train_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
-    if stop_after in STAGES[: STAGES.index("dpo") + 1]:
-        return out
+    up = after(train_flow, "dpo", root, config, force, stop_after, source, version)
+    if up.done:
+        return up.out
+    cfg, root, plan, out = up.cfg, up.root, up.plan, up.out
     split = cfg.teachers.split
     dirs, forced = {k: out[k] for k in UPSTREAM}, plan.forced("evaluate")
     built = (read_manifest(Path(out["splits"])) or {})["strategies"]  # temporal exists only with a previous release
@@ -35,5 +31,5 @@ def evaluate_flow(root: str | None = None, config: str | None = None, force: lis
     out["evaluate"] = gather(systems, root, force=forced)
     if plan.stops_at("evaluate"):
         return out
-    out["register"] = register(out["dpo"], out["evaluate"], root, cfg.register, split, force=plan.forced("register"))
+    out["register"] = register(out, root, cfg.register, eval_cfg, split, force=plan.forced("register"))
     return out

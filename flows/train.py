@@ -5,10 +5,8 @@ import dataclasses
 
 from prefect import flow
 
+from flows._chain import after
 from flows.prm import prm_flow
-from mard_core.config import load_config
-from mard_core.plan import STAGES, Plan
-from mard_core.runtime import data_root
 from tasks.train import dpo, sft
 
 
@@ -16,12 +14,10 @@ from tasks.train import dpo, sft
 def train_flow(root: str | None = None, config: str | None = None, force: list[str] | None = None,
                stop_after: str | None = None, source: str | None = None, version: str | None = None) -> dict[str, str]:
     """Train the student; returns every stage's output directory."""
-    cfg = load_config(config)
-    root = str(data_root(root))
-    plan = Plan(frozenset(force or ()), stop_after)
-    out = prm_flow(root=root, config=config, force=force, stop_after=stop_after, source=source, version=version)
-    if stop_after in STAGES[: STAGES.index("prm") + 1]:
-        return out
+    up = after(prm_flow, "prm", root, config, force, stop_after, source, version)
+    if up.done:
+        return up.out
+    cfg, root, plan, out = up.cfg, up.root, up.plan, up.out
     out["sft"] = sft(out["prm"], out["models"], root, cfg.sft, force=plan.forced("sft"))
     out["sft-no-mirror"] = sft(out["prm"], out["models"], root, dataclasses.replace(cfg.sft, mirror_lambda=0.0),
                                name="sft-no-mirror", force=plan.forced("sft"))

@@ -24,10 +24,8 @@ Production serving: the merged student served by vLLM's OpenAI-compatible server
 from __future__ import annotations
 
 import math
-import os
 import re
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -58,12 +56,18 @@ from mard_core.prm.labels import Facts
 from mard_core.prompts import DrugRef, parse_completion, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.splits import STRATEGIES
+from mard_core.stage import write_atomic
 from mard_core.taxonomy import Taxonomy, load_taxonomy
-from mard_core.teachers.base import Backend, GenerationParams, config_from_mapping, make_backend
+from mard_core.teachers.base import (
+    Backend,
+    GenerationParams,
+    config_from_mapping,
+    fill_placeholders,
+    make_backend,
+)
 
 KINDS = ("baseline", "teacher", "student", "endpoint")
 _NON_SCALAR = ("reliability", "rare_drug_bins", "confusion_family", "calibration_data")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _FILE_SAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
@@ -243,21 +247,6 @@ class SystemContext:
 SystemFactory = Callable[[Mapping[str, Any], SystemContext], System]
 
 
-def _fill(value: Any, placeholders: Mapping[str, str], where: str) -> Any:
-    """``value`` with ``{name}`` placeholders of every string replaced."""
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in placeholders:
-                raise InputError(f"{where}: unknown placeholder {{{m.group(1)}}} (known: {sorted(placeholders)})")
-            return placeholders[m.group(1)]
-        return _PLACEHOLDER.sub(sub, value)
-    if isinstance(value, Mapping):
-        return {k: _fill(v, placeholders, where) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_fill(v, placeholders, where) for v in value]
-    return value
-
-
 _GENERATION_KEYS = ("temperature", "top_p", "max_tokens", "seed", "stop")
 
 
@@ -268,7 +257,7 @@ def _backend_system(kind: str, default_contaminated: bool) -> SystemFactory:
 
     def build(spec: Mapping[str, Any], ctx: SystemContext) -> System:
         name = spec["name"]
-        options = _fill({k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}")
+        options = fill_placeholders({k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}")
         contaminated = bool(options.pop("possibly_contaminated", default_contaminated))
         generation = {k: options.pop(k) for k in _GENERATION_KEYS if k in options}
         params = config_from_mapping(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
@@ -444,14 +433,15 @@ def _calibration_metrics(preds: Sequence[Prediction], correct: Sequence[bool], n
 
 def evaluate_system(system: System, split_dir: str | Path, strategy: str, index: RetrievalIndex, facts: Facts,
                     train_counts: Mapping[str, int], cfg: EvalConfig,
-                    taxonomy: Taxonomy | None = None) -> EvalResult:
+                    taxonomy: Taxonomy | None = None, test: pl.DataFrame | None = None) -> EvalResult:
     """Score ``system`` on the test part of ``<split_dir>/<strategy>`` (see the module doc for the protocol).
 
     ``index``: that strategy's retrieval index; ``facts``: DrugBank facts for names and MFS;
-    ``train_counts``: training pairs per drug (:func:`drug_train_counts`) for the rare-drug bins.
+    ``train_counts``: training pairs per drug (:func:`drug_train_counts`) for the rare-drug bins;
+    ``test``: a subset of the test part to score on instead of all of it.
     """
     split_dir = Path(split_dir)
-    test = read_part(split_dir, strategy, "test")
+    test = read_part(split_dir, strategy, "test") if test is None else test
     if test.height == 0:
         raise InputError(f"{split_dir / strategy / 'test.parquet'}: no test pairs to evaluate")
     shown = present_in_random_order(_sample(test, cfg.max_test_pairs, cfg.seed), cfg.seed)
@@ -521,16 +511,16 @@ def planned_runs(cfg: EvalConfig, placeholders: Mapping[str, str] | None = None)
     for strategy in cfg.strategies:
         for spec in cfg.system_specs():
             only = spec.pop("strategies", None)
-            if only is None or strategy in _fill(list(only), placeholders or {}, f"system {spec['name']!r}"):
+            if only is None or strategy in fill_placeholders(list(only), placeholders or {}, f"system {spec['name']!r}"):
                 runs.append((spec, strategy))
     return runs
 
 
 def evaluate_one(spec: Mapping[str, Any], strategy: str, cfg: EvalConfig, ingest_dir: str | Path,
-                 split_dir: str | Path, index_dir: str | Path, placeholders: Mapping[str, str] | None = None
-                 ) -> EvalResult:
-    """One system on one strategy (index at ``<index_dir>/<strategy>``); the system is built (and, for
-    baselines, fitted on that split's train part) here and closed after."""
+                 split_dir: str | Path, index_dir: str | Path, placeholders: Mapping[str, str] | None = None,
+                 test: pl.DataFrame | None = None) -> EvalResult:
+    """One system on one strategy (index at ``<index_dir>/<strategy>``), on its test part or on ``test``; the
+    system is built (and, for baselines, fitted on that split's train part) here and closed after."""
     taxonomy = load_taxonomy()
     drugs, proteins = _read(Path(ingest_dir) / "drugs.parquet"), _read(Path(ingest_dir) / "drug_proteins.parquet")
     train = read_part(split_dir, strategy, "train")
@@ -538,7 +528,7 @@ def evaluate_one(spec: Mapping[str, Any], strategy: str, cfg: EvalConfig, ingest
     system = build_system(spec, ctx)
     try:
         return evaluate_system(system, split_dir, strategy, RetrievalIndex.load(Path(index_dir) / strategy),
-                               Facts.from_tables(drugs, proteins), drug_train_counts(train), cfg, taxonomy)
+                               Facts.from_tables(drugs, proteins), drug_train_counts(train), cfg, taxonomy, test)
     finally:
         system.close()
 
@@ -601,17 +591,6 @@ def leaderboard_markdown(df: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic(path: Path, write: Callable[[Path], Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def result_stem(metrics: Mapping[str, Any]) -> str:
     """File-name stem of one result: ``<system>__<strategy>`` with unsafe characters replaced."""
     return _FILE_SAFE.sub("_", f"{metrics['system']}__{metrics['strategy']}")
@@ -623,14 +602,14 @@ def write_report(results: Sequence[EvalResult], out_dir: str | Path) -> dict[str
     plots ``plots/<stem>_{confusion,reliability,rare_drugs}.png``; returns every path by a name."""
     out = Path(out_dir)
     board = leaderboard(results)
-    paths = {"leaderboard": _atomic(out / "leaderboard.parquet", board.write_parquet),
-             "leaderboard_md": _atomic(out / "leaderboard.md",
+    paths = {"leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
+             "leaderboard_md": write_atomic(out / "leaderboard.md",
                                        lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8"))}
     for metrics, predictions in results:
         stem = result_stem(metrics)
-        paths[f"predictions/{stem}"] = _atomic(out / "predictions" / f"{stem}.parquet", predictions.write_parquet)
+        paths[f"predictions/{stem}"] = write_atomic(out / "predictions" / f"{stem}.parquet", predictions.write_parquet)
         if "calibration_data" in metrics:
-            paths[f"calibration/{stem}"] = _atomic(out / "calibration" / f"{stem}.parquet",
+            paths[f"calibration/{stem}"] = write_atomic(out / "calibration" / f"{stem}.parquet",
                                                    metrics["calibration_data"].write_parquet)
         labels, matrix = metrics["confusion_family"]
         paths[f"plots/{stem}_confusion"] = confusion_plot(labels, matrix, out / "plots" / f"{stem}_confusion.png")

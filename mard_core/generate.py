@@ -22,7 +22,6 @@ import math
 import os
 import re
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,7 +38,8 @@ from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import TEMPLATE_VERSION, DrugRef, parse_completion, prompt_hash, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.splits import PARTS, canonical_pairs
-from mard_core.teachers.base import GenerationParams, config_from_mapping, make_backend
+from mard_core.stage import write_atomic, write_json_atomic
+from mard_core.teachers.base import GenerationParams, config_from_mapping, fill_placeholders, make_backend
 from mard_core.teachers.knowledge import KNOWLEDGE_VERSION, KnowledgeConfig, KnowledgeTeacher
 from schemas import TRAJECTORIES
 
@@ -50,11 +50,10 @@ EXECUTORS = ("ray", "local")
 PURPOSE_PARTS: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("valid", "test")}
 PURPOSE_FILE = "purpose.json"
 MANIFEST = "manifest.json"
-GENERATE_VERSION = "1"  # bump when sampling or trajectory rows change
+GENERATE_VERSION = "2"  # bump when sampling, trajectory rows or the stage layout change (2: teachers.yaml kept)
 STRATUM = ("family", "subtype", "direction")
 _HASH_KEY = b"mard.work_hash"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 _SHARD_FILE = re.compile(r"(\d{5})\.parquet")
 _MAX_ERROR_CHARS = 500
 
@@ -153,32 +152,25 @@ class GenerateConfig:
             raise InputError(f"GenerateConfig.executor {self.executor!r} is not one of {list(EXECUTORS)}")
 
 
+DEMO_TEACHERS = Path(__file__).resolve().parent / "data" / "teachers.yaml"
+
+
 @dataclass(frozen=True)
 class TeachersConfig:
     """The teachers stage: which teachers file, which split strategy the student learns from, and how many
     validation queries are generated (for PRM evaluation and threshold choice only, never for training)."""
 
-    file: str = "configs/teachers.yaml"
+    file: str = ""  # a teachers YAML; empty: the bundled demo ensemble (DEMO_TEACHERS)
     split: str = "cold_drug"
     valid_pairs: int = 40
 
+    @property
+    def path(self) -> Path:
+        """The teachers file this config names."""
+        return Path(self.file) if self.file else DEMO_TEACHERS
+
 
 # --- configuration files -------------------------------------------------------------------------------------
-
-
-def _substitute(value: Any, placeholders: Mapping[str, str], where: str) -> Any:
-    """``{name}`` placeholders in every string of ``value`` replaced; an unknown name is an error."""
-    if isinstance(value, str):
-        def sub(m: re.Match[str]) -> str:
-            if m.group(1) not in placeholders:
-                raise InputError(f"{where}: unknown placeholder {{{m.group(1)}}}; known: {sorted(placeholders)}")
-            return str(placeholders[m.group(1)])
-        return _PLACEHOLDER.sub(sub, value)
-    if isinstance(value, Mapping):
-        return {k: _substitute(v, placeholders, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_substitute(v, placeholders, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
 
 
 def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -206,7 +198,7 @@ def load_teachers(path: str | os.PathLike[str], placeholders: Mapping[str, str] 
         where = f"{path}: teachers[{i}]"
         if not isinstance(entry, dict):
             raise InputError(f"{where}: expected a mapping, got {entry!r}")
-        entry = _substitute(entry, placeholders or {}, where)
+        entry = fill_placeholders(entry, placeholders or {}, where)
         try:
             teachers.append(config_from_mapping(TeacherSpec, entry, where))
         except InputError as exc:
@@ -395,12 +387,7 @@ def _model_rows(job: ShardJob) -> list[dict[str, Any]]:
 def write_shard(path: Path, rows: Sequence[Mapping[str, Any]], work_hash: str) -> None:
     """Write rows (schema ``TRAJECTORIES``) through a temporary file; the work hash goes into the metadata."""
     table = pa.Table.from_pylist(list(rows), schema=TRAJECTORIES.with_metadata({_HASH_KEY: work_hash.encode()}))
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def run_shard(job: ShardJob) -> ShardResult:
@@ -488,14 +475,7 @@ def check_purpose(out_dir: Path, purpose: str, part: str) -> None:
         if recorded != purpose:
             raise InputError(f"{out_dir}: directory is kept for purpose {recorded!r} ({marker}), not {purpose!r}")
     else:
-        _write_json(marker, {"purpose": purpose})
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+        write_json_atomic(marker, {"purpose": purpose})
 
 
 def _plan(teacher: TeacherSpec, items: Sequence[WorkItem], root: Path, cfg: GenerateConfig, part: str,
@@ -569,7 +549,7 @@ def generate_shards(out_dir: str | os.PathLike[str], pairs: pl.DataFrame, index_
               "teachers": stats}
     manifest_path = root / MANIFEST
     earlier = json.loads(manifest_path.read_text())["teachers"] if manifest_path.is_file() else {}
-    _write_json(manifest_path, {**report, "teachers": {**earlier, **stats}})  # teachers of other calls stay listed
+    write_json_atomic(manifest_path, {**report, "teachers": {**earlier, **stats}})  # teachers of other calls stay listed
     return report
 
 

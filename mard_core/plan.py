@@ -26,6 +26,10 @@ class Plan:
     def stops_at(self, stage: str) -> bool:
         return stage == self.stop_after
 
+    def stops_by(self, stage: str) -> bool:
+        """Whether the run ends at ``stage`` or at a stage before it."""
+        return self.stop_after is not None and STAGES.index(self.stop_after) <= STAGES.index(stage)
+
 
 def _check(stage: str) -> str:
     if stage not in STAGES:

@@ -50,7 +50,7 @@ from great_expectations.expectations.registry import get_expectation_impl
 from pydantic.v1 import ValidationError as PydanticValidationError
 
 from mard_core.errors import InputError, MardError
-from mard_core.stage import replace_dir
+from mard_core.stage import replace_dir, write_atomic
 from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
 SUITE_DIR = SCHEMA_DIR / "quality"
@@ -354,7 +354,8 @@ def validate_tables(
     out_dir.mkdir(parents=True, exist_ok=True)
     results, docs_index = _validate(jobs, params, out_dir / DOCS_DIR if docs else None, suite_dir)
     report = QualityReport(results, out_dir / RESULTS_FILE, docs_index)
-    _write_text_atomic(report.results_path, json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n")
+    text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+    write_atomic(report.results_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return report
 
 
@@ -547,17 +548,6 @@ def _staged_dir(target: Path | None) -> Iterator[Path | None]:
         replace_dir(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def gate_tables(stage_dir: Path, params: Mapping[str, Any], out_dir: Path, config: QualityConfig) -> dict[str, Any]:

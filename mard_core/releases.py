@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from mard_core.errors import HashMismatchError, InputError
-from mard_core.stage import sha256_file, write_json_atomic
+from mard_core.stage import sha256_file, write_atomic, write_json_atomic
 from schemas import SCHEMA_DIR
 
 SHIPPED_REGISTRY = SCHEMA_DIR / "releases.yaml"
@@ -128,7 +127,4 @@ def add_release(user_registry: Path, version: str, sha256: str, size: int) -> No
         data = yaml.safe_load(user_registry.read_text()) or {"releases": {}}
         data.setdefault("releases", {})
     data["releases"][version] = {"sha256": sha256, "size": size}
-    user_registry.parent.mkdir(parents=True, exist_ok=True)
-    tmp = user_registry.with_name(f".{user_registry.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=True))
-    os.replace(tmp, user_registry)
+    write_atomic(user_registry, lambda tmp: tmp.write_text(yaml.safe_dump(data, sort_keys=True)))

@@ -84,11 +84,22 @@ def _file_table(directory: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temp file and an atomic rename."""
+def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Create ``path`` by ``write(temp path)`` and an atomic rename: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON (sorted keys, via :func:`jsonable`; other objects as ``str``) atomically."""
+    text = json.dumps(jsonable(data), indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def replace_dir(src: Path, dst: Path) -> None:

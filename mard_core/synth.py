@@ -14,7 +14,7 @@ Real DrugBank data cannot be bundled, so MARD writes its own release in DrugBank
   says so (plus a small share of generic "adverse effects" noise), so every sentence follows from the two
   records' proteins and categories. Template frequency is Zipf-like by table order.
 
-The real-drug fixture (tests/data/real_drugs.xml) is merged in verbatim, with its own real interactions;
+The real-drug fixture (mard_core/data/real_drugs.xml) is merged in verbatim, with its own real interactions;
 synthetic drugs interact with fixture drugs wherever the rules say so, and those interactions are appended
 to the fixture records. Interactions are listed under both drugs; about 1% of pairs disagree (one listing
 has the generic sentence) and a few descriptions carry a line break and indentation, as in real exports.
@@ -48,12 +48,13 @@ import pyarrow.parquet as pq
 from lxml import etree
 
 from mard_core.errors import InputError
+from mard_core.stage import write_atomic
 from schemas import PROTEIN_KINDS
 
 SYNTH_VERSION = "1"
 NS = "http://www.drugbank.ca"
 ZIP_MEMBER = "full database.xml"
-DEFAULT_FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "data" / "real_drugs.xml"
+DEFAULT_FIXTURE = Path(__file__).resolve().parent / "data" / "real_drugs.xml"
 DEFAULT_INTERACTIONS_PER_DRUG = 200.0
 FAMILIES = (
     "PK Absorption", "PK Distribution", "PK Metabolism", "PK Excretion", "PK Exposure",
@@ -1712,19 +1713,16 @@ def _write_truth(path: Path, drugs: list[_Drug], pairs: _Pairs, fixture_rows: li
     """One Parquet row per pair (TRUTH_SCHEMA), fixture pairs first, written in batches."""
     ids = [d.id for d in drugs]
     names = [d.name for d in drugs]
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+
+    def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, TRUTH_SCHEMA) as writer:
             if fixture_rows:
                 writer.write_table(pa.Table.from_pylist(
                     [dict(zip(TRUTH_SCHEMA.names, row)) for row in fixture_rows], schema=TRUTH_SCHEMA))
             for rows in _truth_batches(ids, names, pairs):
                 writer.write_table(pa.Table.from_pydict(rows, schema=TRUTH_SCHEMA))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)
 
 
 def _truth_batches(ids: list[str], names: list[str], pairs: _Pairs, size: int = 200_000) -> Iterator[dict]:

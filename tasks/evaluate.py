@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from mard_core.evaluate import (
     result_stem,
     write_report,
 )
-from mard_core.stage import StageRun, canonical_json
+from mard_core.stage import StageRun
+from mard_core.teachers.base import placeholder_names
 from mard_core.training import merged_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
@@ -45,7 +45,7 @@ def placeholders(dirs: dict[str, str], split: str) -> dict[str, str]:
 
 def system_spec(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
                 strategy: str) -> StageRun:
-    used = set(re.findall(r"\{(\w+)\}", canonical_json(system)))
+    used = placeholder_names(system)
     stages = [*DATA, *sorted(PLACEHOLDER_STAGE[p] for p in used if p in PLACEHOLDER_STAGE)]
     config = {"system": system, "strategy": strategy, "split": split,
               "evaluation": dataclasses.replace(cfg, strategies=(strategy,), systems=())}

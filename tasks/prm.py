@@ -18,6 +18,7 @@ from mard_core.stage import StageRun, read_manifest
 from mard_core.teachers.base import make_backend
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
+from tasks.teachers import TEACHERS_FILE
 
 PRM_STAGE_VERSION = "2"  # 2: PRM trained with programmatically corrupted copies
 
@@ -60,7 +61,8 @@ def _build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: P
     train_labels.write_parquet(work / "step_labels.parquet")
     agreement: dict[str, Any] = {}
     if screen_cfg.rollout_trajectories:
-        rollouts, agreement = _rollouts(teacher_train, train_labels, teachers["config"]["file"], models_dir, screen_cfg)
+        rollouts, agreement = _rollouts(teacher_train, train_labels, str(teachers_dir / TEACHERS_FILE), models_dir,
+                                         screen_cfg)
         rollouts.write_parquet(work / "rollout_labels.parquet")
     prm_cfg = cfg if cfg.base_model else dataclasses.replace(cfg, base_model=str(models_dir / "prm-base"))
     prm = PRM.create(prm_cfg)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,12 @@ from mard_core.stage import StageRun, read_manifest
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
+TEACHERS_FILE = "teachers.yaml"  # the teachers file the stage ran, kept in its output
+
 
 def teachers_spec(ingest_dir: str, splits_dir: str, index_dir: str, models_dir: str, root: str,
                   cfg: generate.TeachersConfig) -> StageRun:
-    teachers_file = hashlib.sha256(Path(cfg.file).read_bytes()).hexdigest()[:16]
+    teachers_file = hashlib.sha256(cfg.path.read_bytes()).hexdigest()[:16]
     inputs = {"ingest": Path(ingest_dir).name, "splits": Path(splits_dir).name, "index": Path(index_dir).name,
               "models": Path(models_dir).name, "teachers_file": teachers_file, "prompt_template": TEMPLATE_VERSION}
     return StageRun("teachers", generate.GENERATE_VERSION, cfg, inputs, Path(root))
@@ -28,7 +31,8 @@ def teachers_spec(ingest_dir: str, splits_dir: str, index_dir: str, models_dir: 
 
 def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: generate.TeachersConfig,
            work: Path) -> dict[str, Any]:
-    gen = generate.load_generate_config(cfg.file, {"models": str(models_dir)})
+    gen = generate.load_generate_config(cfg.path, {"models": str(models_dir)})
+    shutil.copyfile(cfg.path, work / TEACHERS_FILE)  # what ran, for the PRM stage's rollouts
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
     train = pl.read_parquet(splits_dir / cfg.split / "train.parquet")
     counts = generate.train_pair_counts(train)

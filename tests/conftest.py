@@ -21,13 +21,14 @@ from mard_core.splits import SplitConfig, make_split, write_split
 
 configure_services(_STATE)
 
-DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture(scope="session")
 def fixture_xml() -> Path:
     """The hand-written DrugBank records of real drugs."""
-    return DATA / "real_drugs.xml"
+    from mard_core.synth import DEFAULT_FIXTURE
+
+    return DEFAULT_FIXTURE
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,17 @@ def synthetic_world(small_release: tuple[Path, object], tmp_path_factory: pytest
     hidden = split_hidden_drugs("cold_drug", tables["drugs"]["drugbank_id"].to_list(), parts["train"])
     RetrievalIndex.build(tables["drugs"], tables["drug_proteins"], pairs, parts["train"], hidden).save(root / "index")
     return {"root": root, "parts": parts, "index_dir": root / "index", **tables}
+
+
+@pytest.fixture(scope="session")
+def student_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-init causal LM with the direction tokens, its tokenizer trained on synthetic trajectories."""
+    from mard_core.tiny import TinyModelConfig, build_tiny_model
+    from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
+
+    examples = build_sft_examples(synthetic_trajectories(24))
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base", [e.prompt + e.completion for e in examples],
+                            TinyModelConfig(), extra_special_tokens=DIRECTION_TOKEN_LIST)
 
 
 EVAL_STRATEGIES = ("random", "cold_drug")

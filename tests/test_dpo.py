@@ -14,8 +14,7 @@ from trl import DPOTrainer
 from mard_core.errors import InputError
 from mard_core.prm.model import PRM, PRMConfig
 from mard_core.prompts import parse_completion
-from mard_core.tiny import TinyModelConfig, build_tiny_model
-from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
+from mard_core.training.data import build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import (
     TEACHER_REJECTED,
     DPOConfig,
@@ -88,30 +87,23 @@ def test_pairs_from_negatives_and_prm_rejected_teacher_rows() -> None:
 # --- trainer ---------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    examples = build_sft_examples(synthetic_trajectories(24))
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base", [e.prompt + e.completion for e in examples],
-                            TinyModelConfig(), extra_special_tokens=DIRECTION_TOKEN_LIST)
-
-
-@pytest.fixture(scope="module")
 def pairs() -> list[PreferencePair]:
     rows = [{**r, "prm_min": 0.9} for r in synthetic_trajectories(4)]
     return build_preference_pairs(rows, siblings=SIBLINGS, proteins=PROTEINS,
                                   score_fn=lambda _p, c: [0.2 + 0.1 * (len(t) % 5) for t in c])
 
 
-def test_prm_score_fn_is_the_min_step_score(base: Path, pairs: list[PreferencePair]) -> None:
-    prm = PRM.create(PRMConfig(base_model=str(base), device="cpu"))
+def test_prm_score_fn_is_the_min_step_score(student_base: Path, pairs: list[PreferencePair]) -> None:
+    prm = PRM.create(PRMConfig(base_model=str(student_base), device="cpu"))
     prompts, completions = [p.prompt for p in pairs[:3]], [p.rejected for p in pairs[:3]]
     scores = prm_score_fn(prm)(prompts, completions)
     assert scores == [min(s) for s in prm.score(prompts, completions)]
     assert all(0 < s < 1 for s in scores)
 
 
-def _trainer(cls: type, base: Path, rows: list[dict], out: Path, **kw: object) -> DPOTrainer:
-    tokenizer, dir_ids = load_tokenizer(base)
-    model = wrap_lora(load_base(base, len(tokenizer), False), dir_ids, 8, 16, 0.0, ("q_proj", "v_proj"), 0)
+def _trainer(cls: type, student_base: Path, rows: list[dict], out: Path, **kw: object) -> DPOTrainer:
+    tokenizer, dir_ids = load_tokenizer(student_base)
+    model = wrap_lora(load_base(student_base, len(tokenizer), False), dir_ids, 8, 16, 0.0, ("q_proj", "v_proj"), 0)
     args = TRLDPOConfig(**trainer_kwargs(str(out), device="cpu", report_to="none", bf16=False,
                                          gradient_checkpointing=False, seed=0, save_steps=10, logging_steps=1, lr=1e-3,
                                          epochs=1, max_steps=1, batch_size=4),
@@ -119,14 +111,14 @@ def _trainer(cls: type, base: Path, rows: list[dict], out: Path, **kw: object) -
     return cls(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, **kw)
 
 
-def test_weight_one_is_stock_dpo_and_weights_scale_each_pair(base: Path, pairs: list[PreferencePair],
+def test_weight_one_is_stock_dpo_and_weights_scale_each_pair(student_base: Path, pairs: list[PreferencePair],
                                                              tmp_path: Path) -> None:
     rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs[:4]]
-    tokenizer, _ = load_tokenizer(base)
+    tokenizer, _ = load_tokenizer(student_base)
     collate = WeightedPreferenceCollator(pad_token_id=tokenizer.pad_token_id)
-    weighted = _trainer(WeightedDPOTrainer, base, [{**r, "weight": 1.0} for r in rows], tmp_path / "w",
+    weighted = _trainer(WeightedDPOTrainer, student_base, [{**r, "weight": 1.0} for r in rows], tmp_path / "w",
                         data_collator=collate)
-    stock = _trainer(DPOTrainer, base, rows, tmp_path / "s")
+    stock = _trainer(DPOTrainer, student_base, rows, tmp_path / "s")
     examples = [weighted.train_dataset[i] for i in range(4)]
 
     def stock_loss(items: list[dict]) -> torch.Tensor:
@@ -159,9 +151,9 @@ def _mean_margin(student_dir: Path, pairs: list[PreferencePair]) -> float:
     return total / len(pairs)
 
 
-def test_train_dpo_from_the_sft_student(base: Path, pairs: list[PreferencePair], tmp_path: Path,
+def test_train_dpo_from_the_sft_student(student_base: Path, pairs: list[PreferencePair], tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    sft = train_sft(SFTConfig(base_model=str(base), output_dir=str(tmp_path / "sft"), max_steps=2, report_to="none", device="cpu"),
+    sft = train_sft(SFTConfig(base_model=str(student_base), output_dir=str(tmp_path / "sft"), max_steps=2, report_to="none", device="cpu"),
                     build_sft_examples(synthetic_trajectories(8)))
     cfg = DPOConfig(output_dir=str(tmp_path / "dpo"), lr=5e-3, max_steps=8, save_steps=4, logging_steps=2, report_to="none",
                     device="cpu")
@@ -182,7 +174,7 @@ def test_train_dpo_from_the_sft_student(base: Path, pairs: list[PreferencePair],
     assert rerun.steps == 8 and rerun.train_loss == pytest.approx(result.train_loss, abs=1e-6)
 
 
-def test_dpo_config_and_input_errors(base: Path, tmp_path: Path) -> None:
+def test_dpo_config_and_input_errors(student_base: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="beta"):
         DPOConfig(output_dir=str(tmp_path), beta=0)
     with pytest.raises(InputError, match="max_steps"):

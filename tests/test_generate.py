@@ -15,6 +15,7 @@ import pytest
 import mard_core.generate as gen
 from mard_core.errors import InputError
 from mard_core.generate import (
+    DEMO_TEACHERS,
     GenerateConfig,
     ShardJob,
     ShardResult,
@@ -74,7 +75,7 @@ def test_config_files_load_with_valid_backend_specs() -> None:
     from mard_core.teachers.vllm import VLLMConfig
 
     config_classes = {"hf": HFConfig, "openai": HTTPConfig, "vllm": VLLMConfig}
-    demo = load_generate_config(CONFIGS / "teachers.yaml", {"models": "/data/models"})
+    demo = load_generate_config(DEMO_TEACHERS, {"models": "/data/models"})
     assert {t.family for t in demo.teachers} == {"llama", "qwen2", "mistral", "knowledge"}
     assert demo.teachers[0].backend["model"] == "/data/models/tiny-llama" and demo.ray_num_cpus == 2
     prod = load_generate_config(CONFIGS / "teachers.production.yaml", {"models": "/ckpt"})
@@ -88,7 +89,7 @@ def test_config_files_load_with_valid_backend_specs() -> None:
         if not t.is_knowledge:
             options = {k: v for k, v in t.backend.items() if k != "backend"}
             config_from_mapping(config_classes[t.backend["backend"]], options, t.name)
-    assert load_teachers(CONFIGS / "teachers.yaml", {"models": "/data/models"}) == demo.teachers
+    assert load_teachers(DEMO_TEACHERS, {"models": "/data/models"}) == demo.teachers
 
 
 @pytest.mark.parametrize(("text", "message"), [

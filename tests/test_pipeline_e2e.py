@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow
@@ -119,3 +120,37 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
     assert resumed.keys() == clean.keys()
     for name, tensor in clean.items():
         assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
+
+
+def test_a_later_release_is_compared_with_the_champion_before_promotion(clean_run: Path, tmp_path: Path) -> None:
+    """Kept last in this module: it retrains ``clean_run``'s root on a later release."""
+    from mlflow import MlflowClient
+
+    from mard_core.synth import write_release
+
+    first_dir = Path(stages(clean_run)["register"]["out"])
+    first = json.loads((first_dir / "manifest.json").read_text())
+    later = tmp_path / "later.xml.zip"
+    write_release(later, 130, seed=0, exported_on="2026-07-01")
+    cfg = yaml.safe_load(CONFIG.read_text()) | {"release": {"source": str(later)}, "quality": {"max_row_change": 1.0}}
+    (tmp_path / "later.yaml").write_text(yaml.safe_dump(cfg))
+    result = mard(clean_run, "run", "--config", str(tmp_path / "later.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = Path(stages(clean_run)["register"]["out"])
+    registered = json.loads((out / "manifest.json").read_text())
+    comparison = registered["comparison"]
+    assert registered["champion_version"] == first["version"] and int(registered["version"]) == int(first["version"]) + 1
+    assert comparison["basis"] == "new-in-release" and comparison["n_pairs"] > 0
+    # Both models answered the same pairs, none of which was in the champion's release.
+    answers = {p.stem: pl.read_parquet(p) for p in (out / "comparison" / "predictions").glob("*.parquet")}
+    new, old = answers["student_mard_new__cold_drug"], answers["student_mard_champion__cold_drug"]
+    assert new.select("query_a", "query_b").equals(old.select("query_a", "query_b")) and new.height == comparison["n_pairs"]
+    champion_known = pl.read_parquet(first_dir / "known_pairs.parquet")
+    assert new.join(champion_known, on=["drug_a", "drug_b"], how="semi").height == 0
+    expected = comparison["new"] >= comparison["champion"] - 0.02
+    assert registered["promoted"] is expected is comparison["promote"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{clean_run / '.services' / 'mlflow.db'}")
+    version = client.get_model_version("mard-student", str(registered["version"]))
+    assert version.tags["release_exported_on"] == "2026-07-01" and version.tags["comparison_basis"] == "new-in-release"
+    champion = client.get_model_version_by_alias("mard-student", "champion")
+    assert str(champion.version) == str(registered["version"] if expected else first["version"])

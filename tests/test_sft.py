@@ -14,7 +14,6 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from mard_core.errors import InputError
 from mard_core.prompts import parse_completion
 from mard_core.taxonomy import mirror_direction
-from mard_core.tiny import TinyModelConfig, build_tiny_model
 from mard_core.training.data import (
     DIRECTION_TOKEN_LIST,
     FORWARD,
@@ -123,25 +122,18 @@ def test_custom_swap_renderer_and_bad_rows() -> None:
 # --- training --------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    examples = build_sft_examples(synthetic_trajectories(24))
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base", [e.prompt + e.completion for e in examples],
-                            TinyModelConfig(), extra_special_tokens=DIRECTION_TOKEN_LIST)
-
-
-@pytest.fixture(scope="module")
 def examples() -> list[SFTExample]:
     return build_sft_examples(synthetic_trajectories(16))
 
 
-def _cfg(base: Path, out: Path, **kw: object) -> SFTConfig:
-    return SFTConfig(base_model=str(base), output_dir=str(out), max_steps=4, save_steps=2, logging_steps=1, report_to="none", device="cpu",
+def _cfg(student_base: Path, out: Path, **kw: object) -> SFTConfig:
+    return SFTConfig(base_model=str(student_base), output_dir=str(out), max_steps=4, save_steps=2, logging_steps=1, report_to="none", device="cpu",
                      **kw)
 
 
-def test_batches_hold_both_orientations_of_each_pair(base: Path, examples: list[SFTExample], tmp_path: Path
+def test_batches_hold_both_orientations_of_each_pair(student_base: Path, examples: list[SFTExample], tmp_path: Path
                                                      ) -> None:
-    trainer = sft_trainer(_cfg(base, tmp_path, batch_pairs=3), examples)
+    trainer = sft_trainer(_cfg(student_base, tmp_path, batch_pairs=3), examples)
     tokenizer = trainer.processing_class
     dir_ids = trainer.dir_token_ids
     mirrored = {dir_ids[0]: dir_ids[1], dir_ids[1]: dir_ids[0], dir_ids[2]: dir_ids[2]}
@@ -157,9 +149,9 @@ def test_batches_hold_both_orientations_of_each_pair(base: Path, examples: list[
         assert batch["labels"][i, batch["dir_pos"][i] + 1] == tok_ab  # the direction token is a training target
 
 
-def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(base: Path, examples: list[SFTExample],
+def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(student_base: Path, examples: list[SFTExample],
                                                                          tmp_path: Path) -> None:
-    result = train_sft(_cfg(base, tmp_path / "run", lr=5e-3), examples)
+    result = train_sft(_cfg(student_base, tmp_path / "run", lr=5e-3), examples)
     assert result.steps == 4 and result.train_tokens > 0 and math.isfinite(result.train_loss)
     assert result.extra["mirror_kl"] >= 0 and result.student_dir == tmp_path / "run" / FINAL_DIR
     state = json.loads((tmp_path / "run" / "checkpoint-4" / "trainer_state.json").read_text())
@@ -171,7 +163,7 @@ def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(base: P
     assert [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in DIRECTION_TOKEN_LIST] == [1, 1, 1]
     assert isinstance(model, PeftModel)
     merged = AutoModelForCausalLM.from_pretrained(save_merged(result.student_dir, tmp_path / "merged"))
-    original = AutoModelForCausalLM.from_pretrained(base)
+    original = AutoModelForCausalLM.from_pretrained(student_base)
     for layer in ("get_input_embeddings", "get_output_embeddings"):
         new, old = getattr(merged, layer)().weight, getattr(original, layer)().weight
         assert not torch.allclose(new[ids], old[ids])  # direction rows trained
@@ -179,8 +171,8 @@ def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(base: P
         assert torch.equal(new[others], old[others])  # every other row frozen
 
 
-def test_lambda_zero_is_plain_sft_without_the_kl(base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
-    result = train_sft(_cfg(base, tmp_path, mirror_lambda=0.0), examples)
+def test_lambda_zero_is_plain_sft_without_the_kl(student_base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
+    result = train_sft(_cfg(student_base, tmp_path, mirror_lambda=0.0), examples)
     assert "mirror_kl" not in result.extra
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
     assert not any("mirror_kl" in entry for entry in state["log_history"])
@@ -197,32 +189,32 @@ class _Kill(TrainerCallback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_to_the_same_adapter(base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
-    full = train_sft(_cfg(base, tmp_path / "full"), examples)
+def test_interrupted_run_resumes_to_the_same_adapter(student_base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
+    full = train_sft(_cfg(student_base, tmp_path / "full"), examples)
     with pytest.raises(KeyboardInterrupt):
-        train_sft(_cfg(base, tmp_path / "cut"), examples, callbacks=[_Kill(2)])
+        train_sft(_cfg(student_base, tmp_path / "cut"), examples, callbacks=[_Kill(2)])
     assert not (tmp_path / "cut" / FINAL_DIR).exists()
-    resumed = train_sft(_cfg(base, tmp_path / "cut"), examples)
+    resumed = train_sft(_cfg(student_base, tmp_path / "cut"), examples)
     assert resumed.resumed_from and resumed.resumed_from.endswith("checkpoint-2") and resumed.steps == 4
     a = load_file(full.student_dir / "adapter_model.safetensors")
     b = load_file(resumed.student_dir / "adapter_model.safetensors")
     assert a.keys() == b.keys() and any("trainable_tokens" in k for k in a)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
-    again = train_sft(_cfg(base, tmp_path / "cut"), examples)  # a finished run takes no extra step
+    again = train_sft(_cfg(student_base, tmp_path / "cut"), examples)  # a finished run takes no extra step
     assert again.steps == 4 and again.train_tokens == 0
     c = load_file(again.student_dir / "adapter_model.safetensors")
     assert all(torch.equal(a[k], c[k]) for k in a)
     with pytest.raises(InputError, match="different run"):
-        train_sft(_cfg(base, tmp_path / "cut", lr=2e-3), examples)
+        train_sft(_cfg(student_base, tmp_path / "cut", lr=2e-3), examples)
 
 
-def test_config_errors(base: Path, tmp_path: Path) -> None:
+def test_config_errors(student_base: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="batch_pairs"):
-        SFTConfig(base_model=str(base), output_dir=str(tmp_path), batch_pairs=0)
+        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), batch_pairs=0)
     with pytest.raises(InputError, match="mirror_lambda"):
-        SFTConfig(base_model=str(base), output_dir=str(tmp_path), mirror_lambda=-1)
+        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), mirror_lambda=-1)
     with pytest.raises(InputError, match="device"):
-        SFTConfig(base_model=str(base), output_dir=str(tmp_path), device="tpu")
-    too_short = _cfg(base, tmp_path, max_length=32)
+        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), device="tpu")
+    too_short = _cfg(student_base, tmp_path, max_length=32)
     with pytest.raises(InputError, match="exceed max_length"):
         sft_trainer(too_short, build_sft_examples(synthetic_trajectories(1)))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import auc
 
 from mard_core.errors import InputError
+from mard_core.stage import write_atomic
 
 _DPI = 120
 _ANNOTATE_MAX = 20  # annotate confusion cells with counts up to this many classes
@@ -28,15 +28,8 @@ def _require(what: str, df: pl.DataFrame, columns: Sequence[str]) -> None:
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        FigureCanvasAgg(fig).print_figure(tmp, format="png", dpi=_DPI, metadata={"Software": None})
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return write_atomic(Path(path), lambda tmp: FigureCanvasAgg(fig).print_figure(
+        tmp, format="png", dpi=_DPI, metadata={"Software": None}))
 
 
 def reliability_plot(table: pl.DataFrame, path: str | os.PathLike[str]) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -86,6 +87,33 @@ class Backend(Protocol):
 
 
 ConfigT = TypeVar("ConfigT")
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
+
+
+def fill_placeholders(value: Any, placeholders: Mapping[str, str], where: str) -> Any:
+    """``value`` with the ``{name}`` placeholders of every string replaced, recursively; an unknown name is an
+    error naming ``where`` (and the key path below it)."""
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in placeholders:
+                raise InputError(f"{where}: unknown placeholder {{{m.group(1)}}}; known: {sorted(placeholders)}")
+            return str(placeholders[m.group(1)])
+        return _PLACEHOLDER.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: fill_placeholders(v, placeholders, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [fill_placeholders(v, placeholders, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def placeholder_names(value: Any) -> set[str]:
+    """The ``{name}`` placeholders used anywhere in ``value`` (strings, mappings, lists)."""
+    if isinstance(value, str):
+        return set(_PLACEHOLDER.findall(value))
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
+    return set().union(*(placeholder_names(v) for v in items))
 
 
 def config_from_mapping(cls: type[ConfigT], mapping: Mapping[str, Any], what: str) -> ConfigT:
