@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tqdm.auto import tqdm
 from transformers import (
     AutoModelForCausalLM,
     LlamaConfig,
@@ -141,13 +143,57 @@ def _model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> P
     return _CONFIG_CLASSES[cfg.arch](**common)
 
 
+@dataclass(frozen=True)
+class WarmupConfig:
+    """A short causal-LM training of a demo model on train-part prompts and gold chains: it stands in for the
+    pre-training a real checkpoint has, so that a tiny base knows the prompt and answer format. ``models``: which
+    demo models get it (names as in :func:`build_demo_models`); ``steps`` 0 turns it off."""
+
+    steps: int = 150
+    lr: float = 3e-3
+    batch_size: int = 8
+    models: tuple[str, ...] = ("student-base",)
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise InputError(f"WarmupConfig: steps >= 0, batch_size >= 1 and lr > 0 required, got {self}")
+
+
+def warm_up(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, docs: Sequence[str], cfg: WarmupConfig,
+            seed: int, max_length: int) -> list[float]:
+    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss); returns the losses."""
+    if not docs:
+        raise InputError("warm-up: no documents to train on")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    rng, losses = random.Random(seed), []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for _ in tqdm(range(cfg.steps), desc="warm-up", unit="step", leave=False):
+            texts = [doc + tokenizer.eos_token for doc in rng.sample(list(docs), min(cfg.batch_size, len(docs)))]
+            batch = tokenizer(texts, return_tensors="pt",
+                              padding=True, truncation=True, max_length=max_length).to(device)
+            loss = model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+    model.to("cpu").eval()
+    return losses
+
+
 def build_tiny_model(
     out_dir: str | os.PathLike[str],
     texts: Iterable[str],
     cfg: TinyModelConfig = TinyModelConfig(),
     extra_special_tokens: Sequence[str] = (),
+    warmup_docs: Sequence[str] = (),
+    warmup: WarmupConfig = WarmupConfig(steps=0),
 ) -> Path:
-    """Train a tokenizer on ``texts``, create a seeded random-init model and save both to ``out_dir``.
+    """Train a tokenizer on ``texts``, create a seeded random-init model (warmed up on ``warmup_docs`` when
+    ``warmup.steps`` > 0) and save both to ``out_dir``.
 
     The directory is written under a temporary name and renamed into place (replacing an older build), so
     ``AutoModelForCausalLM.from_pretrained(out_dir)`` and ``AutoTokenizer.from_pretrained(out_dir)`` never
@@ -159,6 +205,8 @@ def build_tiny_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         model = AutoModelForCausalLM.from_config(_model_config(cfg, tokenizer), dtype=torch.float32)
+    if warmup.steps:
+        warm_up(model, tokenizer, warmup_docs, warmup, cfg.seed, cfg.max_position_embeddings)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)
@@ -190,16 +238,22 @@ class ModelsConfig:
     teacher_archs: tuple[str, ...] = ("llama", "qwen2", "mistral")
     size: TinyModelConfig = field(default_factory=TinyModelConfig)
     corpus_pairs: int = 200
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
 
     def shape(self, arch: str) -> TinyModelConfig:
         return replace(self.size, arch=arch)
 
 
-def build_demo_models(out_dir: Path, texts: Sequence[str], cfg: ModelsConfig,
+def build_demo_models(out_dir: Path, texts: Sequence[str], docs: Sequence[str], cfg: ModelsConfig,
                       student_tokens: Sequence[str]) -> dict[str, str]:
-    """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``."""
-    built = {f"tiny-{arch}": build_tiny_model(out_dir / f"tiny-{arch}", texts, cfg.shape(arch))
-             for arch in cfg.teacher_archs}
-    built["student-base"] = build_tiny_model(out_dir / "student-base", texts, cfg.shape("llama"), student_tokens)
-    built["prm-base"] = build_tiny_model(out_dir / "prm-base", texts, cfg.shape("llama"))
-    return {name: path.name for name, path in built.items()}
+    """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``; the
+    tokenizers learn ``texts``; the models named in ``cfg.warmup.models`` are warmed up on ``docs``."""
+    plan = {**{f"tiny-{arch}": (cfg.shape(arch), ()) for arch in cfg.teacher_archs},
+            "student-base": (cfg.shape("llama"), tuple(student_tokens)), "prm-base": (cfg.shape("llama"), ())}
+    unknown = sorted(set(cfg.warmup.models) - set(plan))
+    if unknown:
+        raise InputError(f"models.warmup.models: unknown {unknown}; the demo models are {sorted(plan)}")
+    no_warmup = WarmupConfig(steps=0)
+    return {name: build_tiny_model(out_dir / name, texts, shape, tokens, docs,
+                                   cfg.warmup if name in cfg.warmup.models else no_warmup).name
+            for name, (shape, tokens) in plan.items()}

@@ -14,7 +14,7 @@ from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import StageRun
 from tasks._stage import StageCache, execute
 
-MODELS_VERSION = "1"
+MODELS_VERSION = "2"  # 2: warm-up of the models named in models.warmup
 
 
 def models_spec(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg: tiny.ModelsConfig,
@@ -28,7 +28,8 @@ def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.Models
            work: Path) -> dict[str, Any]:
     texts = corpus_texts(pl.read_parquet(splits_dir / split / "train.parquet"), RetrievalIndex.load(index_dir / split),
                          pl.read_parquet(ingest_dir / "drugs.parquet"), cfg.corpus_pairs, cfg.size.seed)
-    models = tiny.build_demo_models(work, texts, cfg, tuple(DIRECTION_TOKENS.values()))
+    docs = [prompt + completion for prompt, completion in zip(texts[::2], texts[1::2], strict=True)]
+    models = tiny.build_demo_models(work, texts, docs, cfg, tuple(DIRECTION_TOKENS.values()))
     return {"models": models, "corpus_texts": len(texts)}
 
 

@@ -10,7 +10,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mard_core.errors import InputError
-from mard_core.tiny import TinyModelConfig, build_tiny_model, train_tokenizer
+from mard_core.tiny import (
+    ModelsConfig,
+    TinyModelConfig,
+    WarmupConfig,
+    build_demo_models,
+    build_tiny_model,
+    train_tokenizer,
+)
 
 DIRECTION_TOKENS = ("<dir_ab>", "<dir_ba>", "<dir_bi>")
 CORPUS = [
@@ -99,3 +106,38 @@ def test_bad_tokenizer_input_is_rejected() -> None:
         train_tokenizer(CORPUS, vocab_size=200, special_tokens=DIRECTION_TOKENS)
     with pytest.raises(InputError, match=r"clash with the core tokens"):
         train_tokenizer(CORPUS, vocab_size=400, special_tokens=["</s>"])
+
+
+def _loss(model_dir: Path, texts: list[str]) -> float:
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer([t + tokenizer.eos_token for t in texts], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        return model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss.item()
+
+
+def test_warm_up_teaches_the_documents_and_is_deterministic(tmp_path: Path) -> None:
+    warm = WarmupConfig(steps=30, lr=3e-3, batch_size=8)
+    cfg = TinyModelConfig(max_position_embeddings=128)
+    cold = build_tiny_model(tmp_path / "cold", CORPUS, cfg)
+    first = build_tiny_model(tmp_path / "warm", CORPUS, cfg, warmup_docs=CORPUS, warmup=warm)
+    again = build_tiny_model(tmp_path / "again", CORPUS, cfg, warmup_docs=CORPUS, warmup=warm)
+    assert _digests(first) == _digests(again)
+    assert _loss(first, CORPUS[:16]) < 0.5 * _loss(cold, CORPUS[:16])
+    with pytest.raises(InputError, match="no documents"):
+        build_tiny_model(tmp_path / "none", CORPUS, cfg, warmup=warm)
+    with pytest.raises(InputError, match="WarmupConfig"):
+        WarmupConfig(steps=-1)
+
+
+def test_demo_models_warm_only_the_named_models(tmp_path: Path) -> None:
+    cfg = ModelsConfig(teacher_archs=("llama",), size=TinyModelConfig(max_position_embeddings=128),
+                       warmup=WarmupConfig(steps=5, models=("student-base",)))
+    built = build_demo_models(tmp_path / "all", CORPUS, CORPUS, cfg, DIRECTION_TOKENS)
+    assert sorted(built) == ["prm-base", "student-base", "tiny-llama"]
+    cold = {name: build_tiny_model(tmp_path / "cold" / name, CORPUS, TinyModelConfig(max_position_embeddings=128),
+                                   tokens) for name, tokens in (("plain", ()), ("student", DIRECTION_TOKENS))}
+    digests = {name: _digests(tmp_path / "all" / name)["model.safetensors"] for name in built}
+    assert digests["prm-base"] == digests["tiny-llama"] == _digests(cold["plain"])["model.safetensors"]
+    assert digests["student-base"] != _digests(cold["student"])["model.safetensors"]
+    with pytest.raises(InputError, match="unknown"):
+        build_demo_models(tmp_path / "bad", CORPUS, CORPUS, ModelsConfig(warmup=WarmupConfig(models=("gpt",))), ())
