@@ -149,7 +149,7 @@ class WarmupConfig:
     pre-training a real checkpoint has, so that a tiny base knows the prompt and answer format. ``models``: which
     demo models get it (names as in :func:`build_demo_models`); ``steps`` 0 turns it off."""
 
-    steps: int = 150
+    steps: int = 400
     lr: float = 3e-3
     batch_size: int = 8
     models: tuple[str, ...] = ("student-base",)

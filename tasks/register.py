@@ -1,8 +1,9 @@
 """Register stage: the trained student as an MLflow model version, compared with the champion on the same
 pairs (:mod:`mard_core.registry`) and promoted only when it does not regress beyond the margin.
 
-Registration happens once per trained student and evaluation (the stage key); the comparison is with the
-champion of that moment. The model version carries the student (adapter and merged weights), the record of the
+Registration happens once per trained student and evaluation (the stage key: a forced or interrupted re-run
+finds the model version it created by its ``stage_key`` tag); the comparison is with the champion of that
+moment. The model version carries the student (adapter and merged weights), the record of the
 pairs it knew (``release/known_pairs.parquet``, what the next release's comparison excludes) and its lineage.
 """
 from __future__ import annotations
@@ -74,6 +75,30 @@ def _compare(dirs: dict[str, str], cfg: RegisterConfig, eval_cfg: EvalConfig, sp
                                      dirs["ingest"], dirs["splits"], dirs["index"])
 
 
+def _model_version(client: MlflowClient, cfg: RegisterConfig, run: StageRun, dirs: dict[str, str], work: Path,
+                   tags: dict[str, str], metrics: dict[str, float | None]) -> ModelVersion:
+    """The model version of this stage key: the one an interrupted earlier attempt created, else a new one (an
+    MLflow run with the student, its merged weights, known pairs and the comparison)."""
+    earlier = client.search_model_versions(f"name='{cfg.model_name}' and tags.stage_key='{run.key}'")
+    if earlier:
+        return earlier[0]
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=f"register-{run.key}") as active:
+        mlflow.set_tags(tags)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        mlflow.log_artifacts(str(student_dir(dirs["dpo"])), artifact_path="student")
+        mlflow.log_artifacts(str(merged_dir(dirs["dpo"])), artifact_path=MERGED_ARTIFACT)
+        mlflow.log_artifact(str(work / "known_pairs.parquet"), artifact_path=str(Path(KNOWN_PAIRS).parent))
+        for name in ("comparison.json", "comparison.md"):
+            mlflow.log_artifact(str(work / name), artifact_path="comparison")
+    try:
+        client.get_registered_model(cfg.model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(cfg.model_name, description="MARD student: LoRA adapter + merged weights")
+    return client.create_model_version(cfg.model_name, source=f"{active.info.artifact_uri}/student",
+                                       run_id=active.info.run_id, tags=tags)
+
+
 def _build(dirs: dict[str, str], root: str, cfg: RegisterConfig, eval_cfg: EvalConfig, split: str, run: StageRun,
            work: Path) -> dict[str, Any]:
     board = pl.read_parquet(Path(dirs["evaluate"]) / "leaderboard.parquet")
@@ -98,24 +123,9 @@ def _build(dirs: dict[str, str], root: str, cfg: RegisterConfig, eval_cfg: EvalC
             **{f"input_{k}": v for k, v in lineage.items()}}
     tags |= {cfg.metric: str(score)} if score is not None else {}
     tags |= {f"comparison_{cfg.metric}": str(comparison.new)} if comparison.new is not None else {}
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run(run_name=f"register-{run.key}") as active:
-        mlflow.set_tags(tags)
-        mlflow.log_metrics({k: float(v) for k, v in (("leaderboard_" + cfg.metric, score),
-                                                     ("comparison_new", comparison.new),
-                                                     ("comparison_champion", comparison.champion)) if v is not None})
-        mlflow.log_artifacts(str(student_dir(dirs["dpo"])), artifact_path="student")
-        mlflow.log_artifacts(str(merged_dir(dirs["dpo"])), artifact_path=MERGED_ARTIFACT)
-        mlflow.log_artifact(str(work / "known_pairs.parquet"), artifact_path=str(Path(KNOWN_PAIRS).parent))
-        for name in ("comparison.json", "comparison.md"):
-            mlflow.log_artifact(str(work / name), artifact_path="comparison")
-        artifacts = active.info.artifact_uri
-    try:
-        client.get_registered_model(cfg.model_name)
-    except mlflow.exceptions.MlflowException:
-        client.create_registered_model(cfg.model_name, description="MARD student: LoRA adapter + merged weights")
-    version = client.create_model_version(cfg.model_name, source=f"{artifacts}/student", run_id=active.info.run_id,
-                                          tags=tags)
+    metrics = {"leaderboard_" + cfg.metric: score, "comparison_new": comparison.new,
+               "comparison_champion": comparison.champion}
+    version = _model_version(client, cfg, run, dirs, work, tags, metrics)
     if comparison.decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)
     return {"model_name": cfg.model_name, "version": version.version, "score": score,
