@@ -90,8 +90,8 @@ def test_end_to_end_then_everything_is_cached(clean_run: Path) -> None:
     assert {e["state"] for e in stages(clean_run).values()} == {"cached"}
     forced = mard(clean_run, "run", "--config", str(CONFIG), "--force", "register")
     assert forced.returncode == 0, forced.stderr[-3000:]
-    again = json.loads((Path(stages(clean_run)["register"]["out"]) / "manifest.json").read_text())
-    assert again["version"] == registered["version"]  # a re-registration finds its model version
+    reregistered = json.loads((Path(stages(clean_run)["register"]["out"]) / "manifest.json").read_text())
+    assert reregistered["version"] == registered["version"]  # a re-registration finds its model version
 
 
 def test_predict_uses_the_trained_student(clean_run: Path) -> None:
