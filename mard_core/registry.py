@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, MardError
 from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part
 from mard_core.teachers.base import fill_placeholders, placeholder_names
 
@@ -105,10 +105,10 @@ class Comparison:
 
     def summary(self) -> dict[str, Any]:
         """Every field but the evaluations, JSON-ready."""
-        return {"basis": self.basis, "n_available": self.n_available, "n_pairs": self.n_pairs, "metric": self.metric, "new": self.new,
-                "champion": self.champion, "new_only_correct": self.new_only_correct,
-                "champion_only_correct": self.champion_only_correct, "promote": self.decision.promote,
-                "reason": self.decision.reason}
+        return {"basis": self.basis, "n_available": self.n_available, "n_pairs": self.n_pairs,
+                "metric": self.metric, "new": self.new, "champion": self.champion,
+                "new_only_correct": self.new_only_correct, "champion_only_correct": self.champion_only_correct,
+                "promote": self.decision.promote, "reason": self.decision.reason}
 
     def markdown(self, model: str, alias: str) -> str:
         """A short report for the Prefect UI and MLflow."""
@@ -154,7 +154,7 @@ def compare_with_champion(spec: Mapping[str, Any], placeholders: Mapping[str, st
     pairs, basis = comparison_pairs(read_part(split_dir, strategy, "test"), champion_known, cfg.min_new_pairs)
     if pairs.height == 0:
         return Comparison(basis, 0, 0, cfg.metric, None, None, 0, 0,
-                          Decision(False, "no test pair is unseen by both models: nothing to compare on"))
+                          Decision(False, "the champion learned from every test pair: nothing to compare on"))
     settings = replace(eval_cfg, calibrate_on_valid=False)
     results = tuple(
         evaluate_one(fill_placeholders({**spec, "name": f"{spec['name']}@{who}"}, values, f"system {spec['name']!r}"),
@@ -163,6 +163,9 @@ def compare_with_champion(spec: Mapping[str, Any], placeholders: Mapping[str, st
     scores = [r.metrics.get(cfg.metric) for r in results]
     if any(s is not None and not isinstance(s, int | float) for s in scores):
         raise InputError(f"register.metric {cfg.metric!r} is not a numeric evaluation metric")
+    asked = [r.predictions.select("query_a", "query_b") for r in results]
+    if not asked[0].equals(asked[1]):
+        raise MardError("model comparison: the two models were not asked the same queries")
     new_ok, old_ok = (r.predictions["correct"] for r in results)
     return Comparison(basis, pairs.height, results[0].predictions.height, cfg.metric, scores[0], scores[1],
                       int((new_ok & ~old_ok).sum()), int((old_ok & ~new_ok).sum()),

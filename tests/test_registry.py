@@ -138,3 +138,11 @@ def test_the_registered_system_must_name_the_trained_student() -> None:
     with pytest.raises(InputError, match=r"\{dpo\}"):
         registered_spec(EvalConfig(), RegisterConfig(system="student:sft"))
     assert registered_spec(EvalConfig(), RegisterConfig())["model"] == "{dpo}"
+
+
+def test_nothing_to_compare_on_is_not_a_promotion(real_world: dict[str, Any], models: dict[str, Any]) -> None:
+    test = pl.read_parquet(real_world["root"] / "splits" / "random" / "test.parquet")
+    learned_everything = test.select("drug_a", "drug_b").with_columns(pl.lit(True).alias("seen"))
+    result = compare(real_world, models, "gold", "wrong", learned_everything)
+    assert result.basis == "unseen-by-champion" and result.n_pairs == 0 and not result.decision.promote
+    assert "nothing to compare on" in result.markdown("mard-student", "champion")
