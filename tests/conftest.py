@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,16 @@ from mard_core.splits import SplitConfig, make_split, write_split
 
 configure_services(_STATE)
 
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_temporary_prefect_server() -> Iterator[None]:
+    """Stop the temporary Prefect server that in-process flows start, while pytest's streams are still open."""
+    yield
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
 
 
 @pytest.fixture(scope="session")
