@@ -62,6 +62,8 @@ def decide(new: float | None, champion: float | None, margin: float) -> Decision
         return Decision(False, "the new model has no score on the deciding metric")
     if champion is None:
         return Decision(True, f"the champion has no score; new model scores {new:.4f}")
+    if new >= champion:
+        return Decision(True, f"new {new:.4f} >= champion {champion:.4f}")
     if new >= champion - margin:
         return Decision(True, f"new {new:.4f} vs champion {champion:.4f}: within margin {margin}")
     return Decision(False, f"new {new:.4f} regresses beyond margin {margin} from champion {champion:.4f}")
