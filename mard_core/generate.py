@@ -53,6 +53,7 @@ MANIFEST = "manifest.json"
 GENERATE_VERSION = "2"  # bump when sampling, trajectory rows or the stage layout change (2: teachers.yaml kept)
 STRATUM = ("family", "subtype", "direction")
 _HASH_KEY = b"mard.work_hash"
+_SECONDS_KEY = b"mard.generation_s"  # how long the shard took to generate, for throughput over reused shards
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _SHARD_FILE = re.compile(r"(\d{5})\.parquet")
 _MAX_ERROR_CHARS = 500
@@ -384,18 +385,28 @@ def _model_rows(job: ShardJob) -> list[dict[str, Any]]:
             for item, completions in zip(job.items, outputs, strict=True) for k, c in enumerate(completions)]
 
 
-def write_shard(path: Path, rows: Sequence[Mapping[str, Any]], work_hash: str) -> None:
-    """Write rows (schema ``TRAJECTORIES``) through a temporary file; the work hash goes into the metadata."""
-    table = pa.Table.from_pylist(list(rows), schema=TRAJECTORIES.with_metadata({_HASH_KEY: work_hash.encode()}))
+def write_shard(path: Path, rows: Sequence[Mapping[str, Any]], work_hash: str, seconds: float) -> None:
+    """Write rows (schema ``TRAJECTORIES``) through a temporary file; the work hash and the generation time go
+    into the metadata."""
+    meta = {_HASH_KEY: work_hash.encode(), _SECONDS_KEY: f"{seconds:.6f}".encode()}
+    table = pa.Table.from_pylist(list(rows), schema=TRAJECTORIES.with_metadata(meta))
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def shard_timing(path: Path) -> tuple[int, float | None]:
+    """Rows of a finished shard and the seconds its generation took (None if not recorded)."""
+    meta = pq.read_metadata(path)
+    seconds = (meta.metadata or {}).get(_SECONDS_KEY)
+    return meta.num_rows, float(seconds) if seconds else None
 
 
 def run_shard(job: ShardJob) -> ShardResult:
     """Generate one shard and write it; the unit a Ray task (or the local executor) runs."""
     start = time.perf_counter()
     rows = _knowledge_rows(job) if job.teacher.is_knowledge else _model_rows(job)
-    write_shard(job.path, rows, job.work_hash)
-    return ShardResult(job.teacher.name, job.shard, len(rows), time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    write_shard(job.path, rows, job.work_hash, seconds)
+    return ShardResult(job.teacher.name, job.shard, len(rows), seconds)
 
 
 # --- executors -----------------------------------------------------------------------------------------------
@@ -504,17 +515,17 @@ def _teacher_stats(jobs: Sequence[ShardJob], outcome: _Outcome, skipped: set[tup
     done = [j.path for j in jobs if (name, j.shard) not in outcome.failures]
     cols = ["correct", "parse_errors", "prompt_tokens", "completion_tokens"]
     table = pl.read_parquet(done, columns=cols) if done else pl.from_arrow(TRAJECTORIES.empty_table()).select(cols)
-    new = [r for r in outcome.results if r.teacher == name]
-    task_s = sum(r.seconds for r in new)
+    timed = [t for t in map(shard_timing, done) if t[1] is not None]
+    task_s = sum(seconds for _, seconds in timed)
     n = table.height
     return {
         "trajectories": n,
-        "new_trajectories": sum(r.rows for r in new),
+        "new_trajectories": sum(r.rows for r in outcome.results if r.teacher == name),
         "shards": len(jobs),
         "skipped_shards": sum((name, j.shard) in skipped for j in jobs),
         "failed_shards": failed,
         "task_s": round(task_s, 3),
-        "trajectories_per_s": round(sum(r.rows for r in new) / task_s, 2) if task_s > 0 else None,
+        "trajectories_per_s": round(sum(rows for rows, _ in timed) / task_s, 2) if task_s > 0 else None,
         "prompt_tokens": int(table["prompt_tokens"].sum()) if n else 0,
         "completion_tokens": int(table["completion_tokens"].sum()) if n else 0,
         "accuracy": round(float(table["correct"].mean()), 4) if n else None,
@@ -527,8 +538,8 @@ def generate_shards(out_dir: str | os.PathLike[str], pairs: pl.DataFrame, index_
                     drugs: pl.DataFrame, teachers: Sequence[TeacherSpec], cfg: GenerateConfig,
                     part: str = "train", split: str = "cold_drug", purpose: str = "train") -> dict[str, Any]:
     """Generate (or resume) every teacher's shards for the ordered queries of ``pairs`` and return per-teacher
-    stats (trajectories, throughput of this run's tasks, token totals, accuracy vs gold, parse-error rate,
-    failed shards). Output: ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` plus ``manifest.json``."""
+    stats (trajectories, generation throughput over every shard, reused ones included, token totals, accuracy vs
+    gold, parse-error rate, failed shards). Output: ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` plus ``manifest.json``."""
     out = Path(out_dir)
     if pairs.height == 0:
         raise InputError(f"generate_shards: no {part} pairs to generate for")

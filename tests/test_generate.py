@@ -179,6 +179,7 @@ def test_generate_writes_schema_exact_shards_and_stats(synthetic_world: dict[str
     assert manifest["teachers"]["tiny-llama"]["shard_files"] == ["00000.parquet", "00001.parquet"]
     alone = run(synthetic_world, tmp_path, train_sample, [KNOWLEDGE])  # a later call for one teacher ...
     assert alone["teachers"]["knowledge"]["skipped_shards"] == 2
+    assert alone["teachers"]["knowledge"]["trajectories_per_s"] == know["trajectories_per_s"]  # from shard metadata
     assert read_trajectories(tmp_path).height == 8  # ... keeps the other teacher's shards listed
 
 
