@@ -128,6 +128,28 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
         assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
 
 
+def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_run: Path) -> None:
+    """Production serving: the DPO student's merged weights behind vLLM's OpenAI-compatible server, asked through
+    the evaluation harness, give the transformers backend's greedy answers."""
+    from mard_core.evaluate import EvalConfig, evaluate_one
+    from mard_core.teachers.vllm import default_venv
+    from mard_core.training import merged_dir
+
+    if not (default_venv() / "bin" / "python").exists():
+        pytest.skip(f"vLLM venv {default_venv()} does not exist: run infra/vllm-env.sh")
+    out = {k: e["out"] for k, e in stages(clean_run).items()}
+    model = str(merged_dir(out["dpo"]))
+    cfg = EvalConfig(max_test_pairs=12, mirror=False, calibrate_on_valid=False)
+    specs = {"hf": {"name": "student:hf", "model": model, "max_tokens": 48},
+             "vllm": {"name": "student:vllm", "max_tokens": 48,
+                      "backend": {"backend": "vllm", "model": model, "max_model_len": 2048}}}
+    answers = {k: evaluate_one(spec, "cold_drug", cfg, out["ingest"], out["splits"], out["index"]).predictions
+               for k, spec in specs.items()}
+    assert answers["vllm"].height == answers["hf"].height == 12
+    assert answers["vllm"]["prompt_tokens"].to_list() == answers["hf"]["prompt_tokens"].to_list()
+    assert answers["vllm"]["pred"].to_list() == answers["hf"]["pred"].to_list()
+
+
 def test_a_later_release_is_compared_with_the_champion_before_promotion(clean_run: Path, tmp_path: Path) -> None:
     """Kept last in this module: it retrains ``clean_run``'s root on a later release."""
     from mlflow import MlflowClient
