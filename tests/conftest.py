@@ -28,8 +28,10 @@ configure_services(_STATE)
 def _stop_temporary_prefect_server() -> Iterator[None]:
     """Stop the temporary Prefect server that in-process flows start, while pytest's streams are still open."""
     yield
+    from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
 
+    APILogWorker.drain_all(timeout=5)  # queued flow logs reach the server before it stops
     for server in list(SubprocessASGIServer._instances.values()):
         server.stop()
 
