@@ -604,13 +604,13 @@ def write_report(results: Sequence[EvalResult], out_dir: str | Path) -> dict[str
     board = leaderboard(results)
     paths = {"leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
              "leaderboard_md": write_atomic(out / "leaderboard.md",
-                                       lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8"))}
+                                            lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8"))}
     for metrics, predictions in results:
         stem = result_stem(metrics)
         paths[f"predictions/{stem}"] = write_atomic(out / "predictions" / f"{stem}.parquet", predictions.write_parquet)
         if "calibration_data" in metrics:
             paths[f"calibration/{stem}"] = write_atomic(out / "calibration" / f"{stem}.parquet",
-                                                   metrics["calibration_data"].write_parquet)
+                                                        metrics["calibration_data"].write_parquet)
         labels, matrix = metrics["confusion_family"]
         paths[f"plots/{stem}_confusion"] = confusion_plot(labels, matrix, out / "plots" / f"{stem}_confusion.png")
         paths[f"plots/{stem}_rare_drugs"] = rare_drug_plot(metrics["rare_drug_bins"],

@@ -298,7 +298,6 @@ class ShardResult:
     teacher: str
     shard: int
     rows: int
-    seconds: float
 
 
 def build_items(pairs: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame) -> list[WorkItem]:
@@ -406,7 +405,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     rows = _knowledge_rows(job) if job.teacher.is_knowledge else _model_rows(job)
     seconds = time.perf_counter() - start
     write_shard(job.path, rows, job.work_hash, seconds)
-    return ShardResult(job.teacher.name, job.shard, len(rows), seconds)
+    return ShardResult(job.teacher.name, job.shard, len(rows))
 
 
 # --- executors -----------------------------------------------------------------------------------------------
@@ -539,7 +538,9 @@ def generate_shards(out_dir: str | os.PathLike[str], pairs: pl.DataFrame, index_
                     part: str = "train", split: str = "cold_drug", purpose: str = "train") -> dict[str, Any]:
     """Generate (or resume) every teacher's shards for the ordered queries of ``pairs`` and return per-teacher
     stats (trajectories, generation throughput over every shard, reused ones included, token totals, accuracy vs
-    gold, parse-error rate, failed shards). Output: ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` plus ``manifest.json``."""
+    gold, parse-error rate, failed shards).
+
+    Output: ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` plus ``manifest.json``."""
     out = Path(out_dir)
     if pairs.height == 0:
         raise InputError(f"generate_shards: no {part} pairs to generate for")

@@ -38,7 +38,7 @@ SAFE_PARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, 
 class IngestConfig:
     """Knobs of the ingest stage."""
 
-    batch_rows: int = 10000  # rows buffered per table before a Parquet record batch is written
+    batch_rows: int = 10_000  # rows buffered per table before a Parquet record batch is written
     compression: str = "zstd"
 
 

@@ -29,6 +29,7 @@ from transformers import (
 
 from mard_core.errors import InputError
 from mard_core.stage import replace_dir
+from mard_core.teachers.hf import resolve_device
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 CORE_SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, PAD)
@@ -160,28 +161,26 @@ class WarmupConfig:
 
 
 def warm_up(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, docs: Sequence[str], cfg: WarmupConfig,
-            seed: int, max_length: int) -> list[float]:
-    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss); returns the losses."""
+            seed: int, max_length: int) -> None:
+    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when visible."""
     if not docs:
         raise InputError("warm-up: no documents to train on")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device("auto")
+    texts = [doc + tokenizer.eos_token for doc in docs]
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    rng, losses = random.Random(seed), []
+    rng = random.Random(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in tqdm(range(cfg.steps), desc="warm-up", unit="step", leave=False):
-            texts = [doc + tokenizer.eos_token for doc in rng.sample(list(docs), min(cfg.batch_size, len(docs)))]
-            batch = tokenizer(texts, return_tensors="pt",
+            batch = tokenizer(rng.sample(texts, min(cfg.batch_size, len(texts))), return_tensors="pt",
                               padding=True, truncation=True, max_length=max_length).to(device)
             loss = model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad()
-            losses.append(loss.item())
     model.to("cpu").eval()
-    return losses
 
 
 def build_tiny_model(
