@@ -130,29 +130,61 @@ def classify(
     typer.echo(json.dumps(next(classify_records([{"a": a, "b": b, "sentence": sentence}])), ensure_ascii=False))
 
 
+StageOpts = {
+    "from_stage": typer.Option("--from", help="Rebuild this stage and every stage after it"),
+    "only": typer.Option("--only", help="Rebuild this stage and stop after it"),
+    "until": typer.Option("--until", help="Run what this stage needs, then stop after it"),
+    "force": typer.Option("--force", help="Rebuild this stage even if complete"),
+}
+
+
 @app.command()
 def run(
     config: ConfigOpt = None,
     root: RootOpt = None,
-    from_stage: Annotated[str | None, typer.Option("--from", help="Rebuild this stage and every stage after it")] = None,
-    only: Annotated[str | None, typer.Option("--only", help="Rebuild this stage and stop after it")] = None,
-    force: Annotated[list[str] | None, typer.Option("--force", help="Rebuild this stage even if complete")] = None,
+    from_stage: Annotated[str | None, StageOpts["from_stage"]] = None,
+    only: Annotated[str | None, StageOpts["only"]] = None,
+    until: Annotated[str | None, StageOpts["until"]] = None,
+    force: Annotated[list[str] | None, StageOpts["force"]] = None,
 ) -> None:
-    """Run the pipeline end to end on the configured release (default: the embedded demo release)."""
+    """Run the pipeline end to end on the configured release (default: the embedded demo release).
+
+    The stages run in a child process that SIGINT/SIGTERM stop within seconds; a temporary Prefect server (unless
+    PREFECT_API_URL is set) lives exactly as long as this command.
+    """
     from mard_core.config import load_config
-    from mard_core.plan import make_plan
-    from mard_core.runtime import configure_services
+    from mard_core.runtime import configure_services, prefect_server, supervise
+    from mard_core.stages import make_plan
 
     r = data_root(root)
-    plan = make_plan(from_stage, only, force or ())
+    plan = make_plan(from_stage, only, until, force or ())
     cfg = load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
     if cfg.release.source and not Path(cfg.release.source).is_file():
         raise InputError(f"{cfg.release.source}: no such file (release.source in {config})")
     configure_services(r)
+    args = ["--root", str(r), *(["--config", str(config)] if config else [])]
+    args += [a for s in sorted(plan.force) for a in ("--force", s)] + (["--until", plan.until] if plan.until else [])
+    with prefect_server(r):
+        code = supervise([sys.executable, "-m", "mard_core.cli", "run-stages", *args])
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("run-stages", hidden=True)
+def run_stages(
+    config: ConfigOpt = None,
+    root: RootOpt = None,
+    until: Annotated[str | None, StageOpts["until"]] = None,
+    force: Annotated[list[str] | None, StageOpts["force"]] = None,
+) -> None:
+    """The pipeline flow in this process (what `mard run` supervises); prints each stage's output as JSON."""
+    from mard_core.runtime import configure_services
+
+    r = data_root(root)
+    configure_services(r)
     from flows.pipeline import pipeline
 
-    outputs = pipeline(root=str(r), config=str(config) if config else None, force=sorted(plan.force),
-                       stop_after=plan.stop_after)
+    outputs = pipeline(root=str(r), config=str(config) if config else None, force=force or [], until=until)
     typer.echo(json.dumps(outputs, indent=2))
 
 
@@ -219,10 +251,11 @@ def predict(
 
 @app.command()
 def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every stage of the latest pipeline run: state, duration, output path."""
+    """Every stage of the pipeline, in order, with its state in the latest run, duration and output path."""
     from rich.table import Table
 
     from mard_core import runlog
+    from mard_core.stages import NAMES
 
     record = runlog.latest(data_root(root))
     if record is None:
@@ -233,7 +266,10 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     table = Table(title=f"run {record['run_id']}")
     for col in ("stage", "state", "duration (s)", "output"):
         table.add_column(col)
-    for stage, entry in sorted(record["stages"].items(), key=lambda kv: kv[1]["seq"]):
+    recorded = record["stages"]
+    extra = sorted((s for s in recorded if s not in NAMES), key=lambda s: recorded[s]["seq"])  # eval-* systems
+    for stage in (*NAMES, *extra):
+        entry = recorded.get(stage, {"state": "not run"})
         duration = entry.get("duration_s")
         table.add_row(stage, entry["state"], "" if duration is None else f"{duration:.1f}", entry.get("out", ""))
     Console().print(table)
@@ -246,3 +282,7 @@ def main() -> None:
     except MardError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,6 +57,7 @@ _SECONDS_KEY = b"mard.generation_s"  # how long the shard took to generate, for 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _SHARD_FILE = re.compile(r"(\d{5})\.parquet")
 _MAX_ERROR_CHARS = 500
+TEACHERS_FILE = "teachers.yaml"  # the teachers file a teachers stage ran, kept in its output (PRM rollouts)
 
 
 @dataclass(frozen=True)

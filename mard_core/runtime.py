@@ -1,12 +1,26 @@
-"""Where local services keep their state: Prefect and MLflow default to SQLite files under the data root.
+"""How a run lives on this machine: the data root, where local services keep their state (Prefect and MLflow
+default to SQLite files under the root), the temporary Prefect server, the one-writer lock, and a supervisor
+that stops a run promptly on SIGINT/SIGTERM.
 
 Production sets PREFECT_API_URL (a Prefect server backed by PostgreSQL) and MLFLOW_TRACKING_URI; those
 win over these defaults, which only fill in what the environment leaves unset.
 """
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from mard_core.errors import MardError
 
 DEFAULT_ROOT = Path("runs")
 
@@ -33,3 +47,108 @@ def configure_services(root: Path) -> dict[str, str]:
     applied = {k: v for k, v in defaults.items() if not os.environ.get(k)}
     os.environ.update(applied)
     return applied
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGKILL when the process that started it dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def prefect_server(root: Path, timeout_s: float = 90.0) -> Iterator[str]:
+    """A temporary Prefect API server for this run (unless PREFECT_API_URL names one), which dies with this
+    process, however it ends; yields the API URL and sets PREFECT_API_URL to it."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield os.environ["PREFECT_API_URL"]
+        return
+    port, log = _free_port(), root / ".services" / "prefect-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host",
+           "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=_die_with_parent)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not _healthy(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                state = f"exited with code {proc.returncode}" if proc.poll() is not None else f"not up in {timeout_s:.0f} s"
+                raise MardError(f"the temporary Prefect server {state} (log: {log}); start one with `make serve` "
+                                "and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+            time.sleep(0.2)
+        os.environ["PREFECT_API_URL"] = url
+        yield url
+    finally:
+        if os.environ.get("PREFECT_API_URL") == url:
+            del os.environ["PREFECT_API_URL"]
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def supervise(cmd: list[str], grace_s: float = 5.0) -> int:
+    """Run ``cmd`` in its own process group and return its exit code. SIGINT/SIGTERM stop it within
+    ``grace_s`` seconds (SIGTERM to the group, then SIGKILL), leaving what a kill leaves; the child also
+    dies if this process is killed."""
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
+
+    def stop(signum: int, _frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with suppress(subprocess.TimeoutExpired):
+                proc.wait(grace_s)
+                break
+        raise MardError(f"stopped by {signal.Signals(signum).name}; finished stages and resumable work are kept: "
+                        "run the same command again to continue")
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextmanager
+def hold_root(root: Path) -> Iterator[None]:
+    """One writer per data root: an exclusive lock on ``<root>/.lock`` for as long as the block runs.
+
+    A root held by a live process is refused in one line naming its pid; the lock dies with its process, so a
+    lock left by a killed run is simply taken over.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            raise MardError(f"{root}: another `mard run` (pid {holder}) is writing this data root; wait for it to "
+                            "end or stop it, or use another --root") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)

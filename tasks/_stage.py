@@ -6,7 +6,6 @@ key otherwise, so a deleted or damaged output is always rebuilt and a wiped Pref
 """
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from prefect.runtime import flow_run
 
 from mard_core import runlog
 from mard_core.stage import StageRun, read_manifest, run_stage
+from mard_core.stages import StageCall
 
 
 def _record(run: StageRun, **fields: Any) -> None:
@@ -27,16 +27,18 @@ def _record(run: StageRun, **fields: Any) -> None:
 
 @dataclass
 class StageCache(CachePolicy):
-    """Cache key = ``<stage>-<key>`` of the StageRun that ``spec`` builds from the task's inputs."""
+    """Cache key = ``<stage>-<key>`` of the StageRun that ``spec`` builds from the task's ``call``.
 
-    spec: Callable[..., StageRun] | None = None
+    Every stage task takes ``(call: StageCall, force: bool)`` and its spec takes the same ``call``.
+    """
+
+    spec: Callable[[StageCall], StageRun | None] | None = None  # None: the call builds nothing
 
     def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
         if self.spec is None or inputs.get("force"):
             return None
-        params = inspect.signature(self.spec).parameters
-        run = self.spec(**{k: v for k, v in inputs.items() if k in params})
-        if not run.is_complete():
+        run = self.spec(inputs["call"])
+        if run is None or not run.is_complete():
             return None
         _record(run, state="cached", duration_s=0.0)
         return f"{run.stage}-{run.key}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +22,32 @@ from mard_core.evaluate import (
     evaluate_one,
     leaderboard,
     leaderboard_markdown,
+    planned_runs,
     result_stem,
     write_report,
 )
-from mard_core.stage import StageRun
+from mard_core.stage import StageRun, read_manifest
+from mard_core.stages import StageCall
 from mard_core.teachers.base import placeholder_names
 from mard_core.training import merged_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
 EVALUATE_VERSION = "2"  # 2: one cached stage per (system, strategy)
-UPSTREAM = ("ingest", "splits", "index", "models", "sft", "sft-no-mirror", "dpo")
 DATA = ("ingest", "splits", "index")
 # Which upstream stage each placeholder of a system spec stands for.
 PLACEHOLDER_STAGE = {"models": "models", "sft": "sft", "sft_no_mirror": "sft-no-mirror", "dpo": "dpo"}
 METRICS_FILE = "metrics.json"
 
 
-def placeholders(dirs: dict[str, str], split: str) -> dict[str, str]:
-    return {"models": dirs["models"], "split": split, "sft": str(merged_dir(dirs["sft"])),
-            "sft_no_mirror": str(merged_dir(dirs["sft-no-mirror"])), "dpo": str(merged_dir(dirs["dpo"]))}
+def placeholders(dirs: Mapping[str, str], split: str) -> dict[str, str]:
+    """The values of a system spec's placeholders: the split and the model directories of the stages in ``dirs``."""
+    models = {name: dirs[stage] if stage == "models" else str(merged_dir(dirs[stage]))
+              for name, stage in PLACEHOLDER_STAGE.items() if stage in dirs}
+    return {"split": split, **models}
 
 
-def system_spec(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
+def system_spec(dirs: Mapping[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
                 strategy: str) -> StageRun:
     used = placeholder_names(system)
     stages = [*DATA, *sorted(PLACEHOLDER_STAGE[p] for p in used if p in PLACEHOLDER_STAGE)]
@@ -54,7 +58,7 @@ def system_spec(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, sy
 
 
 @task(name="evaluate-system", cache_policy=StageCache(spec=system_spec), persist_result=True)
-def evaluate_system_task(dirs: dict[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
+def evaluate_system_task(dirs: Mapping[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
                          strategy: str, force: bool = False) -> str:
     """One system on one strategy: metrics.json, predictions, calibration rows, plots; logged to MLflow."""
     run = system_spec(dirs, root, cfg, split, system, strategy)
@@ -98,3 +102,19 @@ def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
     create_markdown_artifact(key="leaderboard", markdown=(out / "leaderboard.md").read_text(encoding="utf-8"),
                              description="Every system on every split strategy (exact accuracy first)")
     return str(out)
+
+
+def evaluation_settings(call: StageCall) -> EvalConfig:
+    """``evaluate``, restricted to the split strategies the splits stage built (temporal needs a previous release)."""
+    built = (read_manifest(Path(call.dirs["splits"])) or {})["strategies"]
+    cfg: EvalConfig = call.cfg.evaluate
+    return dataclasses.replace(cfg, strategies=tuple(s for s in cfg.strategies if s in built))
+
+
+@task(name="evaluate")
+def evaluate(call: StageCall, force: bool = False) -> str:
+    """Every planned (system, strategy) as its own cached stage, then the leaderboard that gathers them."""
+    split, cfg = call.cfg.teachers.split, evaluation_settings(call)
+    systems = [evaluate_system_task(call.dirs, call.root, cfg, split, spec, strategy, force=force)
+               for spec, strategy in planned_runs(cfg, placeholders(call.dirs, split))]
+    return gather(systems, call.root, force=force)

@@ -12,14 +12,15 @@ from prefect.artifacts import create_markdown_artifact
 from mard_core import labeling
 from mard_core.errors import QualityGateError
 from mard_core.stage import StageRun, read_manifest, sha256_file
+from mard_core.stages import StageCall
 from mard_core.taxonomy import DEFAULT_TAXONOMY_PATH
 from schemas import DDI_PAIRS
 from tasks._stage import StageCache, execute
 
 
-def label_spec(ingest_dir: str, root: str, cfg: labeling.LabelConfig) -> StageRun:
-    inputs = {"ingest": Path(ingest_dir).name, "taxonomy": sha256_file(Path(DEFAULT_TAXONOMY_PATH))[:16]}
-    return StageRun("label", labeling.LABELER_VERSION, cfg, inputs, Path(root))
+def label_spec(call: StageCall) -> StageRun:
+    inputs = {**call.keys(), "taxonomy": sha256_file(Path(DEFAULT_TAXONOMY_PATH))[:16]}
+    return StageRun("label", labeling.LABELER_VERSION, call.cfg.label, inputs, Path(call.root))
 
 
 def _build(ingest_dir: Path, cfg: labeling.LabelConfig, tmp: Path) -> dict[str, Any]:
@@ -58,10 +59,10 @@ def stats_markdown(stats: dict[str, Any]) -> str:
 
 
 @task(name="label", cache_policy=StageCache(spec=label_spec), persist_result=True)
-def label(ingest_dir: str, root: str, cfg: labeling.LabelConfig, force: bool = False) -> str:
+def label(call: StageCall, force: bool = False) -> str:
     """Label the release's interactions; publish label statistics; fail below the coverage floor."""
-    run = label_spec(ingest_dir, root, cfg)
-    out = Path(execute(run, lambda tmp: _build(Path(ingest_dir), cfg, tmp), force))
+    cfg = call.cfg.label
+    out = Path(execute(label_spec(call), lambda tmp: _build(Path(call.dirs["ingest"]), cfg, tmp), force))
     stats = json.loads((out / "stats.json").read_text())
     create_markdown_artifact(key="label-stats", markdown=stats_markdown(stats), description="DDI label statistics")
     coverage = (read_manifest(out) or {})["stats"]["coverage"]

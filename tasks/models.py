@@ -12,16 +12,15 @@ from mard_core.generate import corpus_texts
 from mard_core.prompts import DIRECTION_TOKENS
 from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import StageRun
+from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
 
 MODELS_VERSION = "2"  # 2: warm-up of the models named in models.warmup
 
 
-def models_spec(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg: tiny.ModelsConfig,
-                split: str) -> StageRun:
-    inputs = {"ingest": Path(ingest_dir).name, "splits": Path(splits_dir).name, "index": Path(index_dir).name,
-              "split": split}
-    return StageRun("models", MODELS_VERSION, cfg, inputs, Path(root))
+def models_spec(call: StageCall) -> StageRun:
+    return StageRun("models", MODELS_VERSION, call.cfg.models, {**call.keys(), "split": call.cfg.teachers.split},
+                    Path(call.root))
 
 
 def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.ModelsConfig, split: str,
@@ -34,9 +33,8 @@ def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.Models
 
 
 @task(name="models", cache_policy=StageCache(spec=models_spec), persist_result=True)
-def build_models(ingest_dir: str, splits_dir: str, index_dir: str, root: str, cfg: tiny.ModelsConfig, split: str,
-                 force: bool = False) -> str:
+def build_models(call: StageCall, force: bool = False) -> str:
     """Write ``models/<key>/{tiny-llama,tiny-qwen2,tiny-mistral,student-base,prm-base}``."""
-    run = models_spec(ingest_dir, splits_dir, index_dir, root, cfg, split)
-    return execute(run, lambda work: _build(Path(ingest_dir), Path(splits_dir), Path(index_dir), cfg, split, work),
-                   force)
+    dirs = {k: Path(v) for k, v in call.dirs.items()}
+    return execute(models_spec(call), lambda work: _build(dirs["ingest"], dirs["splits"], dirs["index"],
+                                                          call.cfg.models, call.cfg.teachers.split, work), force)

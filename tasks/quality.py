@@ -8,23 +8,32 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core import quality
 from mard_core.errors import QualityGateError
+from mard_core.ingest import previous_release
 from mard_core.stage import StageRun, read_manifest
+from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
 
 
-def gate_spec(stage_dir: str, root: str, cfg: quality.QualityConfig, previous_dir: str = "") -> StageRun:
-    inputs = {"stage": Path(stage_dir).name, "previous": Path(previous_dir).name}
-    return StageRun(f"gate-{Path(stage_dir).parent.name}", quality.SUITES_VERSION, cfg, inputs, Path(root))
+def _checked(call: StageCall) -> tuple[Path, Path | None]:
+    """The gated stage's output and, for an ingest, the previous release's ingest output (row-count checks)."""
+    (stage_dir,) = (Path(d) for d in call.dirs.values())
+    previous = previous_release(Path(call.root), stage_dir) if stage_dir.parent.name == "ingest" else None
+    return stage_dir, previous
+
+
+def gate_spec(call: StageCall) -> StageRun:
+    stage_dir, previous = _checked(call)
+    inputs = {"stage": stage_dir.name, "previous": previous.name if previous else ""}
+    return StageRun(call.stage, quality.SUITES_VERSION, call.cfg.quality, inputs, Path(call.root))
 
 
 @task(name="quality-gate", cache_policy=StageCache(spec=gate_spec), persist_result=True)
-def quality_gate(stage_dir: str, root: str, cfg: quality.QualityConfig, previous_dir: str = "", force: bool = False) -> str:
+def quality_gate(call: StageCall, force: bool = False) -> str:
     """Validate a stage's tables; publish the summary; raise QualityGateError (naming the report) on failure."""
-    run = gate_spec(stage_dir, root, cfg, previous_dir)
-    previous = Path(previous_dir) if previous_dir else None
-    out = Path(execute(run, lambda tmp: quality.gate(Path(stage_dir), previous, tmp, cfg), force))
+    stage_dir, previous = _checked(call)
+    out = Path(execute(gate_spec(call), lambda tmp: quality.gate(stage_dir, previous, tmp, call.cfg.quality), force))
     manifest = read_manifest(out) or {}
-    stage = Path(stage_dir).parent.name
+    stage = stage_dir.parent.name
     create_markdown_artifact(
         key=f"data-quality-{stage}", markdown=manifest.get("summary_markdown", ""),
         description=f"Data-quality gate after {stage}: Data Docs at {out / quality.DOCS_DIR / 'index.html'}",

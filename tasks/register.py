@@ -25,22 +25,22 @@ from mard_core.errors import MardError
 from mard_core.evaluate import EvalConfig, write_report
 from mard_core.registry import Comparison, RegisterConfig, compare_with_champion, known_pairs, registered_spec
 from mard_core.stage import StageRun, read_manifest
+from mard_core.stages import StageCall
 from mard_core.training import merged_dir, student_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import EXPERIMENT
-from tasks.evaluate import placeholders
+from tasks.evaluate import evaluation_settings, placeholders
 
 REGISTER_VERSION = "2"  # 2: temporal comparison with the champion, known-pairs record
-INPUTS = ("ingest", "label", "splits", "index", "dpo", "evaluate")
 KNOWN_PAIRS = "release/known_pairs.parquet"
 MERGED_ARTIFACT = "student-merged"
 
 
-def register_spec(dirs: dict[str, str], root: str, cfg: RegisterConfig, eval_cfg: EvalConfig, split: str
-                  ) -> StageRun:
+def register_spec(call: StageCall) -> StageRun:
+    cfg, eval_cfg, split = call.cfg.register, evaluation_settings(call), call.cfg.teachers.split
     settings = dataclasses.replace(eval_cfg, strategies=(split,), systems=(registered_spec(eval_cfg, cfg),))
     return StageRun("register", REGISTER_VERSION, {"register": cfg, "evaluation": settings, "split": split},
-                    {s: Path(dirs[s]).name for s in INPUTS}, Path(root))
+                    call.keys(), Path(call.root))
 
 
 def _champion(client: MlflowClient, cfg: RegisterConfig) -> ModelVersion | None:
@@ -134,12 +134,12 @@ def _build(dirs: dict[str, str], root: str, cfg: RegisterConfig, eval_cfg: EvalC
 
 
 @task(name="register", cache_policy=StageCache(spec=register_spec), persist_result=True)
-def register(dirs: dict[str, str], root: str, cfg: RegisterConfig, eval_cfg: EvalConfig, split: str,
-             force: bool = False) -> str:
+def register(call: StageCall, force: bool = False) -> str:
     """Compare the DPO student with the champion, register it (adapter + merged weights + known pairs) with
     its lineage, and move the alias to it when it does not regress."""
-    run = register_spec(dirs, root, cfg, eval_cfg, split)
-    out = Path(execute(run, lambda work: _build(dirs, root, cfg, eval_cfg, split, run, work), force))
+    run = register_spec(call)
+    args = (dict(call.dirs), call.root, call.cfg.register, evaluation_settings(call), call.cfg.teachers.split)
+    out = Path(execute(run, lambda work: _build(*args, run, work), force))
     version = (read_manifest(out) or {}).get("version")
     create_markdown_artifact(key="model-promotion",
                              markdown=f"Registered version {version}.\n\n" + (out / "comparison.md").read_text("utf-8"),

@@ -11,15 +11,25 @@ from prefect.artifacts import create_table_artifact
 
 from mard_core import splits
 from mard_core.errors import MardError
+from mard_core.ingest import previous_release
 from mard_core.stage import StageRun, read_manifest
+from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
+from tasks.label import label, label_spec
 
 SPLITS_VERSION = "1"
 
 
-def splits_spec(label_dir: str, root: str, cfg: splits.SplitConfig, previous_label_dir: str = "") -> StageRun:
-    inputs = {"label": Path(label_dir).name, "previous_label": Path(previous_label_dir).name}
-    return StageRun("splits", SPLITS_VERSION, cfg, inputs, Path(root))
+def _previous_label(call: StageCall) -> StageCall | None:
+    """The label stage of the previous release, when one was ingested (its pairs make the temporal split)."""
+    previous = previous_release(Path(call.root), Path(call.dirs["ingest"]))
+    return StageCall("label", {"ingest": str(previous)}, call.cfg, call.root) if previous else None
+
+
+def splits_spec(call: StageCall) -> StageRun:
+    previous = _previous_label(call)
+    inputs = {**call.keys("label"), "previous_label": label_spec(previous).key if previous else ""}
+    return StageRun("splits", SPLITS_VERSION, call.cfg.splits, inputs, Path(call.root))
 
 
 def _write(parts: splits.SplitParts, tmp: Path) -> dict[str, Any]:
@@ -43,12 +53,12 @@ def _build(label_dir: Path, previous_label_dir: Path | None, cfg: splits.SplitCo
 
 
 @task(name="splits", cache_policy=StageCache(spec=splits_spec), persist_result=True)
-def make_splits(label_dir: str, root: str, cfg: splits.SplitConfig, previous_label_dir: str = "",
-                force: bool = False) -> str:
+def make_splits(call: StageCall, force: bool = False) -> str:
     """Write ``splits/<key>/<strategy>/{train,valid,test}.parquet`` and publish the split statistics."""
-    run = splits_spec(label_dir, root, cfg, previous_label_dir)
-    previous = Path(previous_label_dir) if previous_label_dir else None
-    out = Path(execute(run, lambda tmp: _build(Path(label_dir), previous, cfg, tmp), force))
+    previous_call = _previous_label(call)
+    previous = Path(label.fn(previous_call)) if previous_call else None  # labelled now if it was not
+    out = Path(execute(splits_spec(call), lambda tmp: _build(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
+                       force))
     rows = []
     for strategy in (read_manifest(out) or {}).get("strategies", []):
         stats = json.loads((out / strategy / "stats.json").read_text())

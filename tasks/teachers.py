@@ -15,24 +15,22 @@ from mard_core import generate
 from mard_core.errors import MardError
 from mard_core.prompts import TEMPLATE_VERSION
 from mard_core.stage import StageRun, read_manifest
+from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
-TEACHERS_FILE = "teachers.yaml"  # the teachers file the stage ran, kept in its output
 
-
-def teachers_spec(ingest_dir: str, splits_dir: str, index_dir: str, models_dir: str, root: str,
-                  cfg: generate.TeachersConfig) -> StageRun:
+def teachers_spec(call: StageCall) -> StageRun:
+    cfg = call.cfg.teachers
     teachers_file = hashlib.sha256(cfg.path.read_bytes()).hexdigest()[:16]
-    inputs = {"ingest": Path(ingest_dir).name, "splits": Path(splits_dir).name, "index": Path(index_dir).name,
-              "models": Path(models_dir).name, "teachers_file": teachers_file, "prompt_template": TEMPLATE_VERSION}
-    return StageRun("teachers", generate.GENERATE_VERSION, cfg, inputs, Path(root))
+    inputs = {**call.keys(), "teachers_file": teachers_file, "prompt_template": TEMPLATE_VERSION}
+    return StageRun("teachers", generate.GENERATE_VERSION, cfg, inputs, Path(call.root))
 
 
 def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: generate.TeachersConfig,
            work: Path) -> dict[str, Any]:
     gen = generate.load_generate_config(cfg.path, {"models": str(models_dir)})
-    shutil.copyfile(cfg.path, work / TEACHERS_FILE)  # what ran, for the PRM stage's rollouts
+    shutil.copyfile(cfg.path, work / generate.TEACHERS_FILE)  # what ran, for the PRM stage's rollouts
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
     train = pl.read_parquet(splits_dir / cfg.split / "train.parquet")
     counts = generate.train_pair_counts(train)
@@ -58,13 +56,13 @@ def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path
 
 
 @task(name="teachers", cache_policy=StageCache(spec=teachers_spec), persist_result=True)
-def run_teachers(ingest_dir: str, splits_dir: str, index_dir: str, models_dir: str, root: str,
-                 cfg: generate.TeachersConfig, force: bool = False) -> str:
+def run_teachers(call: StageCall, force: bool = False) -> str:
     """Write ``teachers/<key>/{train,eval}/shards/...``; finished shards survive a crash and are reused."""
-    run = teachers_spec(ingest_dir, splits_dir, index_dir, models_dir, root, cfg)
+    run = teachers_spec(call)
+    dirs = {k: Path(v) for k, v in call.dirs.items()}
 
     def build(work: Path) -> dict[str, Any]:
-        fields = _build(Path(ingest_dir), Path(splits_dir), Path(index_dir), Path(models_dir), cfg, work)
+        fields = _build(dirs["ingest"], dirs["splits"], dirs["index"], dirs["models"], call.cfg.teachers, work)
         log_stage(run, metrics=fields["stats"])
         return fields
 

@@ -12,10 +12,11 @@ from prefect import task
 
 from mard_core.prm.model import PRM
 from mard_core.stage import StageRun
+from mard_core.stages import StageCall
 from mard_core.taxonomy import load_taxonomy
 from mard_core.training import MERGED_DIR, RUN_DIR, student_dir
 from mard_core.training.data import build_sft_examples
-from mard_core.training.dpo import DPOConfig, build_preference_pairs, prm_score_fn, train_dpo
+from mard_core.training.dpo import build_preference_pairs, prm_score_fn, train_dpo
 from mard_core.training.negatives import family_subtypes
 from mard_core.training.sft import SFTConfig, save_merged, train_sft
 from tasks._stage import StageCache, execute
@@ -36,17 +37,21 @@ def _summary(result: Any) -> dict[str, Any]:
             "train_s": round(result.train_s, 2), "tokens_per_s": round(result.tokens_per_s, 1), **result.extra}
 
 
-def sft_spec(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, name: str = "sft") -> StageRun:
-    return StageRun(name, TRAIN_VERSION, cfg, {"prm": Path(prm_dir).name, "models": Path(models_dir).name}, Path(root))
+def _sft_config(call: StageCall) -> SFTConfig:
+    """``sft``; the ablation stage ``sft-no-mirror`` is the same SFT with mirror_lambda 0."""
+    cfg: SFTConfig = call.cfg.sft
+    return dataclasses.replace(cfg, mirror_lambda=0.0) if call.stage == "sft-no-mirror" else cfg
+
+
+def sft_spec(call: StageCall) -> StageRun:
+    return StageRun(call.stage, TRAIN_VERSION, _sft_config(call), call.keys(), Path(call.root))
 
 
 @task(name="sft", cache_policy=StageCache(spec=sft_spec), persist_result=True)
-def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, name: str = "sft", force: bool = False) -> str:
-    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash.
-
-    ``name`` separates the ablation (``sft-no-mirror``, mirror_lambda 0) from the student's SFT.
-    """
-    run = sft_spec(prm_dir, models_dir, root, cfg, name)
+def sft(call: StageCall, force: bool = False) -> str:
+    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash."""
+    run, cfg = sft_spec(call), _sft_config(call)
+    prm_dir, models_dir = call.dirs["prm"], call.dirs["models"]
 
     def build(work: Path) -> dict[str, Any]:
         rows = pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts()
@@ -62,15 +67,15 @@ def sft(prm_dir: str, models_dir: str, root: str, cfg: SFTConfig, name: str = "s
     return execute(run, build, force, resume=True)
 
 
-def dpo_spec(sft_dir: str, prm_dir: str, ingest_dir: str, root: str, cfg: DPOConfig) -> StageRun:
-    inputs = {"sft": Path(sft_dir).name, "prm": Path(prm_dir).name, "ingest": Path(ingest_dir).name}
-    return StageRun("dpo", TRAIN_VERSION, cfg, inputs, Path(root))
+def dpo_spec(call: StageCall) -> StageRun:
+    return StageRun("dpo", TRAIN_VERSION, call.cfg.dpo, call.keys(), Path(call.root))
 
 
 @task(name="dpo", cache_policy=StageCache(spec=dpo_spec), persist_result=True)
-def dpo(sft_dir: str, prm_dir: str, ingest_dir: str, root: str, cfg: DPOConfig, force: bool = False) -> str:
+def dpo(call: StageCall, force: bool = False) -> str:
     """PRM-weighted DPO from the SFT student: screened trajectories against hard negatives and PRM rejects."""
-    run = dpo_spec(sft_dir, prm_dir, ingest_dir, root, cfg)
+    run, cfg = dpo_spec(call), call.cfg.dpo
+    sft_dir, prm_dir, ingest_dir = call.dirs["sft"], call.dirs["prm"], call.dirs["ingest"]
 
     def build(work: Path) -> dict[str, Any]:
         proteins = pl.read_parquet(Path(ingest_dir) / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort()

@@ -181,7 +181,7 @@ def test_dashboards_show_the_pipeline_run(services: Services, pipeline_outputs: 
     flows = {f["id"]: f["name"] for f in services.api("flows/filter", {})}
     (pipeline,) = [r for r in runs if flows[r["flow_id"]] == "mard-pipeline"]
     assert pipeline["state_type"] == "COMPLETED"
-    assert pipeline["parameters"]["stop_after"] == STOP_AFTER
+    assert pipeline["parameters"]["until"] == STOP_AFTER
 
     browser.show(f"{services.prefect}/runs", [pipeline["name"], "mard-pipeline", "Completed"], "prefect-runs")
     browser.show(f"{services.prefect}/runs/flow-run/{pipeline['id']}", [pipeline["name"], "Completed"],
@@ -222,7 +222,7 @@ def test_dropped_release_triggers_retrain_deployment(services: Services, pipelin
 
     dropped = services.root / "drop" / "drugbank_all_full_database.xml.zip"
     dropped.parent.mkdir(exist_ok=True)
-    shutil.copyfile(pipeline_outputs["release"], dropped)  # the demo release: registered as demo-400-0
+    shutil.copyfile(pipeline_outputs["demo-release"], dropped)  # the demo release: registered as demo-400-0
     sh([prefect, "deployment", "run", "mard-watch/watch-releases", "--watch", "--watch-timeout", "120"],
        services.env, timeout=150)
     (deployment,) = services.api("deployments/filter",

@@ -1,4 +1,5 @@
-"""Stage flows under Prefect's test harness: real tasks, cache hits across runs, gates that stop the flow."""
+"""The pipeline flow under Prefect's test harness: real tasks, cache hits across runs, gates that stop the flow,
+stop points taken from the stage table."""
 from __future__ import annotations
 
 import shutil
@@ -10,8 +11,7 @@ import yaml
 from prefect.settings import get_current_settings
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.data import data_flow
-from flows.ingest import ingest_flow
+from flows.pipeline import pipeline
 from mard_core import runlog
 from mard_core.errors import QualityGateError
 from mard_core.stage import read_manifest
@@ -21,6 +21,14 @@ from mard_core.stage import read_manifest
 def harness():
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def ingest_flow(**kwargs: str) -> dict[str, str]:
+    return pipeline(until="gate-ingest", **kwargs)
+
+
+def data_flow(**kwargs: str) -> dict[str, str]:
+    return pipeline(until=kwargs.pop("until", "index"), **kwargs)
 
 
 def config(tmp: Path, release: Path, **sections: dict) -> str:
@@ -92,11 +100,11 @@ def test_corrupted_output_is_detected_and_rebuilt(tmp_path: Path, small_release)
     release, _ = small_release
     root = tmp_path / "runs"
     cfg = config(tmp_path, release)
-    out = data_flow(root=str(root), config=cfg, stop_after="label")
+    out = data_flow(root=str(root), config=cfg, until="label")
     pairs = Path(out["label"]) / "ddi_pairs.parquet"
     good = pairs.read_bytes()
     pl.read_parquet(pairs).head(3).write_parquet(pairs)  # damaged in place, manifest untouched
-    again = data_flow(root=str(root), config=cfg, stop_after="label")
+    again = data_flow(root=str(root), config=cfg, until="label")
     assert again["label"] == out["label"] and pairs.read_bytes() == good
     states = {s: e["state"] for s, e in runlog.latest(root)["stages"].items()}
     assert states["label"] == "completed" and states["ingest"] == "cached"
@@ -116,3 +124,40 @@ def test_a_second_release_gets_a_temporal_split(tmp_path: Path) -> None:
     old_pairs = pl.read_parquet(Path(first["label"]) / "ddi_pairs.parquet").select("drug_a", "drug_b")
     test = pl.read_parquet(Path(out["splits"]) / "temporal" / "test.parquet").select("drug_a", "drug_b")
     assert test.height > 0 and test.join(old_pairs, on=["drug_a", "drug_b"], how="semi").height == 0
+
+
+@pytest.mark.parametrize("gate", ["gate-label", "gate-splits"])
+def test_only_a_gate_stops_at_that_gate(tmp_path: Path, small_release, gate: str) -> None:
+    from mard_core.stages import make_plan
+
+    release, _ = small_release
+    root = tmp_path / "runs"
+    plan = make_plan(only=gate)
+    out = pipeline(root=str(root), config=config(tmp_path, release), force=sorted(plan.force), until=plan.until)
+    assert list(out)[-1] == gate and read_manifest(Path(out[gate]))["success"] is True
+    after = {"gate-label": ("splits", "gate-splits", "index"), "gate-splits": ("index",)}[gate]
+    assert not any((root / stage).exists() for stage in after)
+
+
+def test_stage_runs_appear_in_pipeline_order(tmp_path: Path, small_release) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    from mard_core.stages import Plan
+
+    release, _ = small_release
+    state = pipeline(root=str(tmp_path / "runs"), config=config(tmp_path, release), until="index",
+                     return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+
+    async def names() -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                                               sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+        return [r.name for r in runs]
+
+    expected = [s.name for s in Plan(until="index").stages() if s.name != "demo-release"]  # external release file
+    assert [n for n in asyncio.run(names()) if n != "demo-release"] == expected
