@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from time import time_ns
 
 import yaml
 
@@ -12,6 +13,9 @@ from mard_core.stage import sha256_file, write_atomic, write_json_atomic
 from schemas import SCHEMA_DIR
 
 SHIPPED_REGISTRY = SCHEMA_DIR / "releases.yaml"
+# A hash is cached only for a file whose ctime is this much older than the read: a change within one
+# timestamp tick of the last one can leave (inode, size, mtime, ctime) as they were (git's "racy" entries).
+SETTLED_NS = 2_000_000_000
 
 
 def user_registry(root: Path) -> Path:
@@ -20,7 +24,7 @@ def user_registry(root: Path) -> Path:
 
 
 def hash_cache(root: Path) -> Path:
-    """Where file hashes are remembered by (path, size, mtime) under the data root."""
+    """Where file hashes are remembered by (path, inode, size, mtime, ctime) under the data root."""
     return Path(root) / ".cache" / "hashes.json"
 
 
@@ -69,33 +73,45 @@ def load_registry(user_registry: Path | None = None) -> dict[str, Release]:
     return registry
 
 
-def file_sha256(path: Path, cache_file: Path | None = None) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) in ``cache_file`` so re-runs skip the read."""
+def file_sha256(path: Path, cache_file: Path | None = None, *, reuse: bool = True) -> str:
+    """sha256 of a file, remembered in ``cache_file`` by (path, inode, size, mtime, ctime) so re-runs skip the read.
+
+    ctime cannot be set by users, so an in-place edit that restores size and mtime is still seen; a file changed
+    less than SETTLED_NS ago is hashed but not cached. ``reuse=False`` always reads the bytes (verification).
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    now, st = time_ns(), path.stat()
+    key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
     cache: dict[str, str] = {}
     if cache_file is not None and cache_file.is_file():
         try:
             cache = json.loads(cache_file.read_text())
         except json.JSONDecodeError:
             cache = {}
-    if key not in cache:
-        cache[key] = sha256_file(path)
-        if cache_file is not None:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(cache_file, cache)
-    return cache[key]
+    if reuse and key in cache:
+        return cache[key]
+    digest = sha256_file(path)
+    if cache_file is not None and now - st.st_ctime_ns >= SETTLED_NS:
+        cache[key] = digest
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(cache_file, cache)
+    return digest
+
+
+def find_release(registry: dict[str, Release], sha256: str, size: int) -> str | None:
+    """The version whose registered hash and size these are, or None."""
+    return next((r.version for r in registry.values() if r.sha256 == sha256 and r.size == size), None)
 
 
 def verify(path: Path, version: str | None, registry: dict[str, Release], cache_file: Path | None = None) -> Verification:
-    """Hash ``path`` and compare with ``version``'s entry (or find the release it matches when version is None)."""
+    """Hash ``path``'s bytes (never a cached hash) and compare with ``version``'s entry (or find the release
+    it matches when version is None); ``cache_file`` is refreshed for the stage keys that use it."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    digest, size = file_sha256(path, cache_file), path.stat().st_size
+    digest, size = file_sha256(path, cache_file, reuse=False), path.stat().st_size
     if version is None:
-        found = next((r.version for r in registry.values() if r.sha256 == digest and r.size == size), None)
+        found = find_release(registry, digest, size)
         return Verification(path, digest, size, found, found is not None)
     if version not in registry:
         known = ", ".join(sorted(registry)) or "none"

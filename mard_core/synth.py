@@ -1,7 +1,8 @@
 """Synthetic DrugBank 5.1 full-database releases for demos, tests and benchmarks.
 
-Real DrugBank data cannot be bundled, so MARD writes its own release in DrugBank's exact XML format
-(it validates against drugbank.xsd). The model behind it, all as data tables at the top of this module:
+Real DrugBank data cannot be bundled, so MARD writes its own release in DrugBank's exact XML format (it
+validates against schemas/reference/drugbank.xsd). The model behind it, all as data tables at the top of
+this module:
 
 - PROTEINS: the targets, enzymes, carriers and transporters drugs link to (DrugBank BE ids, UniProt ids).
 - ARCHETYPES: drug classes. Each synthetic drug draws one and gets its protein links (with actions such as

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from mard_core.errors import InputError, MardError
-from mard_core.releases import file_sha256, hash_cache, load_registry, user_registry, verify
+from mard_core.releases import file_sha256, find_release, hash_cache, load_registry, user_registry
 from mard_core.stage import write_json_atomic
 
 RELEASE_SUFFIXES = (".xml", ".zip")
@@ -253,12 +253,13 @@ def watch(root: Path, cfg: WatchConfig, on_release: Callable[[DetectedRelease], 
         if digest in state.seen:
             report.already_seen += 1
             continue
-        result = verify(path, None, registry, hashes)
-        if not result.matched:
-            report.unregistered.append(Unregistered(str(path), digest, result.size))
+        size = path.stat().st_size
+        version = find_release(registry, digest, size)
+        if version is None:
+            report.unregistered.append(Unregistered(str(path), digest, size))
             log.warning(report.unregistered[-1].hint())
             continue
-        release = DetectedRelease(str(result.version), digest, str(path), result.size)
+        release = DetectedRelease(version, digest, str(path), size)
         log.info("new DrugBank release %s: %s (sha256 %s)", release.version, path, digest)
         on_release(release)
         state.seen[digest] = {"version": release.version, "path": release.path, "size": release.size,

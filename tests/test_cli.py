@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -45,6 +46,25 @@ def test_ingest_verify_refuses_wrong_hash_and_user_can_add_theirs(small_release,
     assert json.loads(ok.stdout)["counts"]["drugs"] == truth.n_drugs
     again = mard("ingest", str(release), "--out", str(out), root=tmp_path)
     assert again.returncode == 0 and "nothing to do" in again.stdout
+
+
+def test_verify_refuses_an_in_place_edit_that_keeps_size_and_mtime(small_release, tmp_path: Path) -> None:
+    release = tmp_path / "release.xml.zip"
+    release.write_bytes(small_release[0].read_bytes())
+    assert mard("verify", str(release), "--add", "9.8", root=tmp_path).returncode == 0
+    st = release.stat()
+    with open(release, "r+b") as f:
+        f.seek(st.st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(release, ns=(st.st_atime_ns, st.st_mtime_ns))
+    out = tmp_path / "tables"
+    bad = mard("ingest", str(release), "--out", str(out), "--version", "9.8", "--verify", root=tmp_path)
+    assert bad.returncode == 1 and "does not match release 9.8" in bad.stderr and not out.exists()
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+    checked = mard("verify", str(release), "--version", "9.8", root=tmp_path)
+    assert checked.returncode == 1 and "does NOT match 9.8" in checked.stdout
 
 
 def test_ingest_refuses_to_overwrite_a_users_directory(small_release, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import pickle
 import re
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -25,16 +24,16 @@ from mard_core.labeling import (
     label_pairs,
 )
 from mard_core.taxonomy import A_TO_B, B_TO_A, BIDIRECTIONAL, load_taxonomy, mirror_direction
-from schemas import DDI_PAIRS
+from schemas import DDI_PAIRS, SCHEMA_DIR
 
-DRUGBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "drugbank"  # beside the checkout, as in CI
+REFERENCE = SCHEMA_DIR / "reference"  # see its README.md for sources and licences
 
 
 def _templates() -> list[tuple[str, str, str]]:
-    """(id, template text, subject column) of both shared lists."""
-    with open(DRUGBANK / "ddi_types_86.csv", newline="") as fh:
+    """(id, template text, subject column) of both reference lists."""
+    with open(REFERENCE / "ddi_types_86.csv", newline="") as fh:
         out = [(f"86-{r['Interaction type']}", r["Description"], r["Subject"]) for r in csv.DictReader(fh)]
-    lines = (DRUGBANK / "ddi_types_113.txt").read_text().splitlines()[1:]
+    lines = (REFERENCE / "ddi_types_113.txt").read_text().splitlines()[1:]
     out += [(f"113-{c[1]}", c[2], c[0]) for c in (line.split("\t") for line in lines if line.strip())]
     return out
 

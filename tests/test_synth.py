@@ -14,11 +14,11 @@ from lxml import etree
 
 from mard_core import synth
 from mard_core.errors import InputError
+from schemas import SCHEMA_DIR
 
 NS = {"d": "http://www.drugbank.ca"}
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "drugbank"  # beside the checkout, as in CI
-XSD = SHARED / "drugbank.xsd"
-needs_shared = pytest.mark.skipif(not XSD.exists(), reason="the shared DrugBank reference files are not here")
+REFERENCE = SCHEMA_DIR / "reference"  # see its README.md for sources and licences
+XSD = REFERENCE / "drugbank.xsd"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,6 @@ def sentence_roles(text: str, name_a: str, name_b: str) -> tuple[synth.Template,
     return None
 
 
-@needs_shared
 def test_fixture_and_release_validate_against_the_xsd(fixture_xml: Path, small_release: tuple) -> None:
     schema = etree.XMLSchema(etree.parse(str(XSD)))
     assert schema.validate(etree.parse(str(fixture_xml))), schema.error_log
@@ -196,10 +195,9 @@ def test_smiles_are_well_formed_and_formulas_add_up(records: dict[str, dict]) ->
     assert re.fullmatch(r"[A-Z]{14}-[A-Z]{8}SA-N", mol.inchikey)
 
 
-@needs_shared
 def test_templates_are_drugbanks_own_sentences() -> None:
-    known = {row["Description"] for row in csv.DictReader((SHARED / "ddi_types_86.csv").open())}
-    with (SHARED / "ddi_types_113.txt").open() as fh:
+    known = {row["Description"] for row in csv.DictReader((REFERENCE / "ddi_types_86.csv").open())}
+    with (REFERENCE / "ddi_types_113.txt").open() as fh:
         known |= {line.split("\t")[2] for line in fh.read().splitlines()[1:] if line.strip()}
     for t in synth.TEMPLATES:
         assert (t.source == "variant") == (t.text not in known), t.id
