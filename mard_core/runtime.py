@@ -49,10 +49,18 @@ def configure_services(root: Path) -> dict[str, str]:
     return applied
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGKILL when the process that started it dies (even by SIGKILL)."""
+def dying_with_this_process(cmd: list[str]) -> list[str]:
+    """``cmd`` started through a wrapper that makes it get SIGKILL when this process dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``, kept across ``exec``), so a killed run leaves no server or stage behind."""
+    return [sys.executable, "-m", "mard_core.runtime", str(os.getpid()), *cmd]
+
+
+def _exec_dying_with(parent: int, cmd: list[str]) -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        sys.exit(1)
+    os.execvp(cmd[0], cmd)
 
 
 def _free_port() -> int:
@@ -74,8 +82,8 @@ def prefect_server(root: Path, timeout_s: float = 90.0) -> Iterator[str]:
            "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(dying_with_this_process(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + timeout_s
@@ -110,7 +118,7 @@ def supervise(cmd: list[str], grace_s: float = 5.0) -> int:
     """Run ``cmd`` in its own process group and return its exit code. SIGINT/SIGTERM stop it within
     ``grace_s`` seconds (SIGTERM to the group, then SIGKILL), leaving what a kill leaves; the child also
     dies if this process is killed."""
-    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent)
+    proc = subprocess.Popen(dying_with_this_process(cmd), start_new_session=True)
 
     def stop(signum: int, _frame: object) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -152,3 +160,7 @@ def hold_root(root: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+if __name__ == "__main__":  # python -m mard_core.runtime PARENT_PID CMD...: see dying_with_this_process
+    _exec_dying_with(int(sys.argv[1]), sys.argv[2:])

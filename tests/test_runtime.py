@@ -35,9 +35,9 @@ def test_a_second_writer_is_refused_naming_the_holder_and_a_dead_holders_lock_is
                      f"with hold_root(Path({str(tmp_path)!r})):\n    print('held', flush=True); time.sleep(120)")
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(MardError, match=rf"another `mard run` \(pid {holder.pid}\) is writing this data root"):
-            with hold_root(tmp_path):
-                pass
+        refused = pytest.raises(MardError, match=rf"another `mard run` \(pid {holder.pid}\) is writing this data root")
+        with refused, hold_root(tmp_path):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -95,8 +95,8 @@ def test_a_prefect_server_that_does_not_come_up_is_one_line_with_the_fix(tmp_pat
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setattr(sys, "executable", "/bin/false")
-    with pytest.raises(MardError, match=r"temporary Prefect server exited with code 1 \(log: .*prefect-server.log\); "
-                                        r"start one with `make serve`"):
-        with prefect_server(tmp_path):
-            pass
+    refused = pytest.raises(MardError, match=r"temporary Prefect server exited with code 1 \(log: .*prefect-server.log\); "
+                                             r"start one with `make serve`")
+    with refused, prefect_server(tmp_path):
+        pass
     assert "PREFECT_API_URL" not in os.environ
