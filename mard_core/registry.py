@@ -16,16 +16,23 @@ its release, ``seen`` when in the training or validation part it learned from). 
 """
 from __future__ import annotations
 
+import json
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import polars as pl
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 
 from mard_core.errors import InputError, MardError
-from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part
+from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part, write_report
+from mard_core.stage import read_manifest
 from mard_core.teachers.base import fill_placeholders, placeholder_names
+from mard_core.training import merged_dir, student_dir
 
 PAIR_KEY = ["drug_a", "drug_b"]
 MODEL_PLACEHOLDER = "dpo"  # the registered system's spec names the model under test through {dpo}
@@ -172,3 +179,107 @@ def compare_with_champion(spec: Mapping[str, Any], placeholders: Mapping[str, st
     return Comparison(basis, pairs.height, results[0].predictions.height, cfg.metric, scores[0], scores[1],
                       int((new_ok & ~old_ok).sum()), int((old_ok & ~new_ok).sum()),
                       decide(scores[0], scores[1], cfg.margin), results)
+
+
+# Registration: the student as an MLflow model version (adapter, merged weights, known pairs, comparison).
+KNOWN_PAIRS = "release/known_pairs.parquet"
+MERGED_ARTIFACT = "student-merged"
+
+
+def _champion(client: MlflowClient, cfg: RegisterConfig) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _download(champion: ModelVersion, into: Path) -> tuple[str, pl.DataFrame | None]:
+    """The champion's merged weights (local directory) and its known-pairs record (None if it has none)."""
+    try:
+        model = mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=MERGED_ARTIFACT,
+                                                    dst_path=str(into))
+    except (mlflow.exceptions.MlflowException, OSError) as exc:
+        raise MardError(f"champion {champion.name} v{champion.version}: cannot fetch its weights "
+                        f"({MERGED_ARTIFACT} of run {champion.run_id}): {exc}") from None
+    try:
+        known = pl.read_parquet(mlflow.artifacts.download_artifacts(run_id=champion.run_id, artifact_path=KNOWN_PAIRS,
+                                                                    dst_path=str(into)))
+    except (mlflow.exceptions.MlflowException, OSError):
+        known = None  # registered before known-pairs records existed
+    return model, known
+
+
+def _compare(dirs: Mapping[str, str], models: Mapping[str, str], cfg: RegisterConfig, eval_cfg: EvalConfig,
+             split: str, root: str, champion: ModelVersion | None) -> Comparison:
+    spec = registered_spec(eval_cfg, cfg)
+    with tempfile.TemporaryDirectory(prefix=".champion-", dir=root) as tmp:
+        model, known = _download(champion, Path(tmp)) if champion else (None, None)
+        return compare_with_champion(spec, models, model, known, split, eval_cfg, cfg,
+                                     dirs["ingest"], dirs["splits"], dirs["index"])
+
+
+def _model_version(client: MlflowClient, cfg: RegisterConfig, stage_key: str, dirs: Mapping[str, str], work: Path,
+                   tags: dict[str, str], metrics: dict[str, float | None], experiment: str) -> ModelVersion:
+    """The model version of this stage key: the one an interrupted earlier attempt created, else a new one (an
+    MLflow run with the student, its merged weights, known pairs and the comparison)."""
+    earlier = client.search_model_versions(f"name='{cfg.model_name}' and tags.stage_key='{stage_key}'")
+    if earlier:
+        return earlier[0]
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=f"register-{stage_key}") as active:
+        mlflow.set_tags(tags)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        mlflow.log_artifacts(str(student_dir(dirs["dpo"])), artifact_path="student")
+        mlflow.log_artifacts(str(merged_dir(dirs["dpo"])), artifact_path=MERGED_ARTIFACT)
+        mlflow.log_artifact(str(work / "known_pairs.parquet"), artifact_path=str(Path(KNOWN_PAIRS).parent))
+        for name in ("comparison.json", "comparison.md"):
+            mlflow.log_artifact(str(work / name), artifact_path="comparison")
+    try:
+        client.get_registered_model(cfg.model_name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(cfg.model_name, description="MARD student: LoRA adapter + merged weights")
+    return client.create_model_version(cfg.model_name, source=f"{active.info.artifact_uri}/student",
+                                       run_id=active.info.run_id, tags=tags)
+
+
+def version_tags(stage_key: str, dirs: Mapping[str, str], split: str, comparison: Comparison, metric: str,
+                 score: float | None) -> dict[str, str]:
+    """The model version's tags: its stage key, lineage (upstream keys), release identity and comparison basis."""
+    release = read_manifest(Path(dirs["ingest"])) or {}
+    lineage = (read_manifest(Path(dirs["dpo"])) or {}).get("inputs", {})
+    tags = {"stage_key": stage_key, "dpo_key": Path(dirs["dpo"]).name, "evaluate_key": Path(dirs["evaluate"]).name,
+            "split": split, "release_sha256": str(release.get("source", {}).get("sha256", "")),
+            "drugbank_version": str(release.get("drugbank_version", "")),
+            "release_exported_on": str(release.get("exported_on", "")), "comparison_basis": comparison.basis,
+            **{f"input_{k}": v for k, v in lineage.items()}}
+    tags |= {metric: str(score)} if score is not None else {}
+    tags |= {f"comparison_{metric}": str(comparison.new)} if comparison.new is not None else {}
+    return tags
+
+
+def register_student(dirs: Mapping[str, str], models: Mapping[str, str], root: str, cfg: RegisterConfig,
+                     eval_cfg: EvalConfig, split: str, stage_key: str, work: Path, experiment: str) -> dict[str, Any]:
+    """The register stage's work in ``work``: compare the DPO student (``models``: the placeholder values of the
+    registered system) with the champion, register it with its lineage (an MLflow run in ``experiment``), move
+    the alias when the rule says so."""
+    board = pl.read_parquet(Path(dirs["evaluate"]) / "leaderboard.parquet")
+    row = board.filter((pl.col("system") == cfg.system) & (pl.col("strategy") == split))
+    score = row[cfg.metric][0] if row.height and cfg.metric in row.columns else None
+    known_pairs(pl.read_parquet(Path(dirs["label"]) / "ddi_pairs.parquet"), dirs["splits"], split).write_parquet(
+        work / "known_pairs.parquet")
+    client = MlflowClient()
+    champion = _champion(client, cfg)
+    comparison = _compare(dirs, models, cfg, eval_cfg, split, root, champion)
+    (work / "comparison.json").write_text(json.dumps(comparison.summary(), indent=2))
+    (work / "comparison.md").write_text(comparison.markdown(cfg.model_name, cfg.alias), encoding="utf-8")
+    if comparison.results:
+        write_report(comparison.results, work / "comparison")
+    tags = version_tags(stage_key, dirs, split, comparison, cfg.metric, score)
+    metrics = {"leaderboard_" + cfg.metric: score, "comparison_new": comparison.new,
+               "comparison_champion": comparison.champion}
+    version = _model_version(client, cfg, stage_key, dirs, work, tags, metrics, experiment)
+    if comparison.decision.promote:
+        client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)
+    return {"model_name": cfg.model_name, "version": version.version, "score": score,
+            "champion_version": champion.version if champion else None, "comparison": comparison.summary(),
+            "promoted": comparison.decision.promote, "reason": comparison.decision.reason}
