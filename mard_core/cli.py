@@ -182,10 +182,14 @@ def run_stages(
 
     r = data_root(root)
     configure_services(r)
+    from flows.console import headline, quiet
+
+    quiet(r)  # before the flow's imports: stage progress on the console, library output in run.log
     from flows.pipeline import pipeline
 
     outputs = pipeline(root=str(r), config=str(config) if config else None, force=force or [], until=until)
     typer.echo(json.dumps(outputs, indent=2))
+    err.print(headline(outputs), highlight=False, soft_wrap=True)
 
 
 def _latest_output(root: Path, stage: str) -> Path | None:
