@@ -70,6 +70,5 @@ def headline(outputs: dict[str, str], top: int = 3) -> str:
             lines.append(f"  {strategy}: " + "; ".join(cells))
     lines += ["Next:", "  mard predict voriconazole axitinib      # a cited prediction from the trained student",
               "  mard status                              # every stage: state, duration, output",
-              "  make serve                               # Prefect UI http://127.0.0.1:4200, MLflow UI "
-              "http://127.0.0.1:5000"]
+              "  make serve                               # Prefect UI :4200, MLflow UI :5000 on 127.0.0.1"]
     return "\n".join(lines)
