@@ -1,24 +1,29 @@
 """The `mard` command line. Errors a user can fix are printed as one line, never a traceback."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from mard_core.errors import InputError, MardError
+from mard_core.errors import InputError, MardError, readable_file
 from mard_core.runtime import data_root
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.")
 err = Console(stderr=True)
 
+# Input files are checked by the commands (readable_file: one line, exit 1), not by typer (readable=False): its
+# check answers an unreadable file with a usage box and exit 2.
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline config YAML.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", readable=False, help="Pipeline config YAML.")]
 
 
 @app.command()
@@ -36,7 +41,7 @@ def synth(
 
 @app.command()
 def verify(
-    source: Annotated[Path, typer.Argument(help="DrugBank .xml or .zip")],
+    source: Annotated[Path, typer.Argument(readable=False, help="DrugBank .xml or .zip")],
     version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
     add: Annotated[str | None, typer.Option("--add", help="Record this file's hash as release VERSION")] = None,
     root: RootOpt = None,
@@ -59,7 +64,7 @@ def verify(
 
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(help="DrugBank full-database .xml or the .zip DrugBank ships")],
+    source: Annotated[Path, typer.Argument(readable=False, help="DrugBank full-database .xml or the .zip DrugBank ships")],
     out: Annotated[Path, typer.Option("--out", help="Output directory for the Parquet tables")],
     version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
     verify_hash: Annotated[bool, typer.Option("--verify", help="Refuse a file whose hash does not match")] = False,
@@ -73,10 +78,11 @@ def ingest(
     from mard_core.stage import materialize, read_manifest
 
     cache = hash_cache(data_root(root))
+    readable_file(source)
     if verify_hash:
         registry = load_registry(user_registry(data_root(root)))
         require_verified(check(source, version, registry, cache), registry)
-    digest = file_sha256(source, cache) if source.is_file() else ""
+    digest = file_sha256(source, cache)
     existing = read_manifest(out) if out.exists() else None
     if out.exists() and existing is None:
         raise InputError(f"{out}: exists and is not a MARD ingest output; refusing to overwrite it")
@@ -85,7 +91,7 @@ def ingest(
         return
     if existing and existing["source"].get("sha256") != digest and not force:
         raise InputError(f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); use --force to replace it")
-    size = source.stat().st_size if source.is_file() else 0
+    size = source.stat().st_size
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         job = bar.add_task(f"ingest {source.name}", total=size or None)
@@ -104,23 +110,25 @@ def classify(
     sentence: Annotated[str | None, typer.Argument(help="A DrugBank interaction sentence")] = None,
     a: Annotated[str | None, typer.Option("--a", help="Drug A's name")] = None,
     b: Annotated[str | None, typer.Option("--b", help="Drug B's name")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help='JSONL of {"a", "b", "sentence"}')] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", readable=False, help='JSONL of {"a", "b", "sentence"}')] = None,
 ) -> None:
     """Label a sentence (or every line of a JSONL file) as Family/Subtype/Direction/Modality, as JSON."""
     from mard_core.labeling import classify_records
 
     if input_file is not None:
-        if not input_file.is_file():
-            raise InputError(f"{input_file}: no such file")
+        readable_file(input_file)
 
         def records():
             with open(input_file, encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            yield json.loads(line)
-                        except json.JSONDecodeError as exc:
-                            raise InputError(f"{input_file}:{n}: not valid JSON: {exc.msg}") from None
+                try:
+                    for n, line in enumerate(f, 1):
+                        if line.strip():
+                            try:
+                                yield json.loads(line)
+                            except json.JSONDecodeError as exc:
+                                raise InputError(f"{input_file}:{n}: not valid JSON: {exc.msg}") from None
+                except UnicodeDecodeError:
+                    raise InputError(f"{input_file}: not UTF-8 text; expected JSON lines") from None
 
         for result in classify_records(records()):
             typer.echo(json.dumps(result, ensure_ascii=False))
@@ -159,8 +167,8 @@ def run(
     r = data_root(root)
     plan = make_plan(from_stage, only, until, force or ())
     cfg = load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
-    if cfg.release.source and not Path(cfg.release.source).is_file():
-        raise InputError(f"{cfg.release.source}: no such file (release.source in {config})")
+    if cfg.release.source:
+        readable_file(Path(cfg.release.source), f"release.source in {config}")
     configure_services(r)
     args = ["--root", str(r), *(["--config", str(config)] if config else [])]
     args += [a for s in sorted(plan.force) for a in ("--force", s)] + (["--until", plan.until] if plan.until else [])
@@ -205,7 +213,7 @@ def predict(
     drug_a: Annotated[str | None, typer.Argument(help="Drug A: DrugBank id or name")] = None,
     drug_b: Annotated[str | None, typer.Argument(help="Drug B: DrugBank id or name")] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Student model directory (default: the latest run's)")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="CSV/TSV/JSONL file of drug pairs")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", readable=False, help="CSV/TSV/JSONL file of drug pairs")] = None,
     split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
@@ -226,11 +234,13 @@ def predict(
     from mard_core.training import merged_dir
 
     r = data_root(root)
+    if input_file is not None:
+        readable_file(input_file)  # before any model lookup
     ingest_dir, index_dir = _latest_output(r, "ingest"), _latest_output(r, "index")
     if ingest_dir is None or index_dir is None:
         raise InputError(f"{r}: no ingested release with a retrieval index; run `mard run` first (or pass --root)")
     if input_file is not None:
-        pairs = read_pairs(input_file)
+        pairs = read_pairs(input_file, pl.read_parquet(ingest_dir / "drugs.parquet"))
     elif drug_a and drug_b:
         pairs = [(drug_a, drug_b)]
     else:
@@ -279,13 +289,37 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     Console().print(table)
 
 
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def _disk_full(exc: BaseException | None) -> OSError | None:
+    """The ENOSPC error ``exc`` is or was raised from, if any."""
+    while exc is not None and not (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
 def main() -> None:
-    """Console entry point: MARD errors become one line on stderr and exit code 1."""
+    """Console entry point: MARD errors, a full disk and running out of memory become one line on stderr and
+    exit code 1; any other exception is a bug and keeps its traceback."""
     try:
         app()
     except MardError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _fail(str(exc))
+    except MemoryError:
+        _fail("out of memory; free memory or use a machine with more (for `mard predict`, a smaller --input file)")
+    except Exception as exc:
+        full = _disk_full(exc)
+        if full is None:
+            raise
+        try:
+            sys.stdout.flush()
+        except OSError:  # stdout is what is full: drop what it still buffers, or exiting prints a traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = f"{full.filename}: " if full.filename else ""
+        _fail(f"{where}no space left on device; free disk space (or use another --root / --out) and run again")
 
 
 if __name__ == "__main__":

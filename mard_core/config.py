@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, readable_file
 from mard_core.evaluate import EvalConfig
 from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
@@ -108,13 +108,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     data: dict[str, Any] = {}
     where = "config"
     if path is not None:
-        path = Path(path)
+        path = readable_file(Path(path), "config file")
         where = str(path)
-        if not path.is_file():
-            raise InputError(f"{path}: config file not found")
         try:
             data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise InputError(f"{path}: top level must be a mapping of stage sections")

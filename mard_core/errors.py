@@ -1,4 +1,10 @@
 """Errors that MARD reports to users as one clear line (the CLI prints them without a traceback)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ECHO_LIMIT = 80  # characters of user input an error message repeats
 
 
 class MardError(Exception):
@@ -15,3 +21,26 @@ class HashMismatchError(MardError):
 
 class QualityGateError(MardError):
     """A data-quality suite failed; the message names the report to read."""
+
+
+def echo(value: object, limit: int = ECHO_LIMIT) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters with an ellipsis (user input can be
+    arbitrarily long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def readable_file(path: Path, what: str = "") -> Path:
+    """``path`` when it is a file this process may read; else an :class:`InputError` saying why (no such
+    file, a directory, not a regular file, permission denied), with ``what`` (e.g. the config key that named
+    it) in parentheses."""
+    context = f" ({what})" if what else ""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file{context}")
+    if not path.exists():
+        raise InputError(f"{path}: no such file{context}")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file{context}")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: permission denied: cannot read it{context}")
+    return path

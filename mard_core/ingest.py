@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from lxml import etree
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, readable_file
 from mard_core.stage import read_manifest
 from schemas import INGEST_TABLES, PROTEIN_KINDS
 
@@ -75,9 +75,7 @@ def open_source(path: Path) -> Iterator[tuple[IO[bytes], str | None]]:
 
     Yields the binary stream and the zip member name (None for a plain file).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    path = readable_file(Path(path))
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
     if zipfile.is_zipfile(path):

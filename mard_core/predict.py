@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from mard_core.baselines import KnowledgeRulesBaseline
-from mard_core.errors import InputError
+from mard_core.errors import InputError, echo, readable_file
 from mard_core.evaluate import BackendSystem, Query, System, checked_predictions
 from mard_core.metrics import calibrate
 from mard_core.prompts import DrugRef, parse_completion
@@ -36,7 +37,7 @@ from mard_core.teachers.base import GenerationParams, make_backend
 FALLBACK_NOTE = ("No student model given: answered by the knowledge-rules baseline (rules over DrugBank "
                  "evidence, no language model).")
 PAIR_FILE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl")
-_HEADERS = {("drug_a", "drug_b"), ("a", "b"), ("drug1", "drug2"), ("drug 1", "drug 2")}
+_HEADERS = {("druga", "drugb"), ("a", "b"), ("drug1", "drug2")}  # header rows, compared by _column
 _PRIORITY = ("id", "name", "synonym")  # match kinds, strongest first
 
 
@@ -73,6 +74,10 @@ class DrugLookup:
         except KeyError:
             raise UnknownDrugError(f"drug {drug_id!r} is not in the drugs table") from None
 
+    def knows(self, text: str) -> bool:
+        """Whether ``text`` is an id, name, synonym or salt name of some drug."""
+        return any(_key(text) in self._keys[kind] for kind in _PRIORITY)
+
     def resolve(self, text: str) -> DrugRef:
         """The drug ``text`` names; the strongest kind of match wins (id, then name, then synonym/salt)."""
         key = _key(text)
@@ -84,13 +89,13 @@ class DrugLookup:
                 return DrugRef(found[0], self._names[found[0]][0])
             if found:
                 options = ", ".join(f"{self._names[d][0]} ({d})" for d in found)
-                raise InputError(f"drug {text!r} is ambiguous: it is a {kind} of {options}; use a DrugBank id")
+                raise InputError(f"drug {echo(text)} is ambiguous: it is a {kind} of {options}; use a DrugBank id")
         known = sorted({k for kind in _PRIORITY for k in self._keys[kind]})
         close = difflib.get_close_matches(key, known, n=10, cutoff=0.6)
         drugs = dict.fromkeys(d for c in close for kind in _PRIORITY for d in sorted(self._keys[kind].get(c, ())))
         shown = [f"{self._names[d][0]} ({d})" for d in list(drugs)[:5]]
         hint = f"; close matches: {', '.join(shown)}" if shown else ""
-        raise UnknownDrugError(f"drug {text!r} is not in the drugs table{hint}")
+        raise UnknownDrugError(f"drug {echo(text)} is not in the drugs table{hint}")
 
 
 def _key(text: str) -> str:
@@ -146,7 +151,7 @@ def predict_pairs(pairs: Sequence[tuple[str, str]], system: System, index: Retri
     for a_text, b_text in pairs:
         a, b = lookup.resolve(a_text), lookup.resolve(b_text)
         if a.drugbank_id == b.drugbank_id:
-            raise InputError(f"pair ({a_text!r}, {b_text!r}): both name {a.name} ({a.drugbank_id})")
+            raise InputError(f"pair ({echo(a_text)}, {echo(b_text)}): both name {a.name} ({a.drugbank_id})")
         refs.append((a, b))
     queries = [Query(a.drugbank_id, b.drugbank_id, lookup.names(a.drugbank_id), lookup.names(b.drugbank_id),
                      tuple(index.retrieve(a.drugbank_id, b.drugbank_id))) for a, b in refs]
@@ -217,18 +222,31 @@ def format_json(results: Sequence[Mapping[str, Any]]) -> str:
 def _pair(cells: Sequence[Any], where: str) -> tuple[str, str]:
     values = [str(c).strip() for c in cells if c is not None and str(c).strip()]
     if len(values) != 2 or len(cells) != 2:
-        raise InputError(f"{where}: expected two drugs, got {list(cells)!r}")
+        raise InputError(f"{where}: expected two drugs, got {echo(list(cells))}")
     return values[0], values[1]
 
 
-def read_pairs(path: str | Path) -> list[tuple[str, str]]:
-    """Drug pairs from a CSV/TSV file (two columns, an optional ``drug_a,drug_b`` header) or JSON lines (objects
-    with ``drug_a`` and ``drug_b``, or two-element arrays)."""
+def _column(text: str) -> str:
+    return re.sub(r"[\s_-]+", "", text).casefold()
+
+
+def read_pairs(path: str | Path, drugs: pl.DataFrame | DrugLookup) -> list[tuple[str, str]]:
+    """Drug pairs from a CSV/TSV file (two columns) or JSON lines (objects with ``drug_a`` and ``drug_b``, or
+    two-element arrays).
+
+    A CSV/TSV file's first row is a header when its cells are column names MARD knows: ``drug_a,drug_b``,
+    ``a,b`` or ``drug1,drug2`` (any case; spaces, ``-`` and ``_`` alike). Any other first row is data, except
+    that a first row naming no drug of ``drugs`` in either cell is refused: it is an unknown header or two
+    misspelt names, and guessing which would answer the wrong question or drop a pair.
+    """
     path = Path(path)
     if path.suffix.lower() not in PAIR_FILE_SUFFIXES:
         raise InputError(f"{path}: pair files must end in one of {', '.join(PAIR_FILE_SUFFIXES)}")
+    readable_file(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a CSV, TSV or JSONL file") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     pairs: list[tuple[str, str]] = []
@@ -245,13 +263,17 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
                 raise InputError(f"{path}:{n}: expected an object with drug_a/drug_b or a two-element array")
             pairs.append(_pair(cells, f"{path}:{n}"))
     else:
+        lookup = drugs if isinstance(drugs, DrugLookup) else DrugLookup(drugs)
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-        for n, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), 1):
-            if not row or not any(c.strip() for c in row):
-                continue
-            if n == 1 and tuple(_key(c) for c in row) in _HEADERS:
-                continue
-            pairs.append(_pair(row, f"{path}:{n}"))
+        rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), 1)
+                if any(c.strip() for c in row)]
+        if rows and tuple(_column(c) for c in rows[0][1]) in _HEADERS:
+            rows = rows[1:]
+        elif rows and len(rows[0][1]) == 2 and all(c.strip() and not lookup.knows(c) for c in rows[0][1]):
+            n, (a, b) = rows[0]
+            raise InputError(f"{path}:{n}: neither {echo(a.strip())} nor {echo(b.strip())} is a known drug: a header "
+                             "must be drug_a,drug_b (or a,b / drug1,drug2); a data row needs correct names")
+        pairs = [_pair(row, f"{path}:{n}") for n, row in rows]
     if not pairs:
         raise InputError(f"{path}: no drug pairs")
     return pairs

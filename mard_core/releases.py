@@ -8,7 +8,7 @@ from time import time_ns
 
 import yaml
 
-from mard_core.errors import HashMismatchError, InputError
+from mard_core.errors import HashMismatchError, InputError, readable_file
 from mard_core.stage import sha256_file, write_atomic, write_json_atomic
 from schemas import SCHEMA_DIR
 
@@ -79,9 +79,7 @@ def file_sha256(path: Path, cache_file: Path | None = None, *, reuse: bool = Tru
     ctime cannot be set by users, so an in-place edit that restores size and mtime is still seen; a file changed
     less than SETTLED_NS ago is hashed but not cached. ``reuse=False`` always reads the bytes (verification).
     """
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    now, st = time_ns(), path.stat()
+    now, st = time_ns(), readable_file(path).stat()
     key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
     cache: dict[str, str] = {}
     if cache_file is not None and cache_file.is_file():
@@ -107,8 +105,7 @@ def find_release(registry: dict[str, Release], sha256: str, size: int) -> str | 
 def verify(path: Path, version: str | None, registry: dict[str, Release], cache_file: Path | None = None) -> Verification:
     """Hash ``path``'s bytes (never a cached hash) and compare with ``version``'s entry (or find the release
     it matches when version is None); ``cache_file`` is refreshed for the stage keys that use it."""
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    readable_file(path)
     digest, size = file_sha256(path, cache_file, reuse=False), path.stat().st_size
     if version is None:
         found = find_release(registry, digest, size)

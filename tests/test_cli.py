@@ -1,22 +1,39 @@
 """The `mard` command line: real subprocesses for exit codes and one-line errors."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from mard_core.cli import main
 from mard_core.releases import load_registry
 from mard_core.synth import write_release
 
+CLI = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
+
 
 def mard(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
-    return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
-                          else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([sys.executable, "-c", CLI, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
+                          else [sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`mard ARGS` in this process (exit code, stdout, stderr), where a test can make the file system misbehave."""
+    monkeypatch.setattr(sys, "argv", ["mard", *args])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.out, captured.err
+
+
+def one_line_error(code: int, err: str, *parts: str) -> bool:
+    return code == 1 and len(err.strip().splitlines()) == 1 and all(p in err for p in parts) and "Traceback" not in err
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +131,85 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path: Path, config: str, m
     result = mard("run", "--config", str(path), root=tmp_path)
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / ".services").exists()  # no orchestrator or tracking state was created
+
+
+def test_output_to_a_full_disk_is_one_line(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    with open("/dev/full", "w") as full:  # every write fails with ENOSPC
+        result = subprocess.run([sys.executable, "-c", CLI, "synth", "--drugs", "1", "--out", str(tmp_path / "r.xml")],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+    assert one_line_error(result.returncode, result.stderr, "error: no space left on device; free disk space")
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_disk_full_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                                  wrapped: bool) -> None:
+    out = tmp_path / "r.xml"
+
+    def full(*args: object, **kwargs: object) -> None:
+        error = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(out))
+        if not wrapped:
+            raise error
+        raise RuntimeError("writing the release failed") from error
+
+    monkeypatch.setattr("mard_core.synth.write_release", full)
+    code, _, err = run_main(monkeypatch, capsys, "synth", "--out", str(out))
+    assert one_line_error(code, err, f"error: {out}: no space left on device")
+
+
+def test_out_of_memory_is_one_line_and_other_failures_keep_their_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def fail(error: BaseException) -> Callable[..., None]:
+        def raise_(*args: object, **kwargs: object) -> None:
+            raise error
+        return raise_
+
+    monkeypatch.setattr("mard_core.synth.write_release", fail(MemoryError()))
+    code, _, err = run_main(monkeypatch, capsys, "synth", "--out", str(tmp_path / "r.xml"))
+    assert one_line_error(code, err, "error: out of memory")
+    monkeypatch.setattr("mard_core.synth.write_release", fail(ValueError("a bug")))
+    monkeypatch.setattr(sys, "argv", ["mard", "synth", "--out", str(tmp_path / "r.xml")])
+    with pytest.raises(ValueError, match="a bug"):
+        main()
+
+
+def test_classify_refuses_a_binary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(bytes(range(256)) * 4)
+    code, _, err = run_main(monkeypatch, capsys, "classify", "--input", str(path))
+    assert one_line_error(code, err, f"{path}: not UTF-8 text")
+
+
+COMMANDS = {  # each command's input file argument
+    "verify": lambda p, tmp: ["verify", str(p), "--root", str(tmp)],
+    "ingest": lambda p, tmp: ["ingest", str(p), "--out", str(tmp / "out"), "--root", str(tmp)],
+    "predict": lambda p, tmp: ["predict", "--input", str(p), "--root", str(tmp)],
+    "classify": lambda p, tmp: ["classify", "--input", str(p)],
+    "run --config": lambda p, tmp: ["run", "--config", str(p), "--root", str(tmp)],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_directory_or_an_unreadable_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str], command: str) -> None:
+    folder, locked = tmp_path / "pairs.csv", tmp_path / "locked.csv"
+    folder.mkdir()
+    locked.write_text("voriconazole,axitinib\n")
+    locked.chmod(0)
+    if os.geteuid() == 0:  # root reads anything: deny this one file as the kernel would deny another user
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda p, mode, **kw: Path(p) != locked and access(p, mode, **kw))
+    code, _, err = run_main(monkeypatch, capsys, *COMMANDS[command](folder, tmp_path))
+    assert one_line_error(code, err, f"{folder}: is a directory") and "Usage" not in err
+    code, _, err = run_main(monkeypatch, capsys, *COMMANDS[command](locked, tmp_path))
+    assert one_line_error(code, err, f"{locked}: permission denied") and "Usage" not in err
+
+
+def test_run_names_a_directory_given_as_the_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"release: {{source: {tmp_path}}}\n")
+    code, _, err = run_main(monkeypatch, capsys, "run", "--config", str(config), "--root", str(tmp_path))
+    assert one_line_error(code, err, f"{tmp_path}: is a directory, not a file (release.source in {config})")

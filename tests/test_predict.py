@@ -94,18 +94,40 @@ def test_student_path_and_calibration(real_world: dict[str, Any], index: Retriev
         load_system(model="x", backend={"backend": "hf", "model": "x"})
 
 
-def test_read_pair_files(tmp_path: Path) -> None:
+def test_read_pair_files(tmp_path: Path, real_world: dict[str, Any]) -> None:
+    drugs = real_world["drugs"]
     (tmp_path / "p.csv").write_text("drug_a,drug_b\nvoriconazole,axitinib\nDB00582, DB00196\n")
     (tmp_path / "p.tsv").write_text("voriconazole\taxitinib\n")
     (tmp_path / "p.jsonl").write_text('{"drug_a": "voriconazole", "drug_b": "axitinib"}\n\n["a", "b"]\n')
-    assert read_pairs(tmp_path / "p.csv") == [("voriconazole", "axitinib"), ("DB00582", "DB00196")]
-    assert read_pairs(tmp_path / "p.tsv") == [("voriconazole", "axitinib")]
-    assert read_pairs(tmp_path / "p.jsonl") == [("voriconazole", "axitinib"), ("a", "b")]
+    assert read_pairs(tmp_path / "p.csv", drugs) == [("voriconazole", "axitinib"), ("DB00582", "DB00196")]
+    assert read_pairs(tmp_path / "p.tsv", drugs) == [("voriconazole", "axitinib")]
+    assert read_pairs(tmp_path / "p.jsonl", drugs) == [("voriconazole", "axitinib"), ("a", "b")]
     (tmp_path / "bad.csv").write_text("voriconazole,axitinib,warfarin\n")
     with pytest.raises(InputError, match="bad.csv:1: expected two drugs"):
-        read_pairs(tmp_path / "bad.csv")
+        read_pairs(tmp_path / "bad.csv", drugs)
     (tmp_path / "bad.jsonl").write_text("{not json\n")
     with pytest.raises(InputError, match="bad.jsonl:1: not JSON"):
-        read_pairs(tmp_path / "bad.jsonl")
+        read_pairs(tmp_path / "bad.jsonl", drugs)
     with pytest.raises(InputError, match="must end in"):
-        read_pairs(tmp_path / "p.txt")
+        read_pairs(tmp_path / "p.txt", drugs)
+
+
+def test_pair_file_header_rule(tmp_path: Path, real_world: dict[str, Any]) -> None:
+    drugs = real_world["drugs"]
+    (tmp_path / "named.csv").write_text("\nDrug A , Drug-B\nvoriconazole,axitinib\n")  # a known header, any spelling
+    assert read_pairs(tmp_path / "named.csv", drugs) == [("voriconazole", "axitinib")]
+    (tmp_path / "unknown.csv").write_text("first,second\nvoriconazole,axitinib\n")
+    with pytest.raises(InputError, match=r"unknown.csv:1: neither 'first' nor 'second' is a known drug.*drug_a,drug_b"):
+        read_pairs(tmp_path / "unknown.csv", drugs)
+    (tmp_path / "typo.tsv").write_text("vorconazole\taxitinib\nDB00582\tDB00196\n")  # one known drug: a data row
+    assert read_pairs(tmp_path / "typo.tsv", drugs) == [("vorconazole", "axitinib"), ("DB00582", "DB00196")]
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00voriconazole")
+    with pytest.raises(InputError, match="binary.csv: not UTF-8 text"):
+        read_pairs(tmp_path / "binary.csv", drugs)
+
+
+def test_errors_echo_at_most_80_characters_of_a_name(real_world: dict[str, Any]) -> None:
+    with pytest.raises(UnknownDrugError) as caught:
+        resolve_drug("x" * 100_000, real_world["drugs"])
+    assert str(caught.value) == f"drug '{'x' * 78}… is not in the drugs table"
+
