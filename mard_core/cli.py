@@ -200,29 +200,26 @@ def run_stages(
     err.print(headline(outputs), highlight=False, soft_wrap=True)
 
 
-def _latest_output(root: Path, stage: str) -> Path | None:
-    from mard_core import runlog
-
-    record = runlog.latest(root) or {"stages": {}}
-    out = record["stages"].get(stage, {}).get("out")
-    return Path(out) if out and Path(out).is_dir() else None
-
-
 @app.command()
 def predict(
     drug_a: Annotated[str | None, typer.Argument(help="Drug A: DrugBank id or name")] = None,
     drug_b: Annotated[str | None, typer.Argument(help="Drug B: DrugBank id or name")] = None,
-    model: Annotated[Path | None, typer.Option("--model", help="Student model directory (default: the latest run's)")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="A merged student directory, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow "
+                        "registry (default: the registry's champion, else the newest completed student)")] = None,
+    baseline: Annotated[str | None, typer.Option(
+        "--baseline", help="Answer with this baseline instead of a student model: knowledge_rules")] = None,
     input_file: Annotated[Path | None, typer.Option("--input", readable=False, help="CSV/TSV/JSONL file of drug pairs")] = None,
-    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    split: Annotated[str | None, typer.Option(
+        "--split", help="Retrieval index of this split strategy (default: the one the student learned from)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
 ) -> None:
-    """Predict the mechanism, direction and a cited reasoning chain for drug pairs."""
+    """Predict the mechanism, direction and a cited reasoning chain for drug pairs; the output names the model."""
     import polars as pl
 
-    from mard_core.evaluate import result_stem
     from mard_core.predict import (
+        DrugLookup,
         format_json,
         format_text,
         load_calibrator,
@@ -231,30 +228,20 @@ def predict(
         read_pairs,
     )
     from mard_core.retrieval import RetrievalIndex
-    from mard_core.training import merged_dir
+    from mard_core.students import choose
 
-    r = data_root(root)
     if input_file is not None:
         readable_file(input_file)  # before any model lookup
-    ingest_dir, index_dir = _latest_output(r, "ingest"), _latest_output(r, "index")
-    if ingest_dir is None or index_dir is None:
-        raise InputError(f"{r}: no ingested release with a retrieval index; run `mard run` first (or pass --root)")
-    if input_file is not None:
-        pairs = read_pairs(input_file, pl.read_parquet(ingest_dir / "drugs.parquet"))
-    elif drug_a and drug_b:
-        pairs = [(drug_a, drug_b)]
-    else:
+    elif not (drug_a and drug_b):
         raise InputError("predict needs DRUG_A DRUG_B, or --input FILE")
-    dpo_dir = _latest_output(r, "dpo")
-    student = model or (merged_dir(dpo_dir) if dpo_dir else None)
-    system, note = load_system(str(student) if student else None)
-    evaluate_dir = _latest_output(r, "evaluate")
-    stem = result_stem({"system": "student:mard", "strategy": split})
-    calibration = evaluate_dir / "calibration" / f"{stem}.parquet" if evaluate_dir and model is None else None
+    choice = choose(data_root(root), model, baseline, split)
+    drugs = DrugLookup(pl.read_parquet(choice.ingest / "drugs.parquet"))
+    pairs = read_pairs(input_file, drugs) if input_file is not None else [(drug_a, drug_b)]
+    weights = choice.weights()
+    system = load_system(model=str(weights) if weights else None, baseline=choice.baseline)  # once per batch
     try:
-        results = predict_pairs(pairs, system, RetrievalIndex.load(index_dir / split),
-                                pl.read_parquet(ingest_dir / "drugs.parquet"),
-                                load_calibrator(calibration) if calibration and calibration.is_file() else None, note)
+        results = predict_pairs(pairs, system, RetrievalIndex.load(choice.index), drugs,
+                                load_calibrator(choice.calibration) if choice.calibration else None, choice.summary())
     finally:
         system.close()
     if as_json:

@@ -2,10 +2,11 @@
 
 Drugs resolve by DrugBank id (primary or secondary), name, synonym or salt name, case-insensitively; an unknown
 drug raises :class:`UnknownDrugError` listing close matches. The ordered query (A, B) gets its evidence from a
-retrieval index and is answered by a :class:`~mard_core.evaluate.System`: the trained student by default; with
-no model given, the knowledge-rules baseline answers and the output says so. Confidences are calibrated when a
-calibration file from the evaluation report is given (:func:`load_calibrator`), and marked uncalibrated
-otherwise.
+retrieval index and is answered by a :class:`~mard_core.evaluate.System`: a student model, or the
+knowledge-rules baseline when asked for by name (:func:`load_system`; which student, and the pipeline outputs
+it is used with, is :mod:`mard_core.students`' choice, named in every result's ``model``). Confidences are
+calibrated when a calibration file from the evaluation report is given (:func:`load_calibrator`), and marked
+uncalibrated otherwise.
 
 Production serving: merge the student (``mard_core.training.sft.save_merged``), serve the merged directory with
 vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}`` (vLLM
@@ -34,8 +35,7 @@ from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import RetrievalIndex
 from mard_core.teachers.base import GenerationParams, make_backend
 
-FALLBACK_NOTE = ("No student model given: answered by the knowledge-rules baseline (rules over DrugBank "
-                 "evidence, no language model).")
+BASELINES = {"knowledge_rules": KnowledgeRulesBaseline}  # the systems that answer without a student model
 PAIR_FILE_SUFFIXES = (".csv", ".tsv", ".tab", ".jsonl")
 _HEADERS = {("druga", "drugb"), ("a", "b"), ("drug1", "drug2")}  # header rows, compared by _column
 _PRIORITY = ("id", "name", "synonym")  # match kinds, strongest first
@@ -108,20 +108,22 @@ def resolve_drug(name_or_id: str, drugs: pl.DataFrame | DrugLookup) -> DrugRef:
     return lookup.resolve(name_or_id)
 
 
-def load_system(model: str | None = None, backend: Mapping[str, Any] | None = None, device: str = "auto",
-                max_tokens: int = 256) -> tuple[System, str | None]:
-    """The answering system and a note for the output: the student on ``model`` (a model directory, served by
-    the transformers backend) or on ``backend`` (any ``make_backend`` spec, e.g. vLLM); with neither, the
-    knowledge-rules baseline and :data:`FALLBACK_NOTE`."""
-    if model is not None and backend is not None:
-        raise InputError("give either a student model directory or a backend spec, not both")
+def load_system(model: str | None = None, backend: Mapping[str, Any] | None = None, baseline: str | None = None,
+                device: str = "auto", max_tokens: int = 256) -> System:
+    """The answering system: the student on ``model`` (a model directory, served by the transformers backend)
+    or on ``backend`` (any ``make_backend`` spec, e.g. vLLM), or the ``baseline`` named (:data:`BASELINES`).
+    Exactly one of the three: nothing answers by default."""
+    if sum(x is not None for x in (model, backend, baseline)) != 1:
+        raise InputError("give exactly one of a student model directory, a backend spec or a baseline")
+    if baseline is not None:
+        if baseline not in BASELINES:
+            raise InputError(f"baseline {echo(baseline)}: expected one of {sorted(BASELINES)}")
+        return BASELINES[baseline]()
     params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
     if backend is not None:
-        return BackendSystem(make_backend(backend), f"student:{backend.get('model')}", "student", params), None
-    if model is not None:
-        spec = {"backend": "hf", "model": model, "device": device}
-        return BackendSystem(make_backend(spec), f"student:{Path(model).name}", "student", params), None
-    return KnowledgeRulesBaseline(), FALLBACK_NOTE
+        return BackendSystem(make_backend(backend), f"student:{backend.get('model')}", "student", params)
+    spec = {"backend": "hf", "model": model, "device": device}
+    return BackendSystem(make_backend(spec), f"student:{Path(str(model)).name}", "student", params)
 
 
 def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:
@@ -143,9 +145,11 @@ def _direction_text(direction: str, a: DrugRef, b: DrugRef) -> str:
 
 def predict_pairs(pairs: Sequence[tuple[str, str]], system: System, index: RetrievalIndex,
                   drugs: pl.DataFrame | DrugLookup, calibrator: Callable[[Any], np.ndarray] | None = None,
-                  note: str | None = None) -> list[dict[str, Any]]:
+                  model: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Answer ordered pairs of drug names/ids: one JSON-ready dict per pair with the label and its parts,
-    confidence (raw and calibrated), and the chain's steps with each citation's evidence sentence quoted."""
+    confidence (raw and calibrated), the chain's steps with each citation's evidence sentence quoted, and
+    ``model``: which model answered (a dict with at least ``source`` and ``description``, e.g.
+    :meth:`mard_core.students.Choice.summary`)."""
     lookup = drugs if isinstance(drugs, DrugLookup) else DrugLookup(drugs)
     refs = []
     for a_text, b_text in pairs:
@@ -180,7 +184,7 @@ def predict_pairs(pairs: Sequence[tuple[str, str]], system: System, index: Retri
             "steps": steps,
             "parse_errors": parsed.errors if pred.text else [],
             "system": system.name,
-            "note": note,
+            "model": dict(model) if model is not None else None,
         })
     return results
 
@@ -208,9 +212,8 @@ def format_text(result: Mapping[str, Any]) -> str:
                      else "(not among the evidence given)")
             lines.append(f"       [{cite['id']}] {quote}")
     lines += [f"  Parse problem: {e}" for e in result.get("parse_errors") or []]
-    lines.append(f"  System: {result['system']}")
-    if result.get("note"):
-        lines.append(f"  Note: {result['note']}")
+    model = result.get("model")
+    lines.append(f"  Model: {model['description']}" if model else f"  System: {result['system']}")
     return "\n".join(lines) + "\n"
 
 

@@ -100,6 +100,10 @@ def test_predict_uses_the_trained_student(clean_run: Path) -> None:
     [answer] = [json.loads(line) for line in result.stdout.splitlines()]  # JSON lines, one per pair
     assert answer["drug_a"]["drugbank_id"] == "DB00582" and answer["drug_b"]["name"] == "Axitinib"
     assert answer["system"].startswith("student:")
+    model = answer["model"]  # the registered champion answers, with the evaluation it was registered on
+    assert (model["source"], model["name"], model["alias"]) == ("champion", "mard-student", "champion")
+    assert model["description"] == f"mard-student v{model['version']} (champion)"
+    assert Path(model["index"]).parent.parent.name == "index" and Path(model["path"], "config.json").is_file()
     # The demo student is tiny and barely trained: it either answers in the label format or says why not.
     assert answer["label"] is not None or answer["parse_errors"]
     unknown = mard(clean_run, "predict", "Voriconazol", "Axitinbi")  # a typo: close matches are offered
