@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mard_core.negatives import family_subtypes
 from mard_core.taxonomy import load_taxonomy
 from mard_core.tiny import TinyModelConfig, build_tiny_model
 from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import DPOConfig, build_preference_pairs, train_dpo
-from mard_core.training.negatives import family_subtypes
 from mard_core.training.sft import SFTConfig, sft_trainer, train_sft
 
 MIRROR_LAMBDA = 0.1

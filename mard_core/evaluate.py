@@ -52,7 +52,6 @@ from mard_core.metrics import (
 )
 from mard_core.metrics.mfs import aggregate_mfs, score_chain
 from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_plot
-from mard_core.prm.labels import Facts
 from mard_core.prompts import DrugRef, parse_completion, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.splits import STRATEGIES
@@ -65,6 +64,7 @@ from mard_core.teachers.base import (
     fill_placeholders,
     make_backend,
 )
+from mard_core.verifier import Facts
 
 KINDS = ("baseline", "teacher", "student", "endpoint")
 _NON_SCALAR = ("reliability", "rare_drug_bins", "confusion_family", "calibration_data")

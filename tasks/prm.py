@@ -16,6 +16,7 @@ from mard_core.prm import labels, screen
 from mard_core.prm.model import PRM, PRMConfig, evaluate, examples_from_labels
 from mard_core.stage import StageRun, read_manifest
 from mard_core.teachers.base import make_backend
+from mard_core.verifier import Facts
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 from tasks.teachers import TEACHERS_FILE
@@ -51,8 +52,8 @@ def _build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: P
            screen_cfg: screen.ScreenConfig, work: Path) -> dict[str, Any]:
     teachers = read_manifest(teachers_dir) or {}
     split = teachers["split"]
-    facts = labels.Facts.from_tables(pl.read_parquet(ingest_dir / "drugs.parquet"),
-                                     pl.read_parquet(ingest_dir / "drug_proteins.parquet"))
+    facts = Facts.from_tables(pl.read_parquet(ingest_dir / "drugs.parquet"),
+                              pl.read_parquet(ingest_dir / "drug_proteins.parquet"))
     proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort().to_list()
     teacher_train = read_trajectories(teachers_dir / "train", "train")
     train = labels.with_corruptions(teacher_train, proteins)  # incorrect steps to learn from

@@ -12,6 +12,7 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
 from mard_core.errors import InputError
+from mard_core.negatives import NEGATIVE_KINDS
 from mard_core.prm.model import PRM, PRMConfig
 from mard_core.prompts import parse_completion
 from mard_core.training.data import build_sft_examples, synthetic_trajectories
@@ -26,7 +27,6 @@ from mard_core.training.dpo import (
     prm_weight,
     train_dpo,
 )
-from mard_core.training.negatives import NEGATIVE_KINDS
 from mard_core.training.sft import (
     SFTConfig,
     load_base,

@@ -11,6 +11,7 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from mard_core.chains import prompt_drugs
 from mard_core.errors import InputError
 from mard_core.prompts import parse_completion
 from mard_core.taxonomy import mirror_direction
@@ -21,7 +22,6 @@ from mard_core.training.data import (
     SFTExample,
     build_sft_examples,
     group_pairs,
-    prompt_drugs,
     synthetic_trajectories,
 )
 from mard_core.training.sft import (

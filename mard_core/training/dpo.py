@@ -1,7 +1,7 @@
 """PRM-weighted DPO of the student, starting from its SFT adapter.
 
 Pairs: chosen = a screened trajectory; rejected = its programmatic hard negatives
-(:mod:`mard_core.training.negatives`) and the teacher trajectories the PRM rejected for the same prompt.
+(:mod:`mard_core.negatives`) and the teacher trajectories the PRM rejected for the same prompt.
 
 PRM weight of a pair: ``w = 2 * sigmoid(weight_beta * (s_chosen - s_rejected))`` with ``s`` the PRM trajectory
 score (min over steps). ``w`` lies in (0, 2): 1 when the PRM is indifferent (or a score is missing, or
@@ -34,9 +34,10 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from mard_core.chains import Completion, Row, row_name
 from mard_core.errors import InputError
-from mard_core.training.data import DIRECTION_TOKEN_LIST, Completion, Row, row_name
-from mard_core.training.negatives import NEGATIVE_KINDS, hard_negatives
+from mard_core.negatives import NEGATIVE_KINDS, hard_negatives
+from mard_core.training.data import DIRECTION_TOKEN_LIST
 from mard_core.training.sft import (
     FINAL_DIR,
     STUDENT_FILE,
