@@ -8,7 +8,7 @@ from prefect import flow
 
 from flows._chain import after
 from flows.train import train_flow
-from mard_core.evaluate import planned_runs
+from mard_core.evaluation.protocol import planned_runs
 from mard_core.stage import read_manifest
 from tasks.evaluate import UPSTREAM, evaluate_system_task, gather, placeholders
 from tasks.register import register

@@ -177,7 +177,7 @@ def predict(
     """Predict the mechanism, direction and a cited reasoning chain for drug pairs."""
     import polars as pl
 
-    from mard_core.evaluate import result_stem
+    from mard_core.evaluation.report import result_stem
     from mard_core.predict import (
         format_json,
         format_text,

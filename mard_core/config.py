@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mard_core.errors import InputError
-from mard_core.evaluate import EvalConfig
+from mard_core.evaluation.config import EvalConfig
 from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
 from mard_core.labeling import LabelConfig

@@ -2,10 +2,10 @@
 
 Drugs resolve by DrugBank id (primary or secondary), name, synonym or salt name, case-insensitively; an unknown
 drug raises :class:`UnknownDrugError` listing close matches. The ordered query (A, B) gets its evidence from a
-retrieval index and is answered by a :class:`~mard_core.evaluate.System`: the trained student by default; with
-no model given, the knowledge-rules baseline answers and the output says so. Confidences are calibrated when a
-calibration file from the evaluation report is given (:func:`load_calibrator`), and marked uncalibrated
-otherwise.
+retrieval index and is answered by a :class:`~mard_core.evaluation.systems.System`: the trained student by
+default; with no model given, the knowledge-rules baseline answers and the output says so. Confidences are
+calibrated when a calibration file from the evaluation report is given (:func:`load_calibrator`), and marked
+uncalibrated otherwise.
 
 Production serving: merge the student (``mard_core.training.sft.save_merged``), serve the merged directory with
 vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}`` (vLLM
@@ -27,7 +27,9 @@ import polars as pl
 
 from mard_core.baselines import KnowledgeRulesBaseline
 from mard_core.errors import InputError
-from mard_core.evaluate import BackendSystem, Query, System, checked_predictions
+from mard_core.evaluation.catalog import BackendSystem
+from mard_core.evaluation.protocol import checked_predictions
+from mard_core.evaluation.systems import Query, System
 from mard_core.metrics import calibrate
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import RetrievalIndex
@@ -121,7 +123,7 @@ def load_system(model: str | None = None, backend: Mapping[str, Any] | None = No
 
 def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:
     """The isotonic map fitted on a system's validation predictions (``calibration/<stem>.parquet`` written by
-    :func:`mard_core.evaluate.write_report`)."""
+    :func:`mard_core.evaluation.report.write_report`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: calibration file not found")

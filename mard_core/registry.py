@@ -24,7 +24,9 @@ from typing import Any
 import polars as pl
 
 from mard_core.errors import InputError, MardError
-from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.data import read_part
+from mard_core.evaluation.protocol import EvalResult, evaluate_one
 from mard_core.teachers.base import fill_placeholders, placeholder_names
 
 PAIR_KEY = ["drug_a", "drug_b"]

@@ -15,15 +15,9 @@ import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from mard_core.evaluate import (
-    EvalConfig,
-    EvalResult,
-    evaluate_one,
-    leaderboard,
-    leaderboard_markdown,
-    result_stem,
-    write_report,
-)
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.protocol import EvalResult, evaluate_one
+from mard_core.evaluation.report import leaderboard, leaderboard_markdown, result_stem, write_report
 from mard_core.stage import StageRun
 from mard_core.teachers.base import placeholder_names
 from mard_core.training import merged_dir

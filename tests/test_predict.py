@@ -11,7 +11,7 @@ import pytest
 from test_evaluate import EchoBackend
 
 from mard_core.errors import InputError
-from mard_core.evaluate import BackendSystem
+from mard_core.evaluation.catalog import BackendSystem
 from mard_core.predict import (
     FALLBACK_NOTE,
     UnknownDrugError,
