@@ -26,8 +26,7 @@ from mard_core.registry import RegisterConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
 from mard_core.tiny import ModelsConfig
-from mard_core.training.dpo import DPOConfig
-from mard_core.training.sft import SFTConfig
+from mard_core.training.config import DPOConfig, SFTConfig
 
 T = TypeVar("T")
 

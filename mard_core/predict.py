@@ -7,7 +7,7 @@ default; with no model given, the knowledge-rules baseline answers and the outpu
 calibrated when a calibration file from the evaluation report is given (:func:`load_calibrator`), and marked
 uncalibrated otherwise.
 
-Production serving: merge the student (``mard_core.training.sft.save_merged``), serve the merged directory with
+Production serving: merge the student (``mard_core.training.student.save_merged``), serve the merged directory with
 vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}`` (vLLM
 started and stopped by MARD) or ``backend={"backend": "openai", "base_url": "http://host:8000/v1", "model": ...}``
 (an already running server) to :func:`load_system`. It is just another backend: the prompts, parser and output
