@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mard_core.negatives import family_subtypes
 from mard_core.taxonomy import load_taxonomy
 from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.training.config import DPOConfig, SFTConfig
 from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
-from mard_core.training.dpo import DPOConfig, build_preference_pairs, train_dpo
-from mard_core.training.negatives import family_subtypes
-from mard_core.training.sft import SFTConfig, sft_trainer, train_sft
+from mard_core.training.dpo import build_preference_pairs, train_dpo
+from mard_core.training.sft import sft_trainer, train_sft
 
 MIRROR_LAMBDA = 0.1
 PROTEINS = ["CYP3A4", "CYP2D6", "CYP2C9", "CYP1A2", "CYP2C19", "ABCB1", "SLCO1B1"]

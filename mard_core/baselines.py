@@ -1,4 +1,4 @@
-"""Baseline systems, evaluated by the same harness as the student (:mod:`mard_core.evaluate`).
+"""Baseline systems, evaluated by the same harness as the student (:mod:`mard_core.evaluation`).
 
 All baselines are leak-free: they fit on the split's train part only (the evidence they read comes from the
 strategy's retrieval index, itself built from that train part). Labels in the split are relative to the
@@ -37,7 +37,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
 from mard_core.errors import InputError
-from mard_core.evaluate import BaseSystem, Prediction, Query, SystemContext
+from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics import mirror_label
 from mard_core.prompts import render_completion
 from mard_core.retrieval import drug_features

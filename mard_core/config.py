@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mard_core.errors import InputError, readable_file
-from mard_core.evaluate import EvalConfig
+from mard_core.evaluation.config import EvalConfig
 from mard_core.generate import TeachersConfig
 from mard_core.ingest import IngestConfig
 from mard_core.labeling import LabelConfig
@@ -26,8 +26,7 @@ from mard_core.registry import RegisterConfig
 from mard_core.retrieval import RetrievalConfig
 from mard_core.splits import SplitConfig
 from mard_core.tiny import ModelsConfig
-from mard_core.training.dpo import DPOConfig
-from mard_core.training.sft import SFTConfig
+from mard_core.training.config import DPOConfig, SFTConfig
 
 T = TypeVar("T")
 

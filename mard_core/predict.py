@@ -2,13 +2,13 @@
 
 Drugs resolve by DrugBank id (primary or secondary), name, synonym or salt name, case-insensitively; an unknown
 drug raises :class:`UnknownDrugError` listing close matches. The ordered query (A, B) gets its evidence from a
-retrieval index and is answered by a :class:`~mard_core.evaluate.System`: a student model, or the
+retrieval index and is answered by a :class:`~mard_core.evaluation.systems.System`: a student model, or the
 knowledge-rules baseline when asked for by name (:func:`load_system`; which student, and the pipeline outputs
 it is used with, is :mod:`mard_core.students`' choice, named in every result's ``model``). Confidences are
 calibrated when a calibration file from the evaluation report is given (:func:`load_calibrator`), and marked
 uncalibrated otherwise.
 
-Production serving: merge the student (``mard_core.training.sft.save_merged``), serve the merged directory with
+Production serving: merge the student (``mard_core.training.student.save_merged``), serve the merged directory with
 vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}`` (vLLM
 started and stopped by MARD) or ``backend={"backend": "openai", "base_url": "http://host:8000/v1", "model": ...}``
 (an already running server) to :func:`load_system`. It is just another backend: the prompts, parser and output
@@ -29,7 +29,9 @@ import polars as pl
 
 from mard_core.baselines import KnowledgeRulesBaseline
 from mard_core.errors import InputError, echo, readable_file
-from mard_core.evaluate import BackendSystem, Query, System, checked_predictions
+from mard_core.evaluation.catalog import BackendSystem
+from mard_core.evaluation.protocol import checked_predictions
+from mard_core.evaluation.systems import Query, System
 from mard_core.metrics import calibrate
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import RetrievalIndex
@@ -128,7 +130,7 @@ def load_system(model: str | None = None, backend: Mapping[str, Any] | None = No
 
 def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:
     """The isotonic map fitted on a system's validation predictions (``calibration/<stem>.parquet`` written by
-    :func:`mard_core.evaluate.write_report`)."""
+    :func:`mard_core.evaluation.report.write_report`)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: calibration file not found")

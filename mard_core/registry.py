@@ -29,7 +29,10 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from mard_core.errors import InputError, MardError
-from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part, write_report
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.data import read_part
+from mard_core.evaluation.protocol import EvalResult, evaluate_one
+from mard_core.evaluation.report import write_report
 from mard_core.stage import read_manifest
 from mard_core.teachers.base import fill_placeholders, placeholder_names
 from mard_core.training import merged_dir, student_dir

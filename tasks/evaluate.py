@@ -16,16 +16,9 @@ import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from mard_core.evaluate import (
-    EvalConfig,
-    EvalResult,
-    evaluate_one,
-    leaderboard,
-    leaderboard_markdown,
-    planned_runs,
-    result_stem,
-    write_report,
-)
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.protocol import EvalResult, evaluate_one, planned_runs
+from mard_core.evaluation.report import leaderboard, leaderboard_markdown, result_stem, write_report
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
 from mard_core.teachers.base import placeholder_names

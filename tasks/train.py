@@ -10,15 +10,17 @@ from typing import Any
 import polars as pl
 from prefect import task
 
+from mard_core.negatives import family_subtypes
 from mard_core.prm.model import PRM
 from mard_core.stage import StageRun
 from mard_core.stages import StageCall
 from mard_core.taxonomy import load_taxonomy
 from mard_core.training import MERGED_DIR, RUN_DIR, student_dir
+from mard_core.training.config import SFTConfig
 from mard_core.training.data import build_sft_examples
 from mard_core.training.dpo import build_preference_pairs, prm_score_fn, train_dpo
-from mard_core.training.negatives import family_subtypes
-from mard_core.training.sft import SFTConfig, save_merged, train_sft
+from mard_core.training.sft import train_sft
+from mard_core.training.student import save_merged
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 

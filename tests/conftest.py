@@ -15,10 +15,10 @@ _STATE = Path(tempfile.mkdtemp(prefix="mard-test-services-"))
 os.environ.setdefault("MARD_ROOT", str(_STATE / "runs"))
 from mard_core.ingest import ingest
 from mard_core.labeling import label_pairs
-from mard_core.prm.labels import Facts
 from mard_core.retrieval import RetrievalIndex, split_hidden_drugs
 from mard_core.runtime import configure_services
 from mard_core.splits import SplitConfig, make_split, write_split
+from mard_core.verifier import Facts
 
 configure_services(_STATE)
 

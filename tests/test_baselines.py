@@ -19,7 +19,7 @@ from mard_core.baselines import (
     majority_label,
 )
 from mard_core.errors import InputError
-from mard_core.evaluate import Query, SystemContext
+from mard_core.evaluation.systems import Query, SystemContext
 from mard_core.metrics import mirror_label
 from mard_core.retrieval import Evidence
 from mard_core.taxonomy import load_taxonomy

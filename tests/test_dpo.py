@@ -12,12 +12,13 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
 from mard_core.errors import InputError
+from mard_core.negatives import NEGATIVE_KINDS
 from mard_core.prm.model import PRM, PRMConfig
 from mard_core.prompts import parse_completion
+from mard_core.training.config import DPOConfig, SFTConfig
 from mard_core.training.data import build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import (
     TEACHER_REJECTED,
-    DPOConfig,
     PreferencePair,
     WeightedDPOTrainer,
     WeightedPreferenceCollator,
@@ -26,16 +27,9 @@ from mard_core.training.dpo import (
     prm_weight,
     train_dpo,
 )
-from mard_core.training.negatives import NEGATIVE_KINDS
-from mard_core.training.sft import (
-    SFTConfig,
-    load_base,
-    load_student,
-    load_tokenizer,
-    train_sft,
-    trainer_kwargs,
-    wrap_lora,
-)
+from mard_core.training.runs import trainer_kwargs
+from mard_core.training.sft import train_sft
+from mard_core.training.student import load_base, load_student, load_tokenizer, wrap_lora
 
 SIBLINGS = {"PK Metabolism": ["Metabolism", "Other"], "PD Additive": ["Bleeding", "Other"]}
 PROTEINS = ["CYP3A4", "CYP2D6", "CYP2C9"]

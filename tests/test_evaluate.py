@@ -11,22 +11,11 @@ import pytest
 
 from mard_core.config import load_config
 from mard_core.errors import InputError
-from mard_core.evaluate import (
-    SYSTEMS,
-    BackendSystem,
-    BaseSystem,
-    EvalConfig,
-    Prediction,
-    Query,
-    SystemContext,
-    build_system,
-    drug_train_counts,
-    evaluate_all,
-    evaluate_system,
-    leaderboard,
-    leaderboard_markdown,
-    write_report,
-)
+from mard_core.evaluation.catalog import SYSTEMS, BackendSystem, build_system
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.protocol import drug_train_counts, evaluate_all, evaluate_system
+from mard_core.evaluation.report import leaderboard, leaderboard_markdown, write_report
+from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics import mirror_label
 from mard_core.retrieval import RetrievalIndex
 from mard_core.teachers.base import Completion, GenerationParams

@@ -9,10 +9,10 @@ import pytest
 
 from mard_core.errors import InputError
 from mard_core.metrics import present_in_random_order
-from mard_core.prm.labels import CORRECT, Facts, parse_step, verify_step
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.teachers.knowledge import KnowledgeConfig, KnowledgeTeacher, infer_label, query_label
+from mard_core.verifier import CORRECT, Facts, parse_step, verify_step
 
 VORI = DrugRef("DB00582", "Voriconazole")
 AXI = DrugRef("DB06626", "Axitinib")

@@ -18,10 +18,10 @@ from mard_core.metrics.mfs import (
     score_chain,
     validate_mfs,
 )
-from mard_core.prm.labels import Facts
 from mard_core.prompts import DrugRef
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.teachers.knowledge import KnowledgeTeacher
+from mard_core.verifier import Facts
 
 VORI, AXI = DrugRef("DB00582", "Voriconazole"), DrugRef("DB06626", "Axitinib")
 GOLD = "PK Metabolism/Metabolism/A to B/Inhibition"

@@ -5,11 +5,9 @@ from dataclasses import replace
 
 import pytest
 
+from mard_core.chains import Completion
 from mard_core.errors import InputError
-from mard_core.prompts import parse_completion
-from mard_core.taxonomy import load_taxonomy
-from mard_core.training.data import Completion, synthetic_trajectories
-from mard_core.training.negatives import (
+from mard_core.negatives import (
     CITATION_SWAPPED,
     DIRECTION_FLIPPED,
     MODALITY_INVERTED,
@@ -19,6 +17,9 @@ from mard_core.training.negatives import (
     family_subtypes,
     hard_negatives,
 )
+from mard_core.prompts import parse_completion
+from mard_core.taxonomy import load_taxonomy
+from mard_core.training.data import synthetic_trajectories
 
 PROTEINS = ["CYP3A4", "CYP2D6", "CYP2C9", "ABCB1"]
 SIBLINGS = {"PK Metabolism": ["Metabolism", "Other"], "PD Additive": ["Bleeding", "Adverse effects", "Other"]}

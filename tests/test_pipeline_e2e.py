@@ -135,7 +135,8 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
 def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_run: Path) -> None:
     """Production serving: the DPO student's merged weights behind vLLM's OpenAI-compatible server, asked through
     the evaluation harness, give the transformers backend's greedy answers."""
-    from mard_core.evaluate import EvalConfig, evaluate_one
+    from mard_core.evaluation.config import EvalConfig
+    from mard_core.evaluation.protocol import evaluate_one
     from mard_core.teachers.vllm import default_venv
     from mard_core.training import merged_dir
 

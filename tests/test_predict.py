@@ -17,7 +17,7 @@ from test_evaluate import EchoBackend
 
 from mard_core import runlog
 from mard_core.errors import InputError, MardError
-from mard_core.evaluate import BackendSystem
+from mard_core.evaluation.catalog import BackendSystem
 from mard_core.predict import (
     UnknownDrugError,
     format_json,

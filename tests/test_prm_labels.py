@@ -12,17 +12,15 @@ import pytest
 from mard_core.errors import InputError
 from mard_core.prm.labels import (
     CompleteFn,
-    Facts,
     agreement,
     backend_complete_fn,
     label_trajectories,
     label_trajectory,
-    parse_step,
     rollout_labels,
-    verify_step,
 )
 from mard_core.prompts import DrugRef, Step, parse_completion, render_completion, render_prompt
 from mard_core.teachers.base import Completion, GenerationParams
+from mard_core.verifier import Facts, parse_step, verify_step
 from schemas import TRAJECTORIES
 
 VORI, AXI = "DB00582", "DB06626"

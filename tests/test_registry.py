@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from mard_core.errors import InputError
-from mard_core.evaluate import SYSTEMS, BaseSystem, EvalConfig, Prediction, Query, SystemContext
+from mard_core.evaluation.catalog import SYSTEMS
+from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics import mirror_label
 from mard_core.registry import (
     RegisterConfig,

@@ -11,9 +11,11 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
+from mard_core.chains import prompt_drugs
 from mard_core.errors import InputError
 from mard_core.prompts import parse_completion
 from mard_core.taxonomy import mirror_direction
+from mard_core.training.config import SFTConfig
 from mard_core.training.data import (
     DIRECTION_TOKEN_LIST,
     FORWARD,
@@ -21,18 +23,10 @@ from mard_core.training.data import (
     SFTExample,
     build_sft_examples,
     group_pairs,
-    prompt_drugs,
     synthetic_trajectories,
 )
-from mard_core.training.sft import (
-    FINAL_DIR,
-    SFTConfig,
-    load_student,
-    mirror_kl,
-    save_merged,
-    sft_trainer,
-    train_sft,
-)
+from mard_core.training.sft import mirror_kl, sft_trainer, train_sft
+from mard_core.training.student import FINAL_DIR, load_student, save_merged
 
 IDS = [5, 7, 9]  # where the three direction tokens sit in a 12-token test vocabulary
 

@@ -14,7 +14,9 @@ from lxml import etree
 
 from mard_core import synth
 from mard_core.errors import InputError
-from schemas import SCHEMA_DIR
+from mard_core.synth import molecules, render, world
+from mard_core.synth.names import SALTS
+from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
 NS = {"d": "http://www.drugbank.ca"}
 REFERENCE = SCHEMA_DIR / "reference"  # see its README.md for sources and licences
@@ -35,7 +37,7 @@ def records(release: tuple[Path, Path, synth.SynthTruth]) -> dict[str, dict]:
     out = {}
     for drug in etree.parse(str(release[0])).getroot().findall("d:drug", NS):
         links = set()
-        for kind in synth.PROTEIN_KINDS:
+        for kind in PROTEIN_KINDS:
             for el in drug.findall(f"d:{kind}s/d:{kind}", NS):
                 actions = [a.text for a in el.findall("d:actions/d:action", NS)]
                 links |= {(g.text, a) for g in el.findall("d:polypeptide/d:gene-name", NS) for a in actions}
@@ -44,7 +46,7 @@ def records(release: tuple[Path, Path, synth.SynthTruth]) -> dict[str, dict]:
         out[drug_id] = {
             "name": drug.findtext("d:name", namespaces=NS),
             "links": links,
-            "roles": synth.drug_roles(links, cats),
+            "roles": world.drug_roles(links, cats),
             "listings": [(e.findtext("d:drugbank-id", namespaces=NS), e.findtext("d:name", namespaces=NS),
                           e.findtext("d:description", namespaces=NS))
                          for e in drug.findall("d:drug-interactions/d:drug-interaction", NS)],
@@ -53,10 +55,10 @@ def records(release: tuple[Path, Path, synth.SynthTruth]) -> dict[str, dict]:
     return out
 
 
-def sentence_roles(text: str, name_a: str, name_b: str) -> tuple[synth.Template, str, str] | None:
+def sentence_roles(text: str, name_a: str, name_b: str) -> tuple[world.Template, str, str] | None:
     """(template, #Drug1 name, #Drug2 name) by substituting the two names into every template."""
     text = " ".join(text.split())
-    for t in synth.TEMPLATES:
+    for t in world.TEMPLATES:
         for d1, d2 in ((name_a, name_b), (name_b, name_a)):
             if t.text.replace("#Drug1", d1).replace("#Drug2", d2) == text:
                 return t, d1, d2
@@ -66,7 +68,7 @@ def sentence_roles(text: str, name_a: str, name_b: str) -> tuple[synth.Template,
 def test_fixture_and_release_validate_against_the_xsd(fixture_xml: Path, small_release: tuple) -> None:
     schema = etree.XMLSchema(etree.parse(str(XSD)))
     assert schema.validate(etree.parse(str(fixture_xml))), schema.error_log
-    with zipfile.ZipFile(small_release[0]) as zf, zf.open(synth.ZIP_MEMBER) as fh:
+    with zipfile.ZipFile(small_release[0]) as zf, zf.open(render.ZIP_MEMBER) as fh:
         doc = etree.parse(fh)
     assert schema.validate(doc), schema.error_log
     assert len(doc.getroot().findall("d:drug", NS)) == small_release[1].n_drugs == 60 + 16
@@ -106,7 +108,7 @@ def test_hard_name_cases_are_present_and_names_unique(records: dict[str, dict]) 
     assert "Estradiol valerate" in contained and len(contained) >= 2  # a fixture and a synthetic case
     assert any(not n.isascii() for n in names)
     assert any(re.search(r", \w+ \(\w+\)$", n) for n in names)
-    assert any(n.endswith(tuple(f" {s}" for s in synth.SALTS)) for n in names)
+    assert any(n.endswith(tuple(f" {s}" for s in SALTS)) for n in names)
 
 
 def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dict[str, dict]) -> None:
@@ -118,12 +120,12 @@ def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dic
             assert match is not None, f"{drug_id}: no template for {text!r}"
             template, d1, _ = match
             seen_templates[template.id] += 1
-            if template.id == synth.NOISE_TEMPLATE:
+            if template.id == world.NOISE_TEMPLATE:
                 continue
             perp, victim = (rec, records[partner_id]) if d1 == rec["name"] else (records[partner_id], rec)
             orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
-            assert any(synth.explains(rule, p["roles"], v["roles"])
-                       for rule in synth.rules_for(template.id) for p, v in orientations), (drug_id, text)
+            assert any(world.explains(rule, p["roles"], v["roles"])
+                       for rule in world.rules_for(template.id) for p, v in orientations), (drug_id, text)
             if template.id == "metabolism_decreased":  # checked without the rule table too
                 inhibited = {g for g, a in perp["links"] if a == "inhibitor"}
                 assert inhibited & {g for g, a in victim["links"] if a == "substrate"}, text
@@ -144,7 +146,7 @@ def test_truth_counts_match_an_independent_parse(release: tuple[Path, Path, synt
             partner = e.findtext("d:drugbank-id", namespaces=NS)
             text = " ".join(e.findtext("d:description", namespaces=NS).split())
             listings[tuple(sorted((drug_id, partner)))].append(text)
-        n_proteins += sum(len(el.findall(f"d:{k}s/d:{k}", NS)) for k in synth.PROTEIN_KINDS)
+        n_proteins += sum(len(el.findall(f"d:{k}s/d:{k}", NS)) for k in PROTEIN_KINDS)
         pathways |= {p.text for p in el.findall("d:pathways/d:pathway/d:smpdb-id", NS)}
     assert n_drugs == truth.n_drugs == 150 + truth.n_fixture_drugs
     assert n_elements == truth.n_interaction_elements
@@ -153,7 +155,7 @@ def test_truth_counts_match_an_independent_parse(release: tuple[Path, Path, synt
     assert sum(len(set(v)) > 1 for v in listings.values()) == truth.n_disagreeing_pairs > 0
     assert n_proteins == truth.n_drug_proteins
     assert len(pathways) == truth.n_pathways > 0
-    assert set(truth.family_counts) == set(synth.FAMILIES)  # all seven mechanism families occur
+    assert set(truth.family_counts) == set(world.FAMILIES)  # all seven mechanism families occur
 
 
 def test_truth_table_gives_perpetrator_template_and_sentence(release: tuple, records: dict) -> None:
@@ -162,7 +164,7 @@ def test_truth_table_gives_perpetrator_template_and_sentence(release: tuple, rec
     assert len(rows) == truth.n_pairs
     for row in rows:
         assert row["drug_a"] < row["drug_b"]
-        template = synth.TEMPLATE_BY_ID[row["template_id"]]
+        template = world.TEMPLATE_BY_ID[row["template_id"]]
         a, b = records[row["drug_a"]]["name"], records[row["drug_b"]]["name"]
         listed = {" ".join(t.split()) for p, _, t in records[row["drug_a"]]["listings"] if p == row["drug_b"]}
         assert row["sentence"] in listed or not row["listings_agree"]
@@ -179,7 +181,7 @@ def test_descriptions_carry_some_line_breaks_and_the_skew_is_zipf_like(release: 
     assert any("\n" in t for t in texts)
     counts = release[2].template_counts
     assert max(counts, key=counts.get) == "metabolism_decreased"
-    assert sum(v for k, v in counts.items() if k != synth.NOISE_TEMPLATE) > 10 * counts[synth.NOISE_TEMPLATE]
+    assert sum(v for k, v in counts.items() if k != world.NOISE_TEMPLATE) > 10 * counts[world.NOISE_TEMPLATE]
 
 
 def test_smiles_are_well_formed_and_formulas_add_up(records: dict[str, dict]) -> None:
@@ -189,7 +191,7 @@ def test_smiles_are_well_formed_and_formulas_add_up(records: dict[str, dict]) ->
         assert s.count("(") == s.count(")"), s
         ring_digits = Counter(re.findall(r"\d", re.sub(r"\[[^\]]*\]", "", s)))  # each opens and closes
         assert all(n % 2 == 0 for n in ring_digits.values()), s
-    mol = synth._molecule(__import__("random").Random(5))
+    mol = molecules.random_molecule(__import__("random").Random(5))
     atoms = Counter({el: int(n or 1) for el, n in re.findall(r"([A-Z][a-z]?)(\d*)", mol.formula)})
     assert atoms["C"] == len(re.findall(r"C(?!l)|c", mol.smiles))
     assert re.fullmatch(r"[A-Z]{14}-[A-Z]{8}SA-N", mol.inchikey)
@@ -199,21 +201,21 @@ def test_templates_are_drugbanks_own_sentences() -> None:
     known = {row["Description"] for row in csv.DictReader((REFERENCE / "ddi_types_86.csv").open())}
     with (REFERENCE / "ddi_types_113.txt").open() as fh:
         known |= {line.split("\t")[2] for line in fh.read().splitlines()[1:] if line.strip()}
-    for t in synth.TEMPLATES:
+    for t in world.TEMPLATES:
         assert (t.source == "variant") == (t.text not in known), t.id
-        assert t.family in synth.FAMILIES
+        assert t.family in world.FAMILIES
         assert ("#Drug1" in t.text) and ("#Drug2" in t.text)
-    for rule in synth.RULES:
-        assert rule.template in synth.TEMPLATE_BY_ID
-        assert all(":" in r or r in synth.ROLES for r in rule.perpetrator + rule.victim), rule
+    for rule in world.RULES:
+        assert rule.template in world.TEMPLATE_BY_ID
+        assert all(":" in r or r in world.ROLES for r in rule.perpetrator + rule.victim), rule
 
 
 def test_tables_are_consistent() -> None:
-    be_ids = [p.be_id for p in synth.PROTEINS.values()]
+    be_ids = [p.be_id for p in world.PROTEINS.values()]
     assert len(be_ids) == len(set(be_ids))
-    for arch in synth.ARCHETYPES:
-        assert all(lk.protein in synth.PROTEINS for lk in arch.links + arch.one_of), arch.key
-        assert all(a[:1] + a[1:3] in synth.ATC_NAMES and a in synth.ATC_NAMES for a in arch.atc), arch.key
+    for arch in world.ARCHETYPES:
+        assert all(lk.protein in world.PROTEINS for lk in arch.links + arch.one_of), arch.key
+        assert all(a[:1] + a[1:3] in world.ATC_NAMES and a in world.ATC_NAMES for a in arch.atc), arch.key
 
 
 def test_bad_input_raises_clear_errors(tmp_path: Path) -> None:
@@ -232,7 +234,7 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytes
     def boom(*_: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synth, "_synthetic_parts", boom)
+    monkeypatch.setattr(render, "_synthetic_parts", boom)
     with pytest.raises(RuntimeError):
         synth.write_release(tmp_path / "r.xml.zip", 5, seed=0)
     assert list(tmp_path.iterdir()) == []

@@ -1,7 +1,7 @@
 """Mechanism Fidelity Score (MFS): how much of a reasoning chain DrugBank confirms.
 
 Each step of a chain (a completion in the :mod:`mard_core.prompts` format) is one claim unit. The step
-verifier :func:`mard_core.prm.labels.verify_step` labels it correct, incorrect or unverifiable (protein
+verifier :func:`mard_core.verifier.verify_step` labels it correct, incorrect or unverifiable (protein
 claims against the ``drug_proteins`` fields, process/effect claims against the gold label, citations against
 the prompt's evidence ids). When the evidence items themselves are known, MFS also checks what each citation
 says (citation fidelity): a protein claim may only cite protein records of the claiming drug naming the same
@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from mard_core.chains import Completion
 from mard_core.errors import InputError
-from mard_core.prm.labels import CORRECT, INCORRECT, UNVERIFIABLE, Facts, verify_step
+from mard_core.negatives import CITATION_SWAPPED, WRONG_PROTEIN, hard_negatives
 from mard_core.prompts import (
     PROTEIN_RELATIONS,
     Claim,
@@ -39,8 +40,7 @@ from mard_core.prompts import (
 from mard_core.retrieval import Evidence
 from mard_core.taxonomy import Label, Taxonomy, load_taxonomy
 from mard_core.teachers.knowledge import query_label
-from mard_core.training.data import Completion
-from mard_core.training.negatives import CITATION_SWAPPED, WRONG_PROTEIN, hard_negatives
+from mard_core.verifier import CORRECT, INCORRECT, UNVERIFIABLE, Facts, verify_step
 
 WRONG_DIRECTION = "wrong_direction"
 CORRUPTIONS = (WRONG_PROTEIN, WRONG_DIRECTION, CITATION_SWAPPED)
@@ -175,7 +175,7 @@ def chain_corruptor(facts: Facts, taxonomy: Taxonomy | None = None) -> Corruptor
     """Corruptions of a chain: ``wrong_protein`` (a protein claim names a protein neither drug is linked to),
     ``wrong_direction`` (perpetrator and victim exchanged in the conclusion) and ``citation_swapped`` (one
     citation replaced by another evidence id of the prompt). The first and last reuse
-    :func:`mard_core.training.negatives.hard_negatives`."""
+    :func:`mard_core.negatives.hard_negatives`."""
     tax = taxonomy or load_taxonomy()
     proteins = sorted({fact.name for per_drug in facts.proteins.values()
                        for rows in per_drug.values() for fact in rows})

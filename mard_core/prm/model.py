@@ -34,9 +34,10 @@ from transformers import (
 )
 
 from mard_core.errors import InputError
-from mard_core.prm.labels import CORRECT, INCORRECT, TRAJECTORY_KEY, UNVERIFIABLE, step_line
+from mard_core.prm.labels import TRAJECTORY_KEY, step_line
 from mard_core.prompts import parse_completion
 from mard_core.stage import materialize, verify_output
+from mard_core.verifier import CORRECT, INCORRECT, UNVERIFIABLE
 
 IGNORE = -100.0
 CONFIG_FILE, HEAD_FILE, ADDED_EMBEDDINGS_FILE = "prm_config.json", "head.safetensors", "added_embeddings.safetensors"

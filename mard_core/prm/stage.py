@@ -15,6 +15,7 @@ from mard_core.prm import labels, screen
 from mard_core.prm.model import PRM, PRMConfig, evaluate, examples_from_labels
 from mard_core.stage import read_manifest
 from mard_core.teachers.base import make_backend
+from mard_core.verifier import Facts
 
 
 def _rollouts(train: pl.DataFrame, step_labels: pl.DataFrame, teachers_file: str, models_dir: Path,
@@ -40,7 +41,7 @@ def build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: Pa
     verifier, the screening threshold, kept/rejected trajectories and their held-out audit."""
     teachers = read_manifest(teachers_dir) or {}
     split = teachers["split"]
-    facts = labels.Facts.from_tables(pl.read_parquet(ingest_dir / "drugs.parquet"),
+    facts = Facts.from_tables(pl.read_parquet(ingest_dir / "drugs.parquet"),
                                      pl.read_parquet(ingest_dir / "drug_proteins.parquet"))
     proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort().to_list()
     teacher_train = read_trajectories(teachers_dir / "train", "train")

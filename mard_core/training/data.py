@@ -1,24 +1,24 @@
 """Student training data: screened trajectories -> SFT examples in both query orientations.
 
 A trajectory row (``schemas.TRAJECTORIES``) answers the ordered query (A, B). Its student completion is the
-canonical rendering of its steps and answer with the direction written as one token (``<dir_ab>`` ...). The
-mirrored example is the same interaction asked as (B, A): the prompt re-rendered with the drugs swapped and the
-answer's direction mirrored (A to B <-> B to A, Bidirectional stays). The steps name the drugs, so they stay
-true in both orientations. Both examples share a ``pair_id``; the SFT collator batches them together.
+canonical rendering of its steps and answer (:class:`mard_core.chains.Completion`) with the direction written as
+one token (``<dir_ab>`` ...). The mirrored example is the same interaction asked as (B, A): the prompt
+re-rendered with the drugs swapped and the answer's direction mirrored (A to B <-> B to A, Bidirectional stays).
+The steps name the drugs, so they stay true in both orientations. Both examples share a ``pair_id``; the SFT
+collator batches them together.
 """
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from mard_core.chains import Completion, Row, prompt_drugs, row_name
 from mard_core.errors import InputError
-from mard_core.prompts import DIRECTION_TOKENS, DrugRef, render_answer
-from mard_core.taxonomy import DIRECTIONS, Label, LabelError, mirror_direction
+from mard_core.prompts import DIRECTION_TOKENS, DrugRef
+from mard_core.taxonomy import DIRECTIONS, mirror_direction
 
-Row = Mapping[str, Any]
 RenderSwapped = Callable[[Row], str]
 """``render_swapped(row) -> prompt`` of the swapped query (B, A) for a trajectory row of (A, B)."""
 
@@ -27,64 +27,6 @@ DIRECTION_TOKEN_LIST: tuple[str, ...] = tuple(DIRECTION_TOKENS[d] for d in DIREC
 """The direction tokens in :data:`mard_core.taxonomy.DIRECTIONS` order: A to B, B to A, Bidirectional."""
 MIRROR_PERMUTATION: tuple[int, ...] = tuple(DIRECTIONS.index(mirror_direction(d)) for d in DIRECTIONS)
 """Index map of the direction tokens under the swap (A, B) -> (B, A): (1, 0, 2)."""
-
-_HEADER = re.compile(r"^Drug (A|B): (.+) \(([^()]+)\)$")
-
-
-def row_name(row: Row) -> str:
-    """A trajectory's identity for error messages."""
-    return (f"trajectory ({row.get('drug_a')}, {row.get('drug_b')}) teacher {row.get('teacher')!r} "
-            f"sample {row.get('sample')}")
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A completion in structured form: step texts (citations inline, no ``Step i:`` prefix) and the answer."""
-
-    steps: tuple[str, ...]
-    label: str
-    confidence: float | None = None
-
-    @classmethod
-    def from_row(cls, row: Row) -> Completion:
-        """The parsed steps and answer of a trajectory row; the row must have a parsed answer."""
-        answer = row.get("answer")
-        if not answer:
-            raise InputError(f"{row_name(row)}: no parsed answer, cannot build a training completion")
-        steps = row.get("steps") or []
-        if not steps:
-            raise InputError(f"{row_name(row)}: no steps")
-        try:
-            Label.parse(answer)
-        except LabelError as exc:
-            raise InputError(f"{row_name(row)}: {exc}") from exc
-        confidence = row.get("confidence")
-        return cls(tuple(str(s["text"]) for s in steps), answer, None if confidence is None else float(confidence))
-
-    def render(self) -> str:
-        """Canonical student text: ``Step i: ...`` lines, then the answer with the direction token."""
-        lines = [f"Step {i}: {text}" for i, text in enumerate(self.steps, 1)]
-        if self.confidence is None:
-            family, subtype, direction, modality = self.label.split("/")
-            lines.append(f"ANSWER: {family}/{subtype}/{DIRECTION_TOKENS[direction]}/{modality}")
-        else:
-            lines.append(render_answer(self.label, self.confidence, direction_token=True))
-        return "\n".join(lines) + "\n"
-
-    def mirrored(self) -> Completion:
-        """The same completion for the swapped query: only the answer's direction changes."""
-        return replace(self, label=Label.parse(self.label).mirrored().slash())
-
-
-def prompt_drugs(prompt: str) -> tuple[DrugRef, DrugRef]:
-    """(A, B) from the ``Drug A:`` / ``Drug B:`` header lines of a prompt."""
-    lines = prompt.split("\n", 2)
-    found = [_HEADER.match(line) for line in lines[:2]]
-    if len(lines) < 3 or not all(found) or [m.group(1) for m in found if m] != ["A", "B"]:
-        raise InputError(f"prompt does not start with 'Drug A: name (id)' and 'Drug B: name (id)' lines: "
-                         f"{prompt[:120]!r}")
-    a, b = (DrugRef(m.group(3), m.group(2)) for m in found if m)
-    return a, b
 
 
 def swap_prompt_drugs(prompt: str) -> str:

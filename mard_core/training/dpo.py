@@ -1,7 +1,7 @@
 """PRM-weighted DPO of the student, starting from its SFT adapter.
 
 Pairs: chosen = a screened trajectory; rejected = its programmatic hard negatives
-(:mod:`mard_core.training.negatives`) and the teacher trajectories the PRM rejected for the same prompt.
+(:mod:`mard_core.negatives`) and the teacher trajectories the PRM rejected for the same prompt.
 
 PRM weight of a pair: ``w = 2 * sigmoid(weight_beta * (s_chosen - s_rejected))`` with ``s`` the PRM trajectory
 score (min over steps). ``w`` lies in (0, 2): 1 when the PRM is indifferent (or a score is missing, or
@@ -34,21 +34,19 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 
+from mard_core.chains import Completion, Row, row_name
 from mard_core.errors import InputError
-from mard_core.training.data import DIRECTION_TOKEN_LIST, Completion, Row, row_name
-from mard_core.training.negatives import NEGATIVE_KINDS, hard_negatives
-from mard_core.training.sft import (
+from mard_core.negatives import NEGATIVE_KINDS, hard_negatives
+from mard_core.prm.model import trajectory_scores
+from mard_core.training.config import DPOConfig
+from mard_core.training.data import DIRECTION_TOKEN_LIST
+from mard_core.training.runs import TrainResult, content_hash, prepare_run, run_trainer, trainer_kwargs
+from mard_core.training.student import (
     FINAL_DIR,
     STUDENT_FILE,
-    TrainerSettings,
-    TrainResult,
-    content_hash,
     merged_student,
-    prepare_run,
-    run_trainer,
     save_student,
     student_identity,
-    trainer_kwargs,
     wrap_lora,
 )
 
@@ -84,7 +82,6 @@ def prm_weight(score_chosen: float | None, score_rejected: float | None, weight_
 
 def prm_score_fn(prm: Any) -> ScoreFn:
     """:data:`ScoreFn` of a :class:`mard_core.prm.model.PRM`: the minimum of its step scores."""
-    from mard_core.prm.model import trajectory_scores
 
     def score(prompts: Sequence[str], completions: Sequence[str]) -> list[float]:
         return trajectory_scores(prm.score(list(prompts), list(completions)))[0]
@@ -212,23 +209,6 @@ class WeightedDPOTrainer(DPOTrainer):
 
 
 # --- training --------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class DPOConfig(TrainerSettings):
-    """Student DPO: beta, pairs per batch, and how strongly the PRM margin weights a pair (0: plain DPO). The
-    LoRA shape comes from the SFT adapter."""
-
-    lr: float = 5e-4
-    beta: float = 0.1
-    batch_size: int = 4
-    weight_beta: float = 5.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.batch_size < 1 or not self.beta > 0 or self.weight_beta < 0:
-            raise InputError(f"DPOConfig: need batch_size >= 1, beta > 0, weight_beta >= 0; got "
-                             f"batch_size={self.batch_size}, beta={self.beta}, weight_beta={self.weight_beta}")
-
 
 def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) -> list[dict[str, Any]]:
     if not pairs:

@@ -7,59 +7,40 @@ the model's direction-token distributions at the direction position of (A, B) an
 at those positions are taken with a forward hook on the backbone, so the term costs one (rows x vocab)
 projection, not a second forward. ``mirror_lambda=0`` is plain SFT (the ablation): no hook, no extra work.
 
-The three direction tokens are added as special tokens when the base tokenizer lacks them (new embedding rows:
-the mean of the old rows). Their input and output embedding rows are trainable through peft's
-``trainable_token_indices`` (whether newly added or already in the base vocabulary): they are the student's
-answer, and LoRA on attention alone cannot move them. A tied LM head follows the input embedding.
+The student (direction tokens with trainable embedding rows, LoRA, its directory) is built and written by
+:mod:`.student`, the run (resume, summary) by :mod:`.runs`.
 
 Output layout: ``output_dir/checkpoint-N`` every ``save_steps`` (HF Trainer checkpoints, used to resume),
 ``output_dir/final`` (adapter, tokenizer, ``student.json``, manifest) written atomically at the end.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import os
-import re
-import shutil
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
-from peft import LoraConfig, PeftModel, get_peft_model, set_peft_model_state_dict
-from peft.utils import SAFETENSORS_WEIGHTS_NAME as SAFE_ADAPTER_NAME
-from safetensors.torch import load_file
-from torch import nn
-from transformers import (
-    AddedToken,
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    PrinterCallback,
-    TrainerCallback,
-    TrainerState,
-    set_seed,
-)
-from transformers.trainer import TRAINER_STATE_NAME
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
 from mard_core.errors import InputError
-from mard_core.stage import canonical_json, materialize, read_manifest, verify_output, write_json_atomic
+from mard_core.training.config import SFTConfig
 from mard_core.training.data import DIRECTION_TOKEN_LIST, MIRROR_PERMUTATION, SFTExample, group_pairs
+from mard_core.training.runs import TrainResult, content_hash, prepare_run, run_trainer, trainer_kwargs
+from mard_core.training.student import (
+    FINAL_DIR,
+    load_base,
+    load_tokenizer,
+    model_ref,
+    save_student,
+    wrap_lora,
+)
 
 IGNORE_INDEX = -100
-FINAL_DIR, STUDENT_FILE, RUN_FILE = "final", "student.json", "run.json"
-DEVICES = ("auto", "cpu", "cuda")
-REPORT_TO = ("auto", "none", "mlflow")
 
 
 # --- the mirror term -------------------------------------------------------------------------------------------
@@ -84,280 +65,6 @@ def mirror_kl(logits_ab: torch.Tensor, logits_ba: torch.Tensor, dir_token_ids: S
     kl_pq = (log_p.exp() * (log_p - log_q)).sum(-1)
     kl_qp = (log_q.exp() * (log_q - log_p)).sum(-1)
     return ((kl_pq + kl_qp) / 2).mean()
-
-
-# --- configuration ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """What every student trainer shares. ``device``: auto | cpu | cuda; ``report_to``: auto (MLflow when
-    MLFLOW_TRACKING_URI is set) | none | mlflow; ``output_dir`` is set by the caller (the pipeline: the stage's
-    work directory)."""
-
-    output_dir: str = ""
-    lr: float = 1e-3
-    epochs: int = 1
-    max_steps: int = -1
-    seed: int = 0
-    save_steps: int = 50
-    max_length: int = 2048
-    bf16: bool = False
-    gradient_checkpointing: bool = False
-    device: str = "auto"
-    logging_steps: int = 5
-    report_to: str = "auto"
-
-    def __post_init__(self) -> None:
-        where = type(self).__name__
-        for name in ("epochs", "save_steps", "max_length", "logging_steps"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_steps == 0 or self.max_steps < -1:
-            raise InputError(f"{where}.max_steps must be -1 (use epochs) or >= 1, got {self.max_steps}")
-        if not self.lr > 0:
-            raise InputError(f"{where}.lr must be > 0, got {self.lr}")
-        check_runtime(self.device, self.report_to, where)
-
-
-@dataclass(frozen=True)
-class SFTConfig(TrainerSettings):
-    """Student SFT: LoRA shape, mirror-KL weight, pairs per batch. ``target_modules``: names or ``"all-linear"``."""
-
-    base_model: str = ""  # a checkpoint path or name; "" in the pipeline: the models stage's student-base
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] | str = ("q_proj", "v_proj")
-    batch_pairs: int = 4
-    mirror_lambda: float = 0.1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("lora_r", "lora_alpha", "batch_pairs"):
-            if getattr(self, name) < 1:
-                raise InputError(f"SFTConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.lora_dropout < 1 or self.mirror_lambda < 0:
-            raise InputError(f"SFTConfig: need 0 <= lora_dropout < 1, mirror_lambda >= 0; got "
-                             f"lora_dropout={self.lora_dropout}, mirror_lambda={self.mirror_lambda}")
-
-
-def check_runtime(device: str, report_to: str, where: str) -> None:
-    if device not in DEVICES:
-        raise InputError(f"{where}.device must be one of {DEVICES}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"{where}.device is 'cuda' but no CUDA device is available")
-    if report_to not in REPORT_TO:
-        raise InputError(f"{where}.report_to must be one of {REPORT_TO}, got {report_to!r}")
-
-
-def trainer_kwargs(output_dir: str, *, device: str, report_to: str, bf16: bool, gradient_checkpointing: bool,
-                   seed: int, save_steps: int, logging_steps: int, lr: float, epochs: int, max_steps: int,
-                   batch_size: int) -> dict[str, Any]:
-    """TrainingArguments shared by the SFT and DPO trainers."""
-    use_mlflow = report_to == "mlflow" or (report_to == "auto" and bool(os.environ.get("MLFLOW_TRACKING_URI")))
-    return {
-        "output_dir": output_dir, "per_device_train_batch_size": batch_size, "learning_rate": lr,
-        "num_train_epochs": epochs, "max_steps": max_steps, "seed": seed, "data_seed": seed,
-        "save_strategy": "steps", "save_steps": save_steps, "logging_steps": logging_steps,
-        "report_to": ["mlflow"] if use_mlflow else "none", "bf16": bf16,
-        "gradient_checkpointing": gradient_checkpointing,
-        "use_cpu": device == "cpu" or (device == "auto" and not torch.cuda.is_available()),
-        "disable_tqdm": True, "remove_unused_columns": False, "dataloader_num_workers": 0,
-    }
-
-
-# --- model and tokenizer ---------------------------------------------------------------------------------------
-
-def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, list[int]]:
-    """The tokenizer at ``path`` with the direction tokens (added when missing) and a pad token; their ids."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except OSError as exc:
-        raise InputError(f"tokenizer of {path}: cannot load ({exc})") from exc
-    missing = [t for t in DIRECTION_TOKEN_LIST if t not in tokenizer.get_vocab()]
-    if missing:
-        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
-    if tokenizer.pad_token_id is None:
-        if tokenizer.eos_token is None:
-            raise InputError(f"tokenizer of {path}: no pad or eos token to pad batches with")
-        tokenizer.pad_token = tokenizer.eos_token
-    if tokenizer.eos_token_id is None:
-        raise InputError(f"tokenizer of {path}: no eos token to end completions with")
-    ids = tokenizer.convert_tokens_to_ids(list(DIRECTION_TOKEN_LIST))
-    return tokenizer, ids
-
-
-def fit_embeddings(model: PreTrainedModel, n_tokens: int) -> None:
-    """Grow input (and untied output) embeddings to ``n_tokens`` rows; new rows are the mean of the old rows."""
-    n_old = model.get_input_embeddings().weight.shape[0]
-    if n_tokens <= n_old:
-        return
-    model.resize_token_embeddings(n_tokens, mean_resizing=False)
-    layers = {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}
-    with torch.no_grad():
-        for layer in layers.values():
-            layer.weight[n_old:] = layer.weight[:n_old].mean(dim=0)
-
-
-def model_ref(name: str | Path) -> str:
-    """A local model path made absolute; anything else (a hub id) as given."""
-    return str(Path(name).resolve()) if Path(name).exists() else str(name)
-
-
-def load_base(name: str | Path, n_tokens: int, bf16: bool) -> PreTrainedModel:
-    """The causal LM at ``name`` (local path or hub id) with embeddings grown to ``n_tokens`` rows."""
-    try:
-        model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.bfloat16 if bf16 else torch.float32)
-    except OSError as exc:
-        raise InputError(f"base model {name}: cannot load ({exc})") from exc
-    fit_embeddings(model, n_tokens)
-    return model
-
-
-def _module_name(model: nn.Module, module: nn.Module) -> str:
-    return next(name for name, m in model.named_modules() if m is module).rsplit(".", 1)[-1]
-
-
-def wrap_lora(model: PreTrainedModel, dir_ids: Sequence[int], r: int, alpha: int, dropout: float,
-              target_modules: Sequence[str] | str, seed: int) -> Any:
-    """A seeded PeftModel: LoRA on ``target_modules`` plus trainable direction-token rows of the input and
-    (untied) output embeddings."""
-    tokens = {_module_name(model, model.get_input_embeddings()): list(dir_ids)}
-    output = model.get_output_embeddings()
-    if output is not None and output.weight is not model.get_input_embeddings().weight:
-        if output.bias is not None:
-            raise InputError("trainable direction-token rows need an LM head without bias")
-        tokens[_module_name(model, output)] = list(dir_ids)
-    targets = target_modules if isinstance(target_modules, str) else list(target_modules)
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM",
-                        trainable_token_indices=tokens)
-    set_seed(seed)
-    return expose_head_bias(get_peft_model(model, config))
-
-
-def expose_head_bias(model: Any) -> Any:
-    """Give a peft-wrapped LM head the ``bias`` attribute (None) that TRL's fused LM head reads.
-
-    peft's TrainableTokensWrapper forwards only ``weight`` and computes the head without bias itself; heads
-    with a bias are refused in :func:`wrap_lora`.
-    """
-    head = model.get_output_embeddings()
-    if not hasattr(head, "bias"):
-        head.bias = None
-    return model
-
-
-def load_student(student_dir: str | Path, bf16: bool = False) -> tuple[PeftModel, PreTrainedTokenizerBase]:
-    """(PeftModel, tokenizer) of a student written by :func:`train_sft` or ``train_dpo``.
-
-    A DPO student's adapter sits on its SFT parent merged into the base; the parent is loaded the same way.
-    """
-    path = Path(student_dir)
-    problems = verify_output(path)
-    if problems:
-        raise InputError(f"student at {path} is incomplete or changed: {'; '.join(problems)}")
-    meta = json.loads((path / STUDENT_FILE).read_text())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    if meta.get("parent"):
-        base = merged_student(meta["parent"], bf16=bf16)
-    else:
-        base = load_base(meta["base_model"], len(tokenizer), bf16)
-    return PeftModel.from_pretrained(base, path), tokenizer
-
-
-def merged_student(student_dir: str | Path, bf16: bool = False) -> PreTrainedModel:
-    """The student as one plain model: its adapter (and trainable token rows) merged into the base."""
-    model, _ = load_student(student_dir, bf16=bf16)
-    return model.merge_and_unload()
-
-
-def save_merged(student_dir: str | Path, out_dir: str | Path) -> Path:
-    """Write the merged student and its tokenizer (a plain HF model directory, e.g. for vLLM) atomically."""
-    model = merged_student(student_dir)
-    tokenizer = AutoTokenizer.from_pretrained(student_dir)
-
-    def build(tmp: Path) -> dict[str, Any]:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        return {}
-
-    return materialize(Path(out_dir), build, {"kind": "merged_student", "student": str(Path(student_dir).resolve())})
-
-
-def save_student(model: Any, tokenizer: PreTrainedTokenizerBase, out: Path, meta: Mapping[str, Any]) -> Path:
-    """Adapter + tokenizer + ``student.json`` into ``out``, atomically (manifest last)."""
-
-    def build(tmp: Path) -> dict[str, Any]:
-        model.save_pretrained(tmp, selected_adapters=["default"])
-        tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / STUDENT_FILE, meta)
-        return {}
-
-    return materialize(out, build, {"kind": meta["kind"]})
-
-
-# --- runs and resume -------------------------------------------------------------------------------------------
-
-def content_hash(items: Iterable[Any]) -> str:
-    """sha256 over the canonical JSON of each item, streamed (no one big string)."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(canonical_json(item).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def prepare_run(output_dir: Path, fingerprint: Mapping[str, Any], resume: bool) -> str | None:
-    """The checkpoint to resume from (None: start fresh). Refuses checkpoints of a different config or data."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    run_file = output_dir / RUN_FILE
-    last = get_last_checkpoint(str(output_dir))
-    if last and resume:
-        previous = json.loads(run_file.read_text()) if run_file.exists() else None
-        if previous != json.loads(canonical_json(fingerprint)):
-            raise InputError(f"{output_dir} holds checkpoints of a different run (config or data changed); "
-                             "use a new output_dir or resume=False")
-        return last
-    for old in output_dir.glob("checkpoint-*"):
-        if re.fullmatch(r"checkpoint-\d+", old.name):
-            shutil.rmtree(old)
-    write_json_atomic(run_file, json.loads(canonical_json(fingerprint)))
-    return None
-
-
-@dataclass
-class TrainResult:
-    """What a training run did; ``tokens_per_s`` counts every (non-pad) token fed to the model in this process."""
-
-    student_dir: Path
-    steps: int
-    train_loss: float
-    train_tokens: int
-    train_s: float
-    resumed_from: str | None
-    extra: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.train_tokens / self.train_s if self.train_s > 0 else 0.0
-
-
-def run_trainer(trainer: Any, checkpoint: str | None) -> tuple[float, float]:
-    """Train (resuming from ``checkpoint``); (mean training loss, wall seconds).
-
-    A checkpoint that already reached the run's last step only has its weights loaded (HF would take one step
-    more): (nan, 0.0), nothing trained in this process.
-    """
-    trainer.remove_callback(PrinterCallback)
-    if checkpoint:
-        state = TrainerState.load_from_json(str(Path(checkpoint) / TRAINER_STATE_NAME))
-        if state.global_step >= state.max_steps:
-            set_peft_model_state_dict(trainer.model, load_file(Path(checkpoint) / SAFE_ADAPTER_NAME))
-            trainer.state = state
-            return math.nan, 0.0
-    start = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=checkpoint)
-    return float(output.training_loss), time.perf_counter() - start
 
 
 # --- SFT -------------------------------------------------------------------------------------------------------
@@ -486,12 +193,3 @@ def train_sft(cfg: SFTConfig, examples: Sequence[SFTExample], resume: bool = Tru
     student = save_student(trainer.model, trainer.processing_class, out / FINAL_DIR, meta)
     extra = {"mirror_kl": sum(trainer.kl_values) / len(trainer.kl_values)} if trainer.kl_values else {}
     return TrainResult(student, trainer.state.global_step, loss, trainer.train_tokens, wall, checkpoint, extra)
-
-
-def student_identity(student_dir: str | Path) -> str:
-    """A content hash of a finished student directory (from its manifest's file hashes)."""
-    problems = verify_output(Path(student_dir))
-    if problems:
-        raise InputError(f"student at {student_dir} is incomplete or changed: {'; '.join(problems)}")
-    manifest = read_manifest(Path(student_dir)) or {}
-    return hashlib.sha256(canonical_json(manifest["files"]).encode()).hexdigest()

@@ -19,10 +19,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from mard_core.chains import Completion, prompt_drugs
 from mard_core.errors import InputError
 from mard_core.prompts import PROTEIN_RELATIONS, extract_claims
 from mard_core.taxonomy import A_TO_B, B_TO_A, DECREASE, INCREASE, INDUCTION, INHIBITION, Label, Taxonomy
-from mard_core.training.data import Completion, prompt_drugs
 
 DIRECTION_FLIPPED, SIBLING_SUBTYPE, WRONG_PROTEIN = "direction_flipped", "sibling_subtype", "wrong_protein"
 MODALITY_INVERTED, CITATION_SWAPPED = "modality_inverted", "citation_swapped"
