@@ -112,6 +112,7 @@ LIMIT_MEMORY = (  # address space: what the imports map, plus 300 MB
 )
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc and an enforced RLIMIT_AS")
 def test_ingest_out_of_memory_gives_one_line_error_and_no_output(tmp_path: Path) -> None:
     """A 16 MB record of 4M empty elements (max_record_bytes allows it) needs 500 MB parsed: over the cap."""
     src = tmp_path / "huge-record.zip"
