@@ -1,11 +1,11 @@
 """Streaming DrugBank full-database XML -> Parquet tables (drugs, interactions, drug_proteins, pathways).
 
-One pass of an lxml pull parser fed in chunks, reporting only ``<drug>`` events (the C parser skips the rest
-unseen) and keeping only depth-1 drugs as records (nested ``<drug>`` elements inside pathways are references);
-each record is extracted with compiled XPath at its end and cleared, Parquet is written in record batches, and
-after every chunk whatever the parser has finished with is freed, ``<drug>`` or not. Memory stays bounded
-whatever the file holds: besides the batches, one record (``max_record_bytes``) or one chunk's worth of other
-elements, and at most ``MISC_BYTES`` before the root or after it.
+One pass of an lxml pull parser fed in chunks, reporting only root and ``<drug>`` events (the C parser skips
+the rest unseen) and keeping only depth-1 drugs as records (nested ``<drug>`` elements inside pathways are
+references); each record is extracted with compiled XPath at its end and cleared, Parquet is written in record
+batches, and after every chunk whatever the parser has finished with is freed, ``<drug>`` or not. Memory stays
+bounded whatever the file holds: besides the batches, one record (``max_record_bytes``) or one chunk's worth
+of other elements, and at most ``MISC_BYTES`` before the root or after it.
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ ROOT_TAG = f"{{{NS}}}drugbank"
 SAFE_PARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False}
 CHUNK_BYTES = 1 << 16  # fed to the parser at a time; everything finished within a chunk is freed after it
 MISC_BYTES = 1 << 20  # allowed before the root element and after its end (DrugBank: a declaration, a newline)
-# Address space held back while parsing, released before the writers close: after a MemoryError under a limit
-# (ulimit -v) the parse tree still holds, closing the files and reporting the error need room.
+# Address space held back while parsing and released before the writers close: after a MemoryError under an
+# address-space limit (ulimit -v), with the parse tree still alive, closing the files and reporting need room.
 ERROR_RESERVE_BYTES = 32 << 20
 
 
