@@ -1,19 +1,24 @@
 """Streaming DrugBank full-database XML -> Parquet tables (drugs, interactions, drug_proteins, pathways).
 
-One pass of lxml ``iterparse`` over end events of ``<drug>``, keeping only depth-1 drugs as records (nested
-``<drug>`` elements inside pathways are references), extracting each record with compiled XPath and clearing
-it, and writing Parquet in record batches: memory stays constant whatever the release size.
+One pass of an lxml pull parser fed in chunks, reporting only root and ``<drug>`` events (the C parser skips
+the rest unseen) and keeping only depth-1 drugs as records (nested ``<drug>`` elements inside pathways are
+references); each record is extracted with compiled XPath at its end and cleared, Parquet is written in record
+batches, and after every chunk whatever the parser has finished with is freed, ``<drug>`` or not. Memory stays
+bounded whatever the file holds: besides the batches, one record (``max_record_bytes``) or one chunk's worth
+of other elements, and at most ``MISC_BYTES`` before the root or after it.
 """
 from __future__ import annotations
 
 import datetime as dt
 import gc
+import mmap
 import resource
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from lxml import etree
 
-from mard_core.errors import InputError, readable_file
+from mard_core.errors import InputError, MardError, readable_file
 from mard_core.stage import read_manifest
 from schemas import INGEST_TABLES, PROTEIN_KINDS
 
@@ -32,6 +37,11 @@ DRUG_TAG = f"{{{NS}}}drug"
 ROOT_TAG = f"{{{NS}}}drugbank"
 # No entity expansion, no network, no DTD: a DrugBank file never needs them.
 SAFE_PARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False}
+CHUNK_BYTES = 1 << 16  # fed to the parser at a time; everything finished within a chunk is freed after it
+MISC_BYTES = 1 << 20  # allowed before the root element and after its end (DrugBank: a declaration, a newline)
+# Address space held back while parsing and released before the writers close: after a MemoryError under an
+# address-space limit (ulimit -v), with the parse tree still alive, closing the files and reporting need room.
+ERROR_RESERVE_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -40,19 +50,10 @@ class IngestConfig:
 
     batch_rows: int = 10_000  # rows buffered per table before a Parquet record batch is written
     compression: str = "zstd"
-
-
-class _CountingReader:
-    """A binary file wrapper that counts bytes handed to the parser (for error offsets and progress)."""
-
-    def __init__(self, raw: IO[bytes]):
-        self.raw = raw
-        self.offset = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n)
-        self.offset += len(data)
-        return data
+    # Largest uncompressed zip member read (DrugBank's is ~2 GB): refuses decompression bombs. A plain .xml is
+    # not capped: its size on disk is what is parsed, and memory stays bounded whatever it holds.
+    max_uncompressed_bytes: int = 16 << 30
+    max_record_bytes: int = 64 << 20  # largest <drug> record; held whole, up to ~35x its size in memory
 
 
 def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
@@ -70,10 +71,13 @@ def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
 
 
 @contextmanager
-def open_source(path: Path) -> Iterator[tuple[IO[bytes], str | None]]:
+def open_source(
+    path: Path, max_uncompressed_bytes: int | None = None
+) -> Iterator[tuple[IO[bytes], str | None]]:
     """Open a DrugBank ``.xml`` or the ``.zip`` DrugBank ships (read inside the zip, nothing extracted).
 
-    Yields the binary stream and the zip member name (None for a plain file).
+    Yields the binary stream and the zip member name (None for a plain file). A zip member whose declared
+    size exceeds ``max_uncompressed_bytes`` is refused (the caller also counts what it reads).
     """
     path = readable_file(Path(path))
     if path.stat().st_size == 0:
@@ -82,6 +86,8 @@ def open_source(path: Path) -> Iterator[tuple[IO[bytes], str | None]]:
         try:
             with zipfile.ZipFile(path) as zf:
                 member = _zip_member(path, zf)
+                if max_uncompressed_bytes is not None and member.file_size > max_uncompressed_bytes:
+                    raise _too_big(path, member.filename, max_uncompressed_bytes, f"{member.file_size:,}")
                 with zf.open(member) as stream:
                     yield stream, member.filename
         except zipfile.BadZipFile as exc:
@@ -91,15 +97,41 @@ def open_source(path: Path) -> Iterator[tuple[IO[bytes], str | None]]:
             yield stream, None
 
 
+def _too_big(path: Path, member: str, limit: int, size: str) -> InputError:
+    return InputError(
+        f"{path}: zip member {member!r} is {size} bytes uncompressed, over the limit of {limit:,} "
+        "(ingest.max_uncompressed_bytes); raise it if this is a genuine release"
+    )
+
+
+def _no_memory(exc: etree.XMLSyntaxError) -> bool:
+    """Whether libxml2 failed for want of memory (reported as a syntax error, "unknown error" at line 0)."""
+    return exc.code == etree.ErrorTypes.ERR_NO_MEMORY
+
+
 def read_header(path: Path) -> dict[str, str]:
-    """Check the root element (DrugBank namespace, no DOCTYPE) and return its version and exported-on."""
+    """Check the root element (DrugBank namespace, no DOCTYPE) and return its version and exported-on.
+
+    Reads no more than ``MISC_BYTES`` past the start, so a huge prologue cannot exhaust memory.
+    """
     with open_source(path) as (stream, _):
+        parser = etree.XMLPullParser(events=("start",), **SAFE_PARSE)
+        events, first, offset = parser.read_events(), None, 0
         try:
-            _, root = next(iter(etree.iterparse(stream, events=("start",), **SAFE_PARSE)))
+            while (first := next(events, None)) is None and offset < MISC_BYTES:
+                chunk = stream.read(1 << 15)
+                if not chunk:
+                    parser.close()  # raises: a document without a root element is not well-formed
+                    break
+                offset += len(chunk)
+                parser.feed(chunk)
         except etree.XMLSyntaxError as exc:
+            if _no_memory(exc):
+                raise MemoryError from None
             raise InputError(f"{path}: not a well-formed XML document: {exc.msg}") from None
-        except StopIteration:
-            raise InputError(f"{path}: no XML root element") from None
+        if first is None:
+            raise InputError(f"{path}: no XML root element in the first {MISC_BYTES:,} bytes")
+        root = first[1]
         if root.getroottree().docinfo.doctype:
             raise InputError(f"{path}: has a DOCTYPE declaration; DrugBank files have none (refused for safety)")
         if root.tag != ROOT_TAG:
@@ -237,9 +269,22 @@ def ingest(source: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), prog
     """Parse ``source`` into Parquet tables under ``out_dir`` and return the manifest fields.
 
     ``progress``, if given, is called with the number of source bytes read so far (for progress bars).
-    Raises InputError (naming the file and, for malformed XML, the byte offset) on bad input.
+    Raises InputError (naming the file and, for malformed XML, the byte offset) on bad input, and MardError
+    when memory runs out.
     """
     source = Path(source)
+    try:
+        return _ingest(source, out_dir, cfg, progress)
+    except MemoryError:
+        pass  # raised below, outside this handler: its traceback still holds the parse tree
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    raise MardError(
+        f"{source}: ran out of memory while ingesting (peak RSS {rss_mb:,.0f} MB); "
+        "free memory or raise this process's memory limit, then rerun"
+    )
+
+
+def _ingest(source: Path, out_dir: Path, cfg: IngestConfig, progress: Any) -> dict[str, Any]:
     header = read_header(source)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # the parser creates millions of acyclic objects; cyclic GC passes would double the run time
@@ -278,28 +323,72 @@ def _parse(source: Path, out_dir: Path, cfg: IngestConfig, progress: Any) -> tup
     }
     seen_drugs: set[str] = set()
     seen_pathways: set[str] = set()
-    with open_source(source) as (stream, member):
-        reader = _CountingReader(stream)
-        events = etree.iterparse(reader, events=("end",), tag=DRUG_TAG, **SAFE_PARSE)
+    parser = etree.XMLPullParser(events=("start", "end"), tag=(ROOT_TAG, DRUG_TAG), **SAFE_PARSE)
+    events = parser.read_events()
+    root: etree._Element | None = None
+    record: etree._Element | None = None  # the depth-1 <drug> being read
+    offset = record_start = 0
+    root_end: int | None = None
+    limit = cfg.max_uncompressed_bytes
+    with open_source(source, limit) as (stream, member):
+        reserve = mmap.mmap(-1, ERROR_RESERVE_BYTES)  # never touched: address space, not memory
         try:
-            for _, drug in events:
-                parent = drug.getparent()
-                if parent is None or parent.getparent() is not None:
-                    continue  # a nested <drug> reference (pathways); its record is elsewhere
-                _add_drug(source, drug, writers, seen_drugs, seen_pathways)
-                drug.clear(keep_tail=True)
-                while drug.getprevious() is not None:
-                    del parent[0]
+            for chunk in chain(iter(lambda: stream.read(CHUNK_BYTES), b""), [b""]):
+                if chunk:
+                    offset += len(chunk)
+                    if member is not None and offset > limit:  # the declared size is checked, but not trusted
+                        raise _too_big(source, member, limit, f"at least {offset:,}")
+                    parser.feed(chunk)
+                else:
+                    parser.close()
+                for event, elem in events:
+                    if root is None:
+                        root = elem  # the first event: the root's start (read_header checked it)
+                    elif elem is root:
+                        root_end = offset
+                    elif elem.tag != DRUG_TAG or elem.getparent() is not root:
+                        continue  # a nested <drug> reference (pathways) or <drugbank>; not a record
+                    elif event == "start":
+                        record, record_start = elem, offset
+                    else:
+                        _add_drug(source, elem, writers, seen_drugs, seen_pathways)
+                        elem.clear(keep_tail=True)
+                        record = None
+                if root is not None:
+                    _prune(root)
+                if record is not None and offset - record_start > cfg.max_record_bytes:
+                    raise InputError(
+                        f"{source}: the <drug> record at line {record.sourceline} is over "
+                        f"{cfg.max_record_bytes:,} bytes (ingest.max_record_bytes); raise it if it is genuine"
+                    )
+                if root_end is not None and offset - root_end > MISC_BYTES:
+                    raise InputError(f"{source}: over {MISC_BYTES:,} bytes after the </drugbank> end")
                 if progress is not None:
-                    progress(reader.offset)
+                    progress(offset)
         except etree.XMLSyntaxError as exc:
+            if _no_memory(exc):
+                raise MemoryError from None
             raise InputError(
-                f"{source}: malformed or truncated XML near byte {reader.offset:,} "
-                f"(line {exc.lineno}): {exc.msg}"
+                f"{source}: malformed or truncated XML near byte {offset:,} (line {exc.lineno}): {exc.msg}"
             ) from None
         finally:
+            reserve.close()
             counts = {name: w.close() for name, w in writers.items()}
     return counts, member, seen_drugs
+
+
+def _prune(root: etree._Element) -> None:
+    """Free every element the parser has finished with, except the depth-1 <drug> it may still be in.
+
+    On each level of the path the parser is on, all children but the last (which it may still be in) go; the
+    path stops at a depth-1 <drug>: an open record is read whole at its end, a finished one was cleared.
+    """
+    node = root
+    while len(node):
+        del node[:-1]
+        node = node[0]
+        if node.tag == DRUG_TAG and node.getparent() is root:
+            return
 
 
 def _add_drug(

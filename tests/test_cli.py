@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from mard_core.synth import write_release
 CLI = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv[1:]]; main()"
 
 
-def mard(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLI, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
-                          else [sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+def mard(*args: str, root: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    code = prelude + CLI
+    return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
+                          else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False)
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -100,6 +102,27 @@ def test_truncated_release_gives_one_line_error_and_no_output(tmp_path: Path, fi
     out = tmp_path / "tables"
     result = mard("ingest", str(broken), "--out", str(out), root=tmp_path)
     assert result.returncode == 1 and "truncated XML near byte" in result.stderr and str(broken) in result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".partial*"))
+
+
+LIMIT_MEMORY = (  # address space: what the imports map, plus 300 MB
+    "import re, resource; from pathlib import Path; import mard_core.ingest; "
+    "vm = int(re.search(r'VmSize:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1)) << 10; "
+    "resource.setrlimit(resource.RLIMIT_AS, (vm + (300 << 20), resource.getrlimit(resource.RLIMIT_AS)[1])); "
+)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="needs /proc and an enforced RLIMIT_AS")
+def test_ingest_out_of_memory_gives_one_line_error_and_no_output(tmp_path: Path) -> None:
+    """A 16 MB record of 4M empty elements (max_record_bytes allows it) needs 500 MB parsed: over the cap."""
+    src = tmp_path / "huge-record.zip"
+    with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("db.xml", "w") as f:
+        f.write(b'<?xml version="1.0"?>\n<drugbank xmlns="http://www.drugbank.ca" version="5.1">'
+                b'<drug><drugbank-id primary="true">DB00001</drugbank-id>' + b"<x/>" * 4_000_000
+                + b"</drug></drugbank>\n")
+    out = tmp_path / "tables"
+    result = mard("ingest", str(src), "--out", str(out), root=tmp_path, prelude=LIMIT_MEMORY)
+    assert one_line_error(result.returncode, result.stderr, f"{src}: ran out of memory while ingesting")
     assert not out.exists() and not list(tmp_path.glob(".partial*"))
 
 

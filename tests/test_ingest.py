@@ -1,12 +1,18 @@
 """Streaming ingest: values, counts, and every kind of bad input."""
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from mard_core import ingest as ingest_module
 from mard_core.errors import InputError
 from mard_core.ingest import IngestConfig, ingest, open_source, read_header
 from mard_core.stage import StageRun, run_stage
@@ -126,6 +132,8 @@ def test_bad_zips_are_refused(tmp_path: Path, members: dict[str, str], message: 
             "DOCTYPE",
         ),
         (release_xml([drug_xml("DB00001", "A", []), drug_xml("DB00001", "B", [])]), "duplicate primary drugbank-id DB00001"),
+        (MINI.replace("\n", "\n" + "<!---->" * 160_000, 1), "no XML root element in the first 1,048,576"),
+        (MINI + "<!---->" * 160_000, "over 1,048,576 bytes after the </drugbank> end"),
     ],
 )
 def test_bad_input_gives_clear_error_and_no_output(tmp_path: Path, text: str, message: str) -> None:
@@ -136,6 +144,65 @@ def test_bad_input_gives_clear_error_and_no_output(tmp_path: Path, text: str, me
     assert str(src) in str(exc.value) and "\n" not in str(exc.value)
     assert not run.out.exists()
     assert list(run.out.parent.iterdir()) == []  # no work directory left behind
+
+
+def test_zip_member_over_the_uncompressed_cap_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "drugbank.zip"
+    with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("full database.xml", MINI)
+    run = StageRun("ingest", "test", {}, {}, tmp_path / "runs")
+    with pytest.raises(InputError, match=rf"'full database.xml' is {len(MINI):,} bytes uncompressed, "
+                       r"over the limit of 1,000 \(ingest.max_uncompressed_bytes\)") as exc:
+        run_stage(run, lambda tmp: ingest(src, tmp, IngestConfig(max_uncompressed_bytes=1000)))
+    assert str(src) in str(exc.value) and not run.out.exists()
+
+
+def test_zip_member_bytes_are_counted_not_read_from_its_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip reader that yields more than the member's header declares is stopped at the cap all the same."""
+
+    @contextmanager
+    def lying_zip(path: Path, max_uncompressed_bytes: int | None = None) -> Iterator[tuple[io.BytesIO, str]]:
+        yield io.BytesIO(MINI.encode()), "db.xml"
+
+    monkeypatch.setattr(ingest_module, "open_source", lying_zip)
+    with pytest.raises(InputError, match=r"'db.xml' is at least [\d,]+ bytes uncompressed, over the "
+                       r"limit of 1,000 "):
+        ingest(tmp_path / "db.zip", tmp_path, IngestConfig(max_uncompressed_bytes=1000))
+
+
+def test_oversized_record_is_refused(tmp_path: Path) -> None:
+    big = drug_xml("DB00001", "Alpha", []).replace("</drug>", "<x/>" * 100_000 + "</drug>")  # a 400 KB record
+    src = write(tmp_path, "big.xml", release_xml([big]))
+    with pytest.raises(InputError, match=r"big.xml: the <drug> record at line 2 is over 100,000 bytes "
+                       r"\(ingest.max_record_bytes\)"):
+        ingest(src, tmp_path, IngestConfig(max_record_bytes=100_000))
+
+
+PEAK_RSS_GROWTH_MB = """
+import resource, sys
+from pathlib import Path
+from mard_core.ingest import ingest
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+ingest(Path(sys.argv[1]), Path(sys.argv[2]))
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_memory_stays_bounded_whatever_sits_beside_the_drugs(tmp_path: Path) -> None:
+    """4M non-drug elements (16 MB; a 16 KB zip) before the drugs, flat and nested; held, they take 490 MB."""
+    src = tmp_path / "junk.zip"
+    head, drugs = MINI.split("<drug ", 1)
+    with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("db.xml", "w") as f:
+        f.write(head.encode() + b"<x/>" * 1_000_000)  # junk under the root, then a junk subtree
+        f.write(b"<x>" + b"<y/>" * 3_000_000 + b"</x><drug " + drugs.encode())
+    out = tmp_path / "out"
+    out.mkdir()
+    child = subprocess.run([sys.executable, "-c", PEAK_RSS_GROWTH_MB, str(src), str(out)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 0, child.stderr
+    assert int(child.stdout) < 250  # MB over the imports; ~75 MB (Parquet, Polars) with or without the junk
 
 
 def test_missing_file(tmp_path: Path) -> None:
