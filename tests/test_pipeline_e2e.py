@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import psutil
 import pytest
 import yaml
 from safetensors.torch import load_file
@@ -130,6 +131,31 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
     assert resumed.keys() == clean.keys()
     for name, tensor in clean.items():
         assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
+
+
+def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path: Path) -> None:
+    """SIGTERM while the models stage trains: one line, exit 1, within seconds; no server or stage process left,
+    nothing that looks complete, the stage shown as interrupted; a rerun continues."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {"MARD_ROOT": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", "--config", str(CONFIG), "--until", "models"], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not list(tmp_path.glob("models/.partial-*/tiny-llama")):
+        assert proc.poll() is None and time.monotonic() < deadline, "the models stage never started"
+        time.sleep(0.2)
+    children = psutil.Process(proc.pid).children(recursive=True)  # the temporary Prefect server, the stages
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert time.monotonic() - start < 10 and proc.returncode == 1
+    assert stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM") and "Traceback" not in stderr
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.cmdline()[:4] for p in alive]
+    assert not list(tmp_path.glob("models/*/manifest.json"))
+    assert stages(tmp_path)["models"]["state"] == "interrupted"
+    again = mard(tmp_path, "run", "--config", str(CONFIG), "--until", "models")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert stages(tmp_path)["models"]["state"] == "completed"
 
 
 def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_run: Path) -> None:
