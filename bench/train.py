@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from mard_core.taxonomy import load_taxonomy
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
 from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import DPOConfig, build_preference_pairs, train_dpo
 from mard_core.training.negatives import family_subtypes

@@ -42,8 +42,9 @@ from mard_core.metrics import mirror_label
 from mard_core.prompts import render_completion
 from mard_core.retrieval import drug_features
 from mard_core.taxonomy import BIDIRECTIONAL, Label, Taxonomy, load_taxonomy
-from mard_core.teachers.base import config_from_mapping
-from mard_core.teachers.knowledge import KnowledgeConfig, KnowledgeTeacher, query_label
+from mard_core.teachers.config import KnowledgeConfig
+from mard_core.teachers.knowledge import KnowledgeTeacher, query_label
+from mard_core.validation import parse_config
 
 
 def _check_train(train: pl.DataFrame) -> None:
@@ -133,7 +134,7 @@ class KnowledgeRulesBaseline(BaseSystem):
         """Options: ``min_confidence``; the fallback label is the most frequent Bidirectional training label."""
         fallback = majority_label(ctx.train, bidirectional=True) if ctx.train.height else None
         settings = {"use_gold": False, **({"majority_label": fallback} if fallback else {}), **options}
-        return cls(config_from_mapping(KnowledgeConfig, settings, f"system {name!r}"), ctx.taxonomy, name)
+        return cls(parse_config(KnowledgeConfig, settings, f"system {name!r}"), ctx.taxonomy, name)
 
     def predict(self, queries: Sequence[Query]) -> list[Prediction]:
         out = []
@@ -255,7 +256,7 @@ class FeatureMLPBaseline(BaseSystem):
     @classmethod
     def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> FeatureMLPBaseline:
         """Options: the fields of :class:`MLPConfig`."""
-        return cls(ctx.train, ctx.drugs, ctx.drug_proteins, config_from_mapping(MLPConfig, options, f"system {name!r}"),
+        return cls(ctx.train, ctx.drugs, ctx.drug_proteins, parse_config(MLPConfig, options, f"system {name!r}"),
                    name)
 
     def _inputs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

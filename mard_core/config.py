@@ -16,16 +16,15 @@ import yaml
 
 from mard_core.errors import InputError
 from mard_core.evaluate import EvalConfig
-from mard_core.generate import TeachersConfig
-from mard_core.ingest import IngestConfig
-from mard_core.labeling import LabelConfig
-from mard_core.prm.model import PRMConfig
-from mard_core.prm.screen import ScreenConfig
-from mard_core.quality import QualityConfig
-from mard_core.registry import RegisterConfig
-from mard_core.retrieval import RetrievalConfig
-from mard_core.splits import SplitConfig
-from mard_core.tiny import ModelsConfig
+from mard_core.generate_config import TeachersConfig
+from mard_core.ingest_config import IngestConfig
+from mard_core.labeling_config import LabelConfig
+from mard_core.prm.config import PRMConfig, ScreenConfig
+from mard_core.quality_config import QualityConfig
+from mard_core.registry_config import RegisterConfig
+from mard_core.retrieval_config import RetrievalConfig
+from mard_core.splits_config import SplitConfig
+from mard_core.tiny_config import ModelsConfig
 from mard_core.training.dpo import DPOConfig
 from mard_core.training.sft import SFTConfig
 

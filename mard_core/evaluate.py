@@ -55,16 +55,16 @@ from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_
 from mard_core.prm.labels import Facts
 from mard_core.prompts import DrugRef, parse_completion, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
-from mard_core.splits import STRATEGIES
+from mard_core.splits_config import STRATEGIES
 from mard_core.stage import write_atomic
 from mard_core.taxonomy import Taxonomy, load_taxonomy
 from mard_core.teachers.base import (
     Backend,
     GenerationParams,
-    config_from_mapping,
     fill_placeholders,
     make_backend,
 )
+from mard_core.validation import parse_config
 
 KINDS = ("baseline", "teacher", "student", "endpoint")
 _NON_SCALAR = ("reliability", "rare_drug_bins", "confusion_family", "calibration_data")
@@ -260,7 +260,7 @@ def _backend_system(kind: str, default_contaminated: bool) -> SystemFactory:
         options = fill_placeholders({k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}")
         contaminated = bool(options.pop("possibly_contaminated", default_contaminated))
         generation = {k: options.pop(k) for k in _GENERATION_KEYS if k in options}
-        params = config_from_mapping(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
+        params = parse_config(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
         if "backend" in options:
             backend_spec = options.pop("backend")
         elif kind == "student" and "model" in options:

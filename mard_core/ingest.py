@@ -13,7 +13,6 @@ import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 from lxml import etree
 
 from mard_core.errors import InputError
+from mard_core.ingest_config import IngestConfig
 from mard_core.stage import read_manifest
 from schemas import INGEST_TABLES, PROTEIN_KINDS
 
@@ -32,14 +32,6 @@ DRUG_TAG = f"{{{NS}}}drug"
 ROOT_TAG = f"{{{NS}}}drugbank"
 # No entity expansion, no network, no DTD: a DrugBank file never needs them.
 SAFE_PARSE = {"resolve_entities": False, "no_network": True, "load_dtd": False, "dtd_validation": False}
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """Knobs of the ingest stage."""
-
-    batch_rows: int = 10_000  # rows buffered per table before a Parquet record batch is written
-    compression: str = "zstd"
 
 
 class _CountingReader:

@@ -25,29 +25,11 @@ import polars as pl
 
 from mard_core.errors import InputError, MardError
 from mard_core.evaluate import EvalConfig, EvalResult, evaluate_one, read_part
+from mard_core.registry_config import RegisterConfig
 from mard_core.teachers.base import fill_placeholders, placeholder_names
 
 PAIR_KEY = ["drug_a", "drug_b"]
 MODEL_PLACEHOLDER = "dpo"  # the registered system's spec names the model under test through {dpo}
-
-
-@dataclass(frozen=True)
-class RegisterConfig:
-    """Which registered model, which metric decides, how much regression is tolerated, and how many pairs new in
-    the release are enough for the temporal comparison."""
-
-    model_name: str = "mard-student"
-    system: str = "student:mard"
-    metric: str = "exact_accuracy"
-    margin: float = 0.02
-    alias: str = "champion"
-    min_new_pairs: int = 20
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.margin <= 1.0:
-            raise InputError(f"RegisterConfig.margin={self.margin}: must be in [0, 1]")
-        if self.min_new_pairs < 1:
-            raise InputError(f"RegisterConfig.min_new_pairs={self.min_new_pairs}: must be >= 1")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from prefect.artifacts import create_table_artifact
 from mard_core.generate import load_teachers, read_trajectories
 from mard_core.metrics.plots import roc_plot
 from mard_core.prm import labels, screen
-from mard_core.prm.model import PRM, PRMConfig, evaluate, examples_from_labels
+from mard_core.prm.config import PRMConfig
+from mard_core.prm.model import PRM, evaluate, examples_from_labels
 from mard_core.stage import StageRun, read_manifest
 from mard_core.teachers.base import make_backend
 from tasks._stage import StageCache, execute

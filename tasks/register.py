@@ -23,7 +23,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core.errors import MardError
 from mard_core.evaluate import EvalConfig, write_report
-from mard_core.registry import Comparison, RegisterConfig, compare_with_champion, known_pairs, registered_spec
+from mard_core.registry import Comparison, compare_with_champion, known_pairs, registered_spec
+from mard_core.registry_config import RegisterConfig
 from mard_core.stage import StageRun, read_manifest
 from mard_core.training import merged_dir, student_dir
 from tasks._stage import StageCache, execute

@@ -12,7 +12,8 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
 from mard_core.errors import InputError
-from mard_core.prm.model import PRM, PRMConfig
+from mard_core.prm.config import PRMConfig
+from mard_core.prm.model import PRM
 from mard_core.prompts import parse_completion
 from mard_core.training.data import build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import (

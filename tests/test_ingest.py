@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from mard_core.errors import InputError
-from mard_core.ingest import IngestConfig, ingest, open_source, read_header
+from mard_core.ingest import ingest, open_source, read_header
+from mard_core.ingest_config import IngestConfig
 from mard_core.stage import StageRun, run_stage
 
 NS = "http://www.drugbank.ca"

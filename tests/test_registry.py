@@ -12,13 +12,13 @@ from mard_core.errors import InputError
 from mard_core.evaluate import SYSTEMS, BaseSystem, EvalConfig, Prediction, Query, SystemContext
 from mard_core.metrics import mirror_label
 from mard_core.registry import (
-    RegisterConfig,
     compare_with_champion,
     comparison_pairs,
     decide,
     known_pairs,
     registered_spec,
 )
+from mard_core.registry_config import RegisterConfig
 
 WRONG = "PD Antagonistic/Therapeutic efficacy/A to B/Decrease"
 
