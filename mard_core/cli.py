@@ -145,9 +145,7 @@ def run(
 
     r = data_root(root)
     plan = make_plan(from_stage, only, force or ())
-    cfg = load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
-    if cfg.release.source and not Path(cfg.release.source).is_file():
-        raise InputError(f"{cfg.release.source}: no such file (release.source in {config})")
+    load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
     configure_services(r)
     from flows.pipeline import pipeline
 
