@@ -14,8 +14,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from mard_core.retrieval import RetrievalConfig, RetrievalIndex, split_hidden_drugs
-from mard_core.splits import SplitConfig, check_split, make_split
+from mard_core.retrieval import RetrievalIndex, split_hidden_drugs
+from mard_core.retrieval_config import RetrievalConfig
+from mard_core.splits import check_split, make_split
+from mard_core.splits_config import SplitConfig
 from schemas import DDI_PAIRS, DRUG_PROTEINS, DRUGS
 
 WORDS = ("the", "drug", "is", "a", "potent", "agent", "that", "binds", "to", "receptors", "in", "plasma",

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mard_core.teachers import Backend, GenerationParams
-from mard_core.teachers.hf import HFBackend, HFConfig
-from mard_core.teachers.vllm import VLLMBackend, VLLMConfig
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.teachers.config import HFConfig, VLLMConfig
+from mard_core.teachers.hf import HFBackend
+from mard_core.teachers.vllm import VLLMBackend
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
 
 EFFECTS = [
     "increase the serum concentration of",

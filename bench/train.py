@@ -22,7 +22,8 @@ from typing import Any
 
 from mard_core.negatives import family_subtypes
 from mard_core.taxonomy import load_taxonomy
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
 from mard_core.training.config import DPOConfig, SFTConfig
 from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
 from mard_core.training.dpo import build_preference_pairs, train_dpo

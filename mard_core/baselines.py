@@ -26,24 +26,32 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 import torch
+from pydantic.dataclasses import dataclass
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
 from sklearn.preprocessing import normalize
 
 from mard_core.errors import InputError
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
-from mard_core.metrics import mirror_label
+from mard_core.metrics.labels import mirror_label
 from mard_core.prompts import render_completion
 from mard_core.retrieval import drug_features
 from mard_core.taxonomy import BIDIRECTIONAL, Label, Taxonomy, load_taxonomy
-from mard_core.teachers.base import config_from_mapping
-from mard_core.teachers.knowledge import KnowledgeConfig, KnowledgeTeacher, query_label
+from mard_core.teachers.config import KnowledgeConfig
+from mard_core.teachers.knowledge import KnowledgeTeacher, query_label
+from mard_core.validation import (
+    CONFIG,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    parse_config,
+)
 
 
 def _check_train(train: pl.DataFrame) -> None:
@@ -133,7 +141,7 @@ class KnowledgeRulesBaseline(BaseSystem):
         """Options: ``min_confidence``; the fallback label is the most frequent Bidirectional training label."""
         fallback = majority_label(ctx.train, bidirectional=True) if ctx.train.height else None
         settings = {"use_gold": False, **({"majority_label": fallback} if fallback else {}), **options}
-        return cls(config_from_mapping(KnowledgeConfig, settings, f"system {name!r}"), ctx.taxonomy, name)
+        return cls(parse_config(KnowledgeConfig, settings, f"system {name!r}"), ctx.taxonomy, name)
 
     def predict(self, queries: Sequence[Query]) -> list[Prediction]:
         out = []
@@ -186,26 +194,19 @@ def _single_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class MLPConfig:
     """Feature MLP settings. ``max_train_pairs``: a seeded sample of training pairs caps the fit (each pair is
     used in both orientations)."""
 
-    svd_components: int = 64
-    hidden: int = 128
-    epochs: int = 40
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    max_train_pairs: int = 100_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("svd_components", "hidden", "epochs", "batch_size", "max_train_pairs"):
-            if getattr(self, name) < 1:
-                raise InputError(f"MLPConfig.{name}={getattr(self, name)}: must be >= 1")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise InputError(f"MLPConfig: lr must be > 0 and weight_decay >= 0 (got {self.lr}, {self.weight_decay})")
+    svd_components: PositiveInt = 64
+    hidden: PositiveInt = 128
+    epochs: PositiveInt = 40
+    batch_size: PositiveInt = 256
+    lr: PositiveFloat = 3e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    max_train_pairs: PositiveInt = 100_000
+    seed: NonNegativeInt = 0
 
 
 def drug_vectors(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, fit_drugs: Sequence[str],
@@ -255,7 +256,7 @@ class FeatureMLPBaseline(BaseSystem):
     @classmethod
     def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> FeatureMLPBaseline:
         """Options: the fields of :class:`MLPConfig`."""
-        return cls(ctx.train, ctx.drugs, ctx.drug_proteins, config_from_mapping(MLPConfig, options, f"system {name!r}"),
+        return cls(ctx.train, ctx.drugs, ctx.drug_proteins, parse_config(MLPConfig, options, f"system {name!r}"),
                    name)
 
     def _inputs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:

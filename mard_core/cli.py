@@ -73,6 +73,7 @@ def ingest(
 ) -> None:
     """Stream a DrugBank release into Parquet tables (drugs, interactions, drug_proteins, pathways)."""
     from mard_core import ingest as core
+    from mard_core.ingest_config import IngestConfig
     from mard_core.releases import file_sha256, hash_cache, load_registry, require_verified, user_registry
     from mard_core.releases import verify as check
     from mard_core.stage import materialize, read_manifest
@@ -97,7 +98,7 @@ def ingest(
         job = bar.add_task(f"ingest {source.name}", total=size or None)
 
         def build(tmp: Path) -> dict:
-            fields = core.ingest(source, tmp, core.IngestConfig(), progress=lambda n: bar.update(job, completed=n))
+            fields = core.ingest(source, tmp, IngestConfig(), progress=lambda n: bar.update(job, completed=n))
             fields["source"]["sha256"] = digest
             return fields
 
@@ -166,9 +167,7 @@ def run(
 
     r = data_root(root)
     plan = make_plan(from_stage, only, until, force or ())
-    cfg = load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
-    if cfg.release.source:
-        readable_file(Path(cfg.release.source), f"release.source in {config}")
+    load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
     configure_services(r)
     args = ["--root", str(r), *(["--config", str(config)] if config else [])]
     args += [a for s in sorted(plan.force) for a in ("--force", s)] + (["--until", plan.until] if plan.until else [])

@@ -1,47 +1,60 @@
-"""Pipeline configuration: one small dataclass per stage, composed here and loaded from YAML.
+"""Pipeline configuration: one small config class per stage, composed here and loaded from YAML.
 
 Every knob has a default that runs the demo on 2 CPU cores in minutes; a YAML file overrides any subset.
-Unknown keys and wrongly typed values are errors that name the file and the key.
+
+Each stage's config class lives in a torch-free module beside the stage's code, so that reading and checking a
+config imports no ML library: ``mard_core/<module>_config.py`` beside a top-level module
+``mard_core/<module>.py`` (``ingest_config.py`` beside ``ingest.py``), and ``config.py`` inside a subpackage
+(``mard_core/prm/config.py``, ``mard_core/teachers/config.py``). The stage module imports its config from there.
+
+Config classes are frozen pydantic dataclasses (see :mod:`mard_core.validation`), so every value is checked
+when the config loads: types, ranges, known names, that the files it names exist. Any problem is one
+``InputError`` naming the file and the key, e.g. ``my.yaml: release.demo_drugs: must be > 0, got -5``.
 """
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self
 
 import yaml
+from pydantic import StrictBool, field_validator, model_validator
+from pydantic.dataclasses import dataclass
 
 from mard_core.errors import InputError, readable_file
 from mard_core.evaluation.config import EvalConfig
-from mard_core.generate import TeachersConfig
-from mard_core.ingest import IngestConfig
-from mard_core.labeling import LabelConfig
-from mard_core.prm.model import PRMConfig
-from mard_core.prm.screen import ScreenConfig
-from mard_core.quality import QualityConfig
-from mard_core.registry import RegisterConfig
-from mard_core.retrieval import RetrievalConfig
-from mard_core.splits import SplitConfig
-from mard_core.tiny import ModelsConfig
+from mard_core.generate_config import TeachersConfig
+from mard_core.ingest_config import IngestConfig
+from mard_core.labeling_config import LabelConfig
+from mard_core.prm.config import PRMConfig, ScreenConfig
+from mard_core.quality_config import QualityConfig
+from mard_core.registry_config import RegisterConfig
+from mard_core.retrieval_config import RetrievalConfig
+from mard_core.splits_config import SplitConfig
+from mard_core.tiny_config import ModelsConfig
 from mard_core.training.config import DPOConfig, SFTConfig
+from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt, parse_config
 
-T = TypeVar("T")
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class ReleaseConfig:
     """Which DrugBank release to run on; with no source, the embedded demo release is synthesised."""
 
-    source: str | None = None
+    source: str | None = None  # a DrugBank .xml or .zip (relative: to the working directory)
     version: str | None = None  # e.g. "5.1.13"; required with verify unless the hash is registered
-    verify: bool = False
-    demo_drugs: int = 400
-    demo_seed: int = 0
+    verify: StrictBool = False
+    demo_drugs: PositiveInt = 400
+    demo_seed: NonNegativeInt = 0
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, source: str | None) -> str | None:
+        if source and not Path(source).is_file():
+            raise ValueError(f"{source}: no such file")
+        return source
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class PipelineConfig:
     release: ReleaseConfig = field(default_factory=ReleaseConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -58,48 +71,12 @@ class PipelineConfig:
     evaluate: EvalConfig = field(default_factory=EvalConfig)
     register: RegisterConfig = field(default_factory=RegisterConfig)
 
-
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise InputError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(arg, value, where)
-            except InputError as exc:
-                errors.append(str(exc))
-        raise InputError(errors[0])
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise InputError(f"{where}: expected a list, got {value!r}")
-        item = typing.get_args(tp)[0]
-        return tuple(_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise InputError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise InputError(f"{where}: expected {tp.__name__}, got {value!r}")
-    return value
-
-
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a mapping, recursively; unknown keys and wrong types are errors."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise InputError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**{k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    @model_validator(mode="after")
+    def _teachers_split_is_built(self) -> Self:
+        if self.teachers.split not in self.splits.strategies:
+            raise ValueError(f"teachers.split: {self.teachers.split!r} is not among splits.strategies "
+                             f"{list(self.splits.strategies)}")
+        return self
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -117,4 +94,4 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             raise InputError(f"{path}: top level must be a mapping of stage sections")
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
-    return from_dict(PipelineConfig, data, where)
+    return parse_config(PipelineConfig, data, where)

@@ -34,19 +34,17 @@ import pyarrow.parquet as pq
 import yaml
 
 from mard_core.errors import InputError
+from mard_core.generate_config import GenerateConfig, TeacherSpec
 from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import TEMPLATE_VERSION, DrugRef, parse_completion, prompt_hash, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.splits import PARTS, canonical_pairs
 from mard_core.stage import write_atomic, write_json_atomic
-from mard_core.teachers.base import GenerationParams, config_from_mapping, fill_placeholders, make_backend
-from mard_core.teachers.knowledge import KNOWLEDGE_VERSION, KnowledgeConfig, KnowledgeTeacher
+from mard_core.teachers.base import fill_placeholders, make_backend
+from mard_core.teachers.knowledge import KNOWLEDGE_VERSION, KnowledgeTeacher
+from mard_core.validation import parse_config
 from schemas import TRAJECTORIES
 
-FAMILIES = ("llama", "qwen2", "mistral", "knowledge", "api")
-MODEL_BACKENDS = ("hf", "openai", "vllm")
-KNOWLEDGE = "knowledge"
-EXECUTORS = ("ray", "local")
 PURPOSE_PARTS: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("valid", "test")}
 PURPOSE_FILE = "purpose.json"
 MANIFEST = "manifest.json"
@@ -54,122 +52,9 @@ GENERATE_VERSION = "2"  # bump when sampling, trajectory rows or the stage layou
 STRATUM = ("family", "subtype", "direction")
 _HASH_KEY = b"mard.work_hash"
 _SECONDS_KEY = b"mard.generation_s"  # how long the shard took to generate, for throughput over reused shards
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 _SHARD_FILE = re.compile(r"(\d{5})\.parquet")
 _MAX_ERROR_CHARS = 500
 TEACHERS_FILE = "teachers.yaml"  # the teachers file a teachers stage ran, kept in its output (PRM rollouts)
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """One teacher: ``backend`` is a ``make_backend`` spec (``{"backend": "hf", "model": ...}``) or
-    ``{"backend": "knowledge", **KnowledgeConfig fields}``; ``n`` samples per prompt; ``num_gpus`` per task
-    (None: ``GenerateConfig.num_gpus_per_teacher`` for local models, 0 for the knowledge and API teachers)."""
-
-    name: str
-    family: str
-    backend: Mapping[str, Any]
-    n: int = 1
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 256
-    num_gpus: float | None = None
-
-    def __post_init__(self) -> None:
-        where = f"teacher {self.name!r}"
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise InputError(f"{where}: name must be letters, digits, '_', '.', '-' (it names a directory)")
-        if self.family not in FAMILIES:
-            raise InputError(f"{where}: family {self.family!r} is not one of {list(FAMILIES)}")
-        if not isinstance(self.backend, Mapping):
-            raise InputError(f"{where}: backend must be a mapping with a 'backend' key, got {self.backend!r}")
-        object.__setattr__(self, "backend", dict(self.backend))
-        kind = self.backend.get("backend")
-        if (kind == KNOWLEDGE) != (self.family == KNOWLEDGE):
-            raise InputError(f"{where}: family 'knowledge' goes with backend 'knowledge' and only with it "
-                             f"(family {self.family!r}, backend {kind!r})")
-        if kind != KNOWLEDGE and kind not in MODEL_BACKENDS:
-            raise InputError(f"{where}: backend {kind!r} is not one of {[*MODEL_BACKENDS, KNOWLEDGE]}")
-        if kind == KNOWLEDGE:
-            self.knowledge_config()
-            if self.n != 1:
-                raise InputError(f"{where}: the knowledge teacher is deterministic; n must be 1, got {self.n}")
-        if self.num_gpus is not None and self.num_gpus < 0:
-            raise InputError(f"{where}: num_gpus must be >= 0, got {self.num_gpus}")
-        self.params(0)
-
-    @property
-    def is_knowledge(self) -> bool:
-        return self.family == KNOWLEDGE
-
-    def knowledge_config(self) -> KnowledgeConfig:
-        options = {k: v for k, v in self.backend.items() if k != "backend"}
-        return config_from_mapping(KnowledgeConfig, options, f"teacher {self.name!r} knowledge options")
-
-    def params(self, seed: int) -> GenerationParams:
-        return GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p,
-                                max_tokens=self.max_tokens, seed=seed)
-
-    def gpus(self, default: float) -> float:
-        if self.num_gpus is not None:
-            return self.num_gpus
-        return 0.0 if self.is_knowledge or self.backend["backend"] == "openai" else default
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """Sampling and execution knobs. A pair is rare when its rarer drug has at most ``rare_max_count`` training
-    pairs; with ``include_rare`` a ``rare_share`` of ``max_pairs`` is reserved for rare pairs. ``executor``:
-    "ray" (``ray.init(num_cpus=ray_num_cpus)`` unless Ray is running; the cluster at RAY_ADDRESS when set) or "local" (same shard function,
-    in process)."""
-
-    teachers: tuple[TeacherSpec, ...] = ()
-    per_stratum: int = 4
-    max_pairs: int = 400
-    include_rare: bool = True
-    rare_max_count: int = 2
-    rare_share: float = 0.25
-    shard_size: int = 50
-    seed: int = 0
-    max_retries: int = 2
-    executor: str = "ray"
-    ray_num_cpus: int = 2
-    num_gpus_per_teacher: float = 0.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "teachers", tuple(self.teachers))
-        names = [t.name for t in self.teachers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise InputError(f"GenerateConfig.teachers: duplicate names {dupes}")
-        for name in ("per_stratum", "max_pairs", "shard_size", "ray_num_cpus"):
-            if getattr(self, name) < 1:
-                raise InputError(f"GenerateConfig.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("rare_max_count", "max_retries", "num_gpus_per_teacher"):
-            if getattr(self, name) < 0:
-                raise InputError(f"GenerateConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.rare_share <= 1.0:
-            raise InputError(f"GenerateConfig.rare_share must be in [0, 1], got {self.rare_share}")
-        if self.executor not in EXECUTORS:
-            raise InputError(f"GenerateConfig.executor {self.executor!r} is not one of {list(EXECUTORS)}")
-
-
-DEMO_TEACHERS = Path(__file__).resolve().parent / "data" / "teachers.yaml"
-
-
-@dataclass(frozen=True)
-class TeachersConfig:
-    """The teachers stage: which teachers file, which split strategy the student learns from, and how many
-    validation queries are generated (for PRM evaluation and threshold choice only, never for training)."""
-
-    file: str = ""  # a teachers YAML; empty: the bundled demo ensemble (DEMO_TEACHERS)
-    split: str = "cold_drug"
-    valid_pairs: int = 40
-
-    @property
-    def path(self) -> Path:
-        """The teachers file this config names."""
-        return Path(self.file) if self.file else DEMO_TEACHERS
 
 
 # --- configuration files -------------------------------------------------------------------------------------
@@ -188,37 +73,25 @@ def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_teachers(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
-                  ) -> tuple[TeacherSpec, ...]:
-    """The ``teachers:`` list of a YAML file; ``{name}`` placeholders in strings come from ``placeholders``."""
+def load_generate_config(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
+                         ) -> GenerateConfig:
+    """``GenerateConfig`` from a teachers YAML file: its ``teachers:`` list and optional ``generate:`` knobs;
+    ``{name}`` placeholders in the teachers' strings come from ``placeholders``."""
     data = _read_yaml(path)
     entries = data.get("teachers")
     if not isinstance(entries, list) or not entries:
         raise InputError(f"{path}: 'teachers' must be a non-empty list")
-    teachers = []
-    for i, entry in enumerate(entries):
-        where = f"{path}: teachers[{i}]"
-        if not isinstance(entry, dict):
-            raise InputError(f"{where}: expected a mapping, got {entry!r}")
-        entry = fill_placeholders(entry, placeholders or {}, where)
-        try:
-            teachers.append(config_from_mapping(TeacherSpec, entry, where))
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from exc
-    return tuple(teachers)
-
-
-def load_generate_config(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
-                         ) -> GenerateConfig:
-    """``GenerateConfig`` from a YAML file: its ``teachers:`` list and optional ``generate:`` knobs."""
-    section = _read_yaml(path).get("generate") or {}
+    section = data.get("generate") or {}
     if not isinstance(section, dict) or "teachers" in section:
         raise InputError(f"{path}: 'generate' must be a mapping of GenerateConfig knobs (without 'teachers')")
-    teachers = load_teachers(path, placeholders)
-    try:
-        return config_from_mapping(GenerateConfig, {**section, "teachers": teachers}, f"{path}: generate")
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from exc
+    teachers = fill_placeholders(entries, placeholders or {}, f"{path}: teachers")
+    return parse_config(GenerateConfig, {**section, "teachers": teachers}, str(path))
+
+
+def load_teachers(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
+                  ) -> tuple[TeacherSpec, ...]:
+    """The ``teachers:`` list of a teachers YAML file (see :func:`load_generate_config`)."""
+    return load_generate_config(path, placeholders).teachers
 
 
 # --- pair sampling -------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from lxml import etree
 
 from mard_core.errors import InputError, MardError, readable_file
+from mard_core.ingest_config import IngestConfig
 from mard_core.stage import read_manifest
 from schemas import INGEST_TABLES, PROTEIN_KINDS
 
@@ -44,16 +44,6 @@ MISC_BYTES = 1 << 20  # allowed before the root element and after its end (DrugB
 ERROR_RESERVE_BYTES = 32 << 20
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """Knobs of the ingest stage."""
-
-    batch_rows: int = 10_000  # rows buffered per table before a Parquet record batch is written
-    compression: str = "zstd"
-    # Largest uncompressed zip member read (DrugBank's is ~2 GB): refuses decompression bombs. A plain .xml is
-    # not capped: its size on disk is what is parsed, and memory stays bounded whatever it holds.
-    max_uncompressed_bytes: int = 16 << 30
-    max_record_bytes: int = 64 << 20  # largest <drug> record; held whole, up to ~35x its size in memory
 
 
 def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:

@@ -39,14 +39,6 @@ from schemas import DDI_PAIRS
 LABELER_VERSION = "1"  # bump when classification rules change, so the label stage re-runs
 
 
-@dataclass(frozen=True)
-class LabelConfig:
-    """Knobs of the label stage."""
-
-    chunk_rows: int = 100_000
-    min_coverage: float = 0.995  # share of interaction elements that must get a label, else the gate fails
-
-
 # Placeholders for the two drugs in masked sentences (Unicode private use: never in DrugBank text).
 _PA, _PB = "\ue000", "\ue001"
 _DISPLAY = {_PA: "{A}", _PB: "{B}"}

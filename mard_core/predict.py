@@ -32,7 +32,7 @@ from mard_core.errors import InputError, echo, readable_file
 from mard_core.evaluation.catalog import BackendSystem
 from mard_core.evaluation.protocol import checked_predictions
 from mard_core.evaluation.systems import Query, System
-from mard_core.metrics import calibrate
+from mard_core.metrics.calibration import calibrate
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import RetrievalIndex
 from mard_core.teachers.base import GenerationParams, make_backend

@@ -50,6 +50,7 @@ from great_expectations.expectations.registry import get_expectation_impl
 from pydantic.v1 import ValidationError as PydanticValidationError
 
 from mard_core.errors import InputError, MardError
+from mard_core.quality_config import QualityConfig
 from mard_core.stage import replace_dir, write_atomic
 from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
@@ -69,28 +70,6 @@ _RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20}
 
 class QualityConfigError(MardError):
     """A quality suite file, one of its parameters, or a quality setting is unusable."""
-
-
-@dataclass(frozen=True)
-class QualityConfig:
-    """Settings of the data-quality gates.
-
-    max_row_change: allowed relative change of a table's row count against the previous release.
-    partner_resolvable_mostly: least share of interaction partners that must be known drug ids.
-    docs: whether gates write GX Data Docs HTML beside results.json.
-    """
-
-    max_row_change: float = 0.5
-    partner_resolvable_mostly: float = 0.99
-    docs: bool = True
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.max_row_change) and self.max_row_change >= 0):
-            raise QualityConfigError(f"quality max_row_change must be a finite number >= 0, got {self.max_row_change}")
-        if not 0 < self.partner_resolvable_mostly <= 1:
-            raise QualityConfigError(
-                f"quality partner_resolvable_mostly must be in (0, 1], got {self.partner_resolvable_mostly}"
-            )
 
 
 @dataclass(frozen=True)

@@ -33,31 +33,13 @@ from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.data import read_part
 from mard_core.evaluation.protocol import EvalResult, evaluate_one
 from mard_core.evaluation.report import write_report
+from mard_core.registry_config import RegisterConfig
 from mard_core.stage import read_manifest
 from mard_core.teachers.base import fill_placeholders, placeholder_names
 from mard_core.training import merged_dir, student_dir
 
 PAIR_KEY = ["drug_a", "drug_b"]
 MODEL_PLACEHOLDER = "dpo"  # the registered system's spec names the model under test through {dpo}
-
-
-@dataclass(frozen=True)
-class RegisterConfig:
-    """Which registered model, which metric decides, how much regression is tolerated, and how many pairs new in
-    the release are enough for the temporal comparison."""
-
-    model_name: str = "mard-student"
-    system: str = "student:mard"
-    metric: str = "exact_accuracy"
-    margin: float = 0.02
-    alias: str = "champion"
-    min_new_pairs: int = 20
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.margin <= 1.0:
-            raise InputError(f"RegisterConfig.margin={self.margin}: must be in [0, 1]")
-        if self.min_new_pairs < 1:
-            raise InputError(f"RegisterConfig.min_new_pairs={self.min_new_pairs}: must be >= 1")
 
 
 @dataclass(frozen=True)

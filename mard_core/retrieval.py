@@ -39,6 +39,7 @@ import pyarrow as pa
 from scipy import sparse
 
 from mard_core.errors import InputError
+from mard_core.retrieval_config import RetrievalConfig
 from mard_core.splits import canonical_pairs
 from mard_core.stage import replace_dir
 from mard_core.taxonomy import mirror_direction
@@ -64,21 +65,6 @@ _PROTEIN_COLUMNS = ("drug_id", "kind", "be_id", "name", "actions", "position", "
                     "inhibition_strength", "induction_strength")
 _FACT_COLUMNS = ("drug_idx", "kind", "field", "sentence", "protein_kind", "uniprot_id", "gene_name",
                  "protein_name", "actions", "value")
-
-
-@dataclass(frozen=True)
-class RetrievalConfig:
-    """How much evidence to return per query."""
-
-    k_similar: int = 5
-    max_items: int = 24
-    max_interactions_per_neighbor: int = 3
-    max_text_sentences: int = 3  # per drug and text field
-
-    def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
-            if value < 0:
-                raise InputError(f"RetrievalConfig.{name}={value}: must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +30,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from mard_core.errors import InputError
+from mard_core.splits_config import STRATEGIES, SplitConfig
 from mard_core.taxonomy import DIRECTIONS, mirror_direction
 from schemas import LABEL_FIELDS, SPLIT
 
-STRATEGIES = ("random", "cold_drug", "cold_pair", "temporal")
 PARTS = ("train", "valid", "test")
 SPLIT_COLUMNS: tuple[str, ...] = tuple(SPLIT.names)
 _FLIP = {d: mirror_direction(d) for d in DIRECTIONS}
 _TRAIN, _VALID, _TEST, _DROP = 0, 1, 2, -1
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Which strategies to build and how much to hold out.
-
-    ``valid_frac``/``test_frac`` are fractions of pairs for ``random`` and ``temporal`` (valid only) and
-    fractions of drugs (the held-out drug sets) for ``cold_drug`` and ``cold_pair``.
-    """
-
-    strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair")
-    valid_frac: float = 0.1
-    test_frac: float = 0.1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
-        if unknown:
-            raise InputError(f"SplitConfig.strategies: unknown {unknown}; expected some of {list(STRATEGIES)}")
-        for name in ("valid_frac", "test_frac"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise InputError(f"SplitConfig.{name}={value}: must be in [0, 1)")
-        if self.valid_frac + self.test_frac >= 1.0:
-            raise InputError(
-                f"SplitConfig: valid_frac + test_frac = {self.valid_frac + self.test_frac}: must be < 1"
-            )
 
 
 class SplitParts(dict[str, pl.DataFrame]):

@@ -12,7 +12,6 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +29,7 @@ from transformers import (
 from mard_core.errors import InputError
 from mard_core.stage import replace_dir
 from mard_core.teachers.hf import resolve_device
+from mard_core.tiny_config import ModelsConfig, TinyModelConfig, WarmupConfig
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 CORE_SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, PAD)
@@ -39,42 +39,6 @@ _CONFIG_CLASSES: dict[str, type[PretrainedConfig]] = {
     "qwen2": Qwen2Config,
     "mistral": MistralConfig,
 }
-
-
-@dataclass(frozen=True)
-class TinyModelConfig:
-    """Shape of a tiny model. head_dim = hidden_size / num_heads (vLLM's CPU attention needs e.g. 64)."""
-
-    arch: str = "llama"
-    hidden_size: int = 128
-    num_heads: int = 2
-    num_layers: int = 2
-    intermediate_size: int = 256
-    vocab_size: int = 2048  # demo prompts (a few dozen evidence lines) fit in ~1,000 tokens
-    max_position_embeddings: int = 4096
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.arch not in _CONFIG_CLASSES:
-            raise InputError(f"TinyModelConfig.arch {self.arch!r} is not one of {sorted(_CONFIG_CLASSES)}")
-        sizes = {
-            "hidden_size": self.hidden_size,
-            "num_heads": self.num_heads,
-            "num_layers": self.num_layers,
-            "intermediate_size": self.intermediate_size,
-            "max_position_embeddings": self.max_position_embeddings,
-        }
-        for name, value in sizes.items():
-            if value < 1:
-                raise InputError(f"TinyModelConfig.{name} must be >= 1, got {value}")
-        if self.hidden_size % self.num_heads:
-            raise InputError(
-                f"TinyModelConfig.hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
-            )
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
 
 
 def train_tokenizer(
@@ -144,22 +108,6 @@ def _model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> P
     return _CONFIG_CLASSES[cfg.arch](**common)
 
 
-@dataclass(frozen=True)
-class WarmupConfig:
-    """A short causal-LM training of a demo model on train-part prompts and gold chains: it stands in for the
-    pre-training a real checkpoint has, so that a tiny base knows the prompt and answer format. ``models``: which
-    demo models get it (names as in :func:`build_demo_models`); ``steps`` 0 turns it off."""
-
-    steps: int = 400
-    lr: float = 3e-3
-    batch_size: int = 8
-    models: tuple[str, ...] = ("student-base",)
-
-    def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise InputError(f"WarmupConfig: steps >= 0, batch_size >= 1 and lr > 0 required, got {self}")
-
-
 def warm_up(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, docs: Sequence[str], cfg: WarmupConfig,
             seed: int, max_length: int) -> None:
     """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when visible."""
@@ -226,32 +174,12 @@ def _portable_tokenizer_class(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-@dataclass(frozen=True)
-class ModelsConfig:
-    """The demo's locally built models: three teacher architectures, the student base and the PRM base.
-
-    Production names real checkpoints in the teachers file and the PRM/SFT configs instead; the sizes here only
-    shape the random-init demo models (vocabulary and context sized so demo prompts fit).
-    """
-
-    teacher_archs: tuple[str, ...] = ("llama", "qwen2", "mistral")
-    size: TinyModelConfig = field(default_factory=TinyModelConfig)
-    corpus_pairs: int = 200
-    warmup: WarmupConfig = field(default_factory=WarmupConfig)
-
-    def shape(self, arch: str) -> TinyModelConfig:
-        return replace(self.size, arch=arch)
-
-
 def build_demo_models(out_dir: Path, texts: Sequence[str], docs: Sequence[str], cfg: ModelsConfig,
                       student_tokens: Sequence[str]) -> dict[str, str]:
     """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``; the
     tokenizers learn ``texts``; the models named in ``cfg.warmup.models`` are warmed up on ``docs``."""
     plan = {**{f"tiny-{arch}": (cfg.shape(arch), ()) for arch in cfg.teacher_archs},
             "student-base": (cfg.shape("llama"), tuple(student_tokens)), "prm-base": (cfg.shape("llama"), ())}
-    unknown = sorted(set(cfg.warmup.models) - set(plan))
-    if unknown:
-        raise InputError(f"models.warmup.models: unknown {unknown}; the demo models are {sorted(plan)}")
     no_warmup = WarmupConfig(steps=0)
     return {name: build_tiny_model(out_dir / name, texts, shape, tokens, docs,
                                    cfg.warmup if name in cfg.warmup.models else no_warmup).name

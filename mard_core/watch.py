@@ -29,6 +29,7 @@ import httpx
 from mard_core.errors import InputError, MardError
 from mard_core.releases import file_sha256, find_release, hash_cache, load_registry, user_registry
 from mard_core.stage import write_json_atomic
+from mard_core.watch_config import WatchConfig
 
 RELEASE_SUFFIXES = (".xml", ".zip")
 ZIP_MAGIC = b"PK\x03\x04"
@@ -39,23 +40,6 @@ Logger = logging.Logger | logging.LoggerAdapter
 
 class WatchError(MardError):
     """A release source could not be checked (download service error, unreadable state, bad credentials)."""
-
-
-@dataclass(frozen=True)
-class WatchConfig:
-    """Where new releases come from. Relative directories are resolved against the data root."""
-
-    drop_dir: str | None = None
-    url: str | None = None  # DrugBank download service, e.g. https://go.drugbank.com/releases/latest/downloads/all-full-database
-    username_env: str = "DRUGBANK_USERNAME"
-    password_env: str = "DRUGBANK_PASSWORD"
-    secret_block: str | None = None  # a Prefect Secret block holding "user:password" (read by the flow)
-    download_dir: str = "releases"
-    timeout_s: float = 60.0
-
-    def directory(self, root: Path, value: str) -> Path:
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else root / path
 
 
 @dataclass(frozen=True)

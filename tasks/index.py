@@ -8,6 +8,7 @@ import polars as pl
 from prefect import task
 
 from mard_core import retrieval
+from mard_core.retrieval_config import RetrievalConfig
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
@@ -19,7 +20,7 @@ def index_spec(call: StageCall) -> StageRun:
     return StageRun("index", INDEX_VERSION, call.cfg.retrieval, call.keys(), Path(call.root))
 
 
-def _build(ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: retrieval.RetrievalConfig, tmp: Path) -> dict[str, Any]:
+def _build(ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: RetrievalConfig, tmp: Path) -> dict[str, Any]:
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
     proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")
     pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")

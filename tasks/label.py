@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core import labeling
 from mard_core.errors import QualityGateError
+from mard_core.labeling_config import LabelConfig
 from mard_core.stage import StageRun, read_manifest, sha256_file
 from mard_core.stages import StageCall
 from mard_core.taxonomy import DEFAULT_TAXONOMY_PATH
@@ -23,7 +24,7 @@ def label_spec(call: StageCall) -> StageRun:
     return StageRun("label", labeling.LABELER_VERSION, call.cfg.label, inputs, Path(call.root))
 
 
-def _build(ingest_dir: Path, cfg: labeling.LabelConfig, tmp: Path) -> dict[str, Any]:
+def _build(ingest_dir: Path, cfg: LabelConfig, tmp: Path) -> dict[str, Any]:
     result = labeling.label_pairs(
         pl.read_parquet(ingest_dir / "drugs.parquet"),
         pl.read_parquet(ingest_dir / "interactions.parquet"),

@@ -13,6 +13,7 @@ from mard_core.prompts import DIRECTION_TOKENS
 from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import StageRun
 from mard_core.stages import StageCall
+from mard_core.tiny_config import ModelsConfig
 from tasks._stage import StageCache, execute
 
 MODELS_VERSION = "2"  # 2: warm-up of the models named in models.warmup
@@ -23,7 +24,7 @@ def models_spec(call: StageCall) -> StageRun:
                     Path(call.root))
 
 
-def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: tiny.ModelsConfig, split: str,
+def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: ModelsConfig, split: str,
            work: Path) -> dict[str, Any]:
     texts = corpus_texts(pl.read_parquet(splits_dir / split / "train.parquet"), RetrievalIndex.load(index_dir / split),
                          pl.read_parquet(ingest_dir / "drugs.parquet"), cfg.corpus_pairs, cfg.size.seed)

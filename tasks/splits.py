@@ -12,6 +12,7 @@ from prefect.artifacts import create_table_artifact
 from mard_core import splits
 from mard_core.errors import MardError
 from mard_core.ingest import previous_release
+from mard_core.splits_config import SplitConfig
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
@@ -43,7 +44,7 @@ def _write(parts: splits.SplitParts, tmp: Path) -> dict[str, Any]:
     return stats
 
 
-def _build(label_dir: Path, previous_label_dir: Path | None, cfg: splits.SplitConfig, tmp: Path) -> dict[str, Any]:
+def _build(label_dir: Path, previous_label_dir: Path | None, cfg: SplitConfig, tmp: Path) -> dict[str, Any]:
     pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
     stats = {s: _write(splits.make_split(pairs, s, cfg), tmp) for s in cfg.strategies if s != "temporal"}
     if previous_label_dir is not None:

@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 
 from mard_core import generate
 from mard_core.errors import MardError
+from mard_core.generate_config import TeachersConfig
 from mard_core.prompts import TEMPLATE_VERSION
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
@@ -27,7 +28,7 @@ def teachers_spec(call: StageCall) -> StageRun:
     return StageRun("teachers", generate.GENERATE_VERSION, cfg, inputs, Path(call.root))
 
 
-def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: generate.TeachersConfig,
+def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: TeachersConfig,
            work: Path) -> dict[str, Any]:
     gen = generate.load_generate_config(cfg.path, {"models": str(models_dir)})
     shutil.copyfile(cfg.path, work / generate.TEACHERS_FILE)  # what ran, for the PRM stage's rollouts

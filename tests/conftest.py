@@ -17,7 +17,8 @@ from mard_core.ingest import ingest
 from mard_core.labeling import label_pairs
 from mard_core.retrieval import RetrievalIndex, split_hidden_drugs
 from mard_core.runtime import configure_services
-from mard_core.splits import SplitConfig, make_split, write_split
+from mard_core.splits import make_split, write_split
+from mard_core.splits_config import SplitConfig
 from mard_core.verifier import Facts
 
 configure_services(_STATE)
@@ -74,7 +75,8 @@ def synthetic_world(small_release: tuple[Path, object], tmp_path_factory: pytest
 @pytest.fixture(scope="session")
 def student_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random-init causal LM with the direction tokens, its tokenizer trained on synthetic trajectories."""
-    from mard_core.tiny import TinyModelConfig, build_tiny_model
+    from mard_core.tiny import build_tiny_model
+    from mard_core.tiny_config import TinyModelConfig
     from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
 
     examples = build_sft_examples(synthetic_trajectories(24))

@@ -20,9 +20,10 @@ from mard_core.baselines import (
 )
 from mard_core.errors import InputError
 from mard_core.evaluation.systems import Query, SystemContext
-from mard_core.metrics import mirror_label
+from mard_core.metrics.labels import mirror_label
 from mard_core.retrieval import Evidence
 from mard_core.taxonomy import load_taxonomy
+from mard_core.validation import parse_config
 from schemas import DRUG_PROTEINS, DRUGS
 
 MET = "PK Metabolism/Metabolism/A to B/Inhibition"
@@ -165,5 +166,7 @@ def test_feature_mlp_fits_on_train_only_and_rejects_unknown_drugs() -> None:
     assert set(mlp.classes) <= set(small["label"].to_list()) | {mirror_label(x) for x in small["label"].to_list()}
     with pytest.raises(InputError, match="not in the drugs table"):
         mlp.predict([q("DB90000", "DB00000")])
-    with pytest.raises(InputError, match="must be >= 1"):
-        MLPConfig(epochs=0)
+    with pytest.raises(InputError, match=r"^system 'feature_mlp': epochs: must be > 0, got 0$"):
+        parse_config(MLPConfig, {"epochs": 0}, "system 'feature_mlp'")
+    with pytest.raises(InputError, match=r"^system 'feature_mlp': epoch: unknown key; allowed: batch_size, "):
+        parse_config(MLPConfig, {"epoch": 3}, "system 'feature_mlp'")

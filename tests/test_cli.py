@@ -143,16 +143,21 @@ def test_classify_jsonl_keeps_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("release: {source: /nonexistent/drugbank.zip}\n", "/nonexistent/drugbank.zip: no such file"),
-        ("ingest: {batch_rowz: 5}\n", "unknown key(s) ['batch_rowz']"),
-        ("splits: {valid_frac: lots}\n", "expected float"),
+        ("release: {source: /nonexistent/drugbank.zip}\n", "release.source: /nonexistent/drugbank.zip: no such file"),
+        ("release: {demo_drugs: -5}\n", "release.demo_drugs: must be > 0, got -5"),
+        ("teachers: {file: /nonexistent/teachers.yaml}\n", "teachers.file: /nonexistent/teachers.yaml: no such file"),
+        ("ingest: {batch_rows: 0}\n", "ingest.batch_rows: must be > 0, got 0"),
+        ("ingest: {batch_rowz: 5}\n", "ingest.batch_rowz: unknown key; allowed: batch_rows, compression"),
+        ("models: {size: {hidden: 64}}\n", "models.size.hidden: unknown key; allowed: arch, hidden_size, "),
+        ("splits: {valid_frac: lots}\n", "splits.valid_frac: must be a valid number, got 'lots'"),
     ],
 )
 def test_run_refuses_a_bad_config_before_starting(tmp_path: Path, config: str, message: str) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(config)
     result = mard("run", "--config", str(path), root=tmp_path)
-    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and f"{path}: {message}" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".services").exists()  # no orchestrator or tracking state was created
 
 

@@ -13,7 +13,8 @@ from trl import DPOTrainer
 
 from mard_core.errors import InputError
 from mard_core.negatives import NEGATIVE_KINDS
-from mard_core.prm.model import PRM, PRMConfig
+from mard_core.prm.config import PRMConfig
+from mard_core.prm.model import PRM
 from mard_core.prompts import parse_completion
 from mard_core.training.config import DPOConfig, SFTConfig
 from mard_core.training.data import build_sft_examples, synthetic_trajectories
@@ -30,6 +31,7 @@ from mard_core.training.dpo import (
 from mard_core.training.runs import trainer_kwargs
 from mard_core.training.sft import train_sft
 from mard_core.training.student import load_base, load_student, load_tokenizer, wrap_lora
+from mard_core.validation import parse_config
 
 SIBLINGS = {"PK Metabolism": ["Metabolism", "Other"], "PD Additive": ["Bleeding", "Other"]}
 PROTEINS = ["CYP3A4", "CYP2D6", "CYP2C9"]
@@ -169,9 +171,9 @@ def test_train_dpo_from_the_sft_student(student_base: Path, pairs: list[Preferen
 
 
 def test_dpo_config_and_input_errors(student_base: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="beta"):
-        DPOConfig(output_dir=str(tmp_path), beta=0)
-    with pytest.raises(InputError, match="max_steps"):
-        DPOConfig(output_dir=str(tmp_path), max_steps=0)
+    with pytest.raises(InputError, match=r"^dpo: beta: must be > 0"):
+        parse_config(DPOConfig, {"output_dir": str(tmp_path), "beta": 0.0}, "dpo")
+    with pytest.raises(InputError, match=r"^dpo: max_steps: must be -1 \(use epochs\) or >= 1, got 0$"):
+        parse_config(DPOConfig, {"output_dir": str(tmp_path), "max_steps": 0}, "dpo")
     with pytest.raises(InputError, match="incomplete"):
         train_dpo(DPOConfig(output_dir=str(tmp_path / "dpo"), device="cpu", report_to="none"), tmp_path / "missing", [])

@@ -16,9 +16,10 @@ from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.protocol import drug_train_counts, evaluate_all, evaluate_system
 from mard_core.evaluation.report import leaderboard, leaderboard_markdown, write_report
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
-from mard_core.metrics import mirror_label
+from mard_core.metrics.labels import mirror_label
 from mard_core.retrieval import RetrievalIndex
 from mard_core.teachers.base import Completion, GenerationParams
+from mard_core.validation import parse_config
 
 WRONG = "PD Antagonistic/Therapeutic efficacy/A to B/Decrease"  # a label no fixture pair has
 STRATEGIES = ("random", "cold_drug")
@@ -180,8 +181,10 @@ def test_registry_builds_every_baseline(real_world: dict[str, Any]) -> None:
         build_system("oracle", ctx)
     with pytest.raises(InputError, match="takes no options"):
         build_system({"name": "majority", "k": 1}, ctx)
-    with pytest.raises(InputError, match="unknown system"):
-        EvalConfig(systems=("majority", "nonsense"))
+    with pytest.raises(InputError, match=r"^evaluate: systems: unknown system 'nonsense'; known kinds: "):
+        parse_config(EvalConfig, {"systems": ["majority", "nonsense"]}, "evaluate")
+    with pytest.raises(InputError, match=r"^evaluate: systems: duplicate names in \['majority', 'majority'\]"):
+        parse_config(EvalConfig, {"systems": ["majority", "majority"]}, "evaluate")
 
 
 class EchoBackend:

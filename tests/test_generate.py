@@ -15,11 +15,8 @@ import pytest
 import mard_core.generate as gen
 from mard_core.errors import InputError
 from mard_core.generate import (
-    DEMO_TEACHERS,
-    GenerateConfig,
     ShardJob,
     ShardResult,
-    TeacherSpec,
     generate_shards,
     load_generate_config,
     load_teachers,
@@ -27,12 +24,15 @@ from mard_core.generate import (
     sample_pairs,
     train_pair_counts,
 )
-from mard_core.metrics import present_in_random_order
+from mard_core.generate_config import DEMO_TEACHERS, GenerateConfig, TeacherSpec
+from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import DrugRef
 from mard_core.retrieval import RetrievalIndex
-from mard_core.teachers.base import config_from_mapping
+from mard_core.teachers.config import HFConfig, HTTPConfig, VLLMConfig
 from mard_core.teachers.knowledge import KnowledgeTeacher
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
+from mard_core.validation import parse_config
 from schemas import TRAJECTORIES
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -70,10 +70,6 @@ def rows(out: Path, part: str = "train") -> pl.DataFrame:
 
 
 def test_config_files_load_with_valid_backend_specs() -> None:
-    from mard_core.teachers.hf import HFConfig
-    from mard_core.teachers.http import HTTPConfig
-    from mard_core.teachers.vllm import VLLMConfig
-
     config_classes = {"hf": HFConfig, "openai": HTTPConfig, "vllm": VLLMConfig}
     demo = load_generate_config(DEMO_TEACHERS, {"models": "/data/models"})
     assert {t.family for t in demo.teachers} == {"llama", "qwen2", "mistral", "knowledge"}
@@ -88,7 +84,7 @@ def test_config_files_load_with_valid_backend_specs() -> None:
     for t in demo.teachers + prod.teachers:
         if not t.is_knowledge:
             options = {k: v for k, v in t.backend.items() if k != "backend"}
-            config_from_mapping(config_classes[t.backend["backend"]], options, t.name)
+            parse_config(config_classes[t.backend["backend"]], options, t.name)
     assert load_teachers(DEMO_TEACHERS, {"models": "/data/models"}) == demo.teachers
 
 
@@ -98,21 +94,30 @@ def test_config_files_load_with_valid_backend_specs() -> None:
     ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: '{nowhere}/m'}}",
      r"teachers\[0\]\.backend\.model: unknown placeholder \{nowhere\}"),
     ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, temprature: 1}",
-     r"teachers\[0\]: unknown keys \['temprature'\]"),
+     r"teachers\[0\]\.temprature: unknown key; allowed: backend, family, max_tokens, n, name, num_gpus, "),
+    ("teachers:\n  - {name: t, family: llamma, backend: {backend: hf, model: m}}",
+     r"teachers\[0\]\.family: must be 'llama', 'qwen2', 'mistral', 'knowledge' or 'api', got 'llamma'"),
+    ("teachers:\n  - {name: t, family: llama, backend: {backend: tgi, model: m}}",
+     r"teachers\[0\]\.backend: backend 'tgi' is not one of \['hf', 'openai', 'vllm', 'knowledge'\]"),
+    ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, top_p: 0}",
+     r"teachers\[0\]\.top_p: must be > 0"),
     ("teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}, n: 2}", "n must be 1"),
     ("teachers:\n  - {name: k, family: llama, backend: {backend: knowledge}}", "goes with backend 'knowledge'"),
     ("teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge, majority: x}}",
-     r"knowledge options: unknown keys \['majority'\]"),
-    ("teachers:\n  - {name: 'a b', family: llama, backend: {backend: hf, model: m}}", "name must be letters"),
+     r"teachers\[0\]\.backend: knowledge options: majority: unknown key; allowed: majority_label, "),
+    ("teachers:\n  - {name: 'a b', family: llama, backend: {backend: hf, model: m}}",
+     r"teachers\[0\]\.name: 'a b': must be letters"),
     ("generate: {shard_size: 0}\nteachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}}",
-     "shard_size must be >= 1"),
+     r"shard_size: must be > 0, got 0"),
+    ("teachers:\n  - &k {name: k, family: knowledge, backend: {backend: knowledge}}\n  - *k",
+     r"teachers: duplicate names \['k'\]"),
 ])
 def test_config_errors_name_the_file_and_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "teachers.yaml"
     path.write_text(text)
     with pytest.raises(InputError, match=message) as info:
         load_generate_config(path, {"models": "m"})
-    assert str(path) in str(info.value) or "name must be" in message
+    assert str(info.value).startswith(f"{path}: ")
 
 
 # ---------------------------------------------------------------- sampling

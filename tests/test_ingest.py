@@ -14,7 +14,8 @@ import pytest
 
 from mard_core import ingest as ingest_module
 from mard_core.errors import InputError
-from mard_core.ingest import IngestConfig, ingest, open_source, read_header
+from mard_core.ingest import ingest, open_source, read_header
+from mard_core.ingest_config import IngestConfig
 from mard_core.stage import StageRun, run_stage
 
 NS = "http://www.drugbank.ca"

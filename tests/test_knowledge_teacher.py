@@ -8,10 +8,12 @@ import polars as pl
 import pytest
 
 from mard_core.errors import InputError
-from mard_core.metrics import present_in_random_order
+from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import Evidence, RetrievalIndex
-from mard_core.teachers.knowledge import KnowledgeConfig, KnowledgeTeacher, infer_label, query_label
+from mard_core.teachers.config import KnowledgeConfig
+from mard_core.teachers.knowledge import KnowledgeTeacher, infer_label, query_label
+from mard_core.validation import parse_config
 from mard_core.verifier import CORRECT, Facts, parse_step, verify_step
 
 VORI = DrugRef("DB00582", "Voriconazole")
@@ -178,10 +180,13 @@ def test_infer_label_rules(facts: Facts, a: DrugRef, b: DrugRef, extra: list[tup
 def test_majority_label_is_configurable_and_validated() -> None:
     cfg = KnowledgeConfig(majority_label="PD Additive/Bleeding/Bidirectional/Increase")
     assert infer_label(WARF, MORPH, [], cfg)[0] == "PD Additive/Bleeding/Bidirectional/Increase"
-    with pytest.raises(InputError, match="must be Bidirectional"):
-        KnowledgeConfig(majority_label="PK Metabolism/Metabolism/A to B/Inhibition")
-    with pytest.raises(InputError, match=r"min_confidence=1.5: must be in \[0, 0.95\]"):
-        KnowledgeConfig(min_confidence=1.5)
+    with pytest.raises(InputError, match="^knowledge: majority_label: 'PK Metabolism/Metabolism/A to B/Inhibition' "
+                                         "must be Bidirectional"):
+        parse_config(KnowledgeConfig, {"majority_label": "PK Metabolism/Metabolism/A to B/Inhibition"}, "knowledge")
+    with pytest.raises(InputError, match="^knowledge: majority_label: label 'nonsense': expected Family/Subtype/"):
+        parse_config(KnowledgeConfig, {"majority_label": "nonsense"}, "knowledge")
+    with pytest.raises(InputError, match=r"^knowledge: min_confidence: must be <= 0.95, got 1.5$"):
+        parse_config(KnowledgeConfig, {"min_confidence": 1.5}, "knowledge")
 
 
 # ---------------------------------------------------------------- a synthetic release

@@ -12,22 +12,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mard_core.errors import InputError
-from mard_core.metrics import (
+from mard_core.metrics.calibration import brier, calibrate, ece, reliability_table
+from mard_core.metrics.cost import PriceTable, cost_per_1k
+from mard_core.metrics.labels import (
     NO_ANSWER,
     LabelFormatError,
-    PriceTable,
     bootstrap_accuracy_ci,
-    brier,
-    calibrate,
     confusion,
-    cost_per_1k,
-    ece,
     label_metrics,
     mirror_consistency,
     mirror_label,
     present_in_random_order,
     rare_drug_bins,
-    reliability_table,
     split_label,
 )
 from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_plot, roc_plot

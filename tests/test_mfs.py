@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from mard_core.metrics import present_in_random_order
+from mard_core.metrics.labels import present_in_random_order
 from mard_core.metrics.mfs import (
     CORRUPTIONS,
     WRONG_DIRECTION,

@@ -10,16 +10,18 @@ import pytest
 import torch
 
 from mard_core.errors import InputError
+from mard_core.prm.config import PRMConfig
 from mard_core.prm.model import (
     IGNORE,
     PRM,
-    PRMConfig,
     PRMExample,
     evaluate,
     examples_from_labels,
     trajectory_scores,
 )
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
+from mard_core.validation import parse_config
 
 WORDS = ["alpha", "beta", "gamma", "delta", "kappa", "omega"]
 KEY = {"split": "toy", "part": "test", "drug_a": "DB1", "drug_b": "DB2", "teacher": "t"}
@@ -60,10 +62,10 @@ def trained(base: Path) -> tuple[PRM, dict[str, float]]:
 
 
 def test_config_rejects_bad_values() -> None:
-    with pytest.raises(InputError, match="device must be auto, cpu or cuda"):
-        PRMConfig("x", device="tpu")
-    with pytest.raises(InputError, match="batch_size must be >= 1"):
-        PRMConfig("x", batch_size=0)
+    with pytest.raises(InputError, match="^prm: device: must be 'auto', 'cpu' or 'cuda', got 'tpu'$"):
+        parse_config(PRMConfig, {"base_model": "x", "device": "tpu"}, "prm")
+    with pytest.raises(InputError, match="^prm: batch_size: must be > 0, got 0$"):
+        parse_config(PRMConfig, {"base_model": "x", "batch_size": 0}, "prm")
 
 
 def test_encode_marks_step_ends_and_truncates_the_prompt(base: Path) -> None:

@@ -12,7 +12,6 @@ import pytest
 from mard_core.errors import InputError, MardError
 from mard_core.quality import (
     SUITE_DIR,
-    QualityConfig,
     QualityConfigError,
     SuiteResult,
     build_suite,
@@ -23,6 +22,8 @@ from mard_core.quality import (
     table_row_counts,
     validate_tables,
 )
+from mard_core.quality_config import QualityConfig
+from mard_core.validation import parse_config
 from schemas import INGEST_TABLES
 
 IDS = ["DB00001", "DB00002", "DB00003", "DB00004"]
@@ -327,9 +328,14 @@ def test_shipped_suites_load_and_use_protein_kinds_from_the_schema() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [({"max_row_change": -1.0}, "max_row_change"), ({"partner_resolvable_mostly": 0.0}, "partner_resolvable_mostly")],
+    ("options", "message"),
+    [
+        ({"max_row_change": -1.0}, "quality: max_row_change: must be >= 0.0, got -1.0"),
+        ({"max_row_change": float("inf")}, "quality: max_row_change: must be a finite number, got inf"),
+        ({"partner_resolvable_mostly": 0.0}, "quality: partner_resolvable_mostly: must be > 0.0, got 0.0"),
+    ],
 )
-def test_quality_config_rejects_bad_values(kwargs: dict[str, float], match: str) -> None:
-    with pytest.raises(QualityConfigError, match=match):
-        QualityConfig(**kwargs)
+def test_quality_config_rejects_bad_values(options: dict[str, float], message: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_config(QualityConfig, options, "quality")
+    assert str(info.value) == message

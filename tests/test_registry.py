@@ -12,15 +12,15 @@ from mard_core.errors import InputError
 from mard_core.evaluation.catalog import SYSTEMS
 from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
-from mard_core.metrics import mirror_label
+from mard_core.metrics.labels import mirror_label
 from mard_core.registry import (
-    RegisterConfig,
     compare_with_champion,
     comparison_pairs,
     decide,
     known_pairs,
     registered_spec,
 )
+from mard_core.registry_config import RegisterConfig
 
 WRONG = "PD Antagonistic/Therapeutic efficacy/A to B/Decrease"
 

@@ -13,12 +13,13 @@ from hypothesis import strategies as st
 from mard_core.errors import InputError
 from mard_core.retrieval import (
     NameMatcher,
-    RetrievalConfig,
     RetrievalIndex,
     split_hidden_drugs,
     split_sentences,
 )
-from mard_core.splits import PARTS, SplitConfig, make_split
+from mard_core.retrieval_config import RetrievalConfig
+from mard_core.splits import PARTS, make_split
+from mard_core.splits_config import SplitConfig
 from schemas import DDI_PAIRS, DRUG_PROTEINS, DRUGS, INTERACTIONS
 
 

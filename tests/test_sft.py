@@ -27,6 +27,7 @@ from mard_core.training.data import (
 )
 from mard_core.training.sft import mirror_kl, sft_trainer, train_sft
 from mard_core.training.student import FINAL_DIR, load_student, save_merged
+from mard_core.validation import parse_config
 
 IDS = [5, 7, 9]  # where the three direction tokens sit in a 12-token test vocabulary
 
@@ -203,12 +204,15 @@ def test_interrupted_run_resumes_to_the_same_adapter(student_base: Path, example
 
 
 def test_config_errors(student_base: Path, tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="batch_pairs"):
-        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), batch_pairs=0)
-    with pytest.raises(InputError, match="mirror_lambda"):
-        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), mirror_lambda=-1)
-    with pytest.raises(InputError, match="device"):
-        SFTConfig(base_model=str(student_base), output_dir=str(tmp_path), device="tpu")
+    base = {"base_model": str(student_base), "output_dir": str(tmp_path)}
+    with pytest.raises(InputError, match=r"^sft: batch_pairs: must be > 0, got 0$"):
+        parse_config(SFTConfig, {**base, "batch_pairs": 0}, "sft")
+    with pytest.raises(InputError, match=r"^sft: mirror_lambda: must be >= 0"):
+        parse_config(SFTConfig, {**base, "mirror_lambda": -1.0}, "sft")
+    with pytest.raises(InputError, match=r"^sft: device: must be 'auto', 'cpu' or 'cuda'"):
+        parse_config(SFTConfig, {**base, "device": "tpu"}, "sft")
+    with pytest.raises(InputError, match=r"^sft: lr: must be a valid number, got '1e-3'"):
+        parse_config(SFTConfig, {**base, "lr": "1e-3"}, "sft")
     too_short = _cfg(student_base, tmp_path, max_length=32)
     with pytest.raises(InputError, match="exceed max_length"):
         sft_trainer(too_short, build_sft_examples(synthetic_trajectories(1)))

@@ -12,7 +12,6 @@ from mard_core.errors import InputError
 from mard_core.splits import (
     PARTS,
     SPLIT_COLUMNS,
-    SplitConfig,
     canonical_pairs,
     check_split,
     make_split,
@@ -20,6 +19,8 @@ from mard_core.splits import (
     split_stats,
     write_split,
 )
+from mard_core.splits_config import SplitConfig
+from mard_core.validation import parse_config
 from schemas import DDI_PAIRS, SPLIT
 
 FAMILIES = ("Pharmacokinetic/CYP3A4 inhibition", "Pharmacodynamic/QT prolongation", "Pharmacodynamic/Bleeding")
@@ -176,10 +177,10 @@ def test_bad_arguments_raise() -> None:
         make_split(pl.DataFrame({"drug_a": ["A"]}), "random", SplitConfig())
     with pytest.raises(InputError, match="make_temporal_split"):
         make_split(chain(3), "temporal", SplitConfig())
-    with pytest.raises(InputError, match="valid_frac \\+ test_frac"):
-        SplitConfig(valid_frac=0.5, test_frac=0.5)
-    with pytest.raises(InputError, match="unknown"):
-        SplitConfig(strategies=("random", "scaffold"))
+    with pytest.raises(InputError, match=r"^splits: valid_frac \+ test_frac = 1.0: must be < 1$"):
+        parse_config(SplitConfig, {"valid_frac": 0.5, "test_frac": 0.5}, "splits")
+    with pytest.raises(InputError, match=r"^splits: strategies\[1\]: must be 'random', .* got 'scaffold'$"):
+        parse_config(SplitConfig, {"strategies": ["random", "scaffold"]}, "splits")
 
 
 def test_check_split_reports_violations() -> None:

@@ -20,10 +20,13 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mard_core.errors import InputError
 from mard_core.teachers import Backend, GenerationParams, TeacherError, make_backend
-from mard_core.teachers.hf import HFBackend, HFConfig
-from mard_core.teachers.http import HTTPBackend, HTTPConfig, parse_retry_after
-from mard_core.teachers.vllm import VLLMBackend, VLLMConfig, default_venv
-from mard_core.tiny import TinyModelConfig, build_tiny_model
+from mard_core.teachers.config import HFConfig, HTTPConfig, VLLMConfig
+from mard_core.teachers.hf import HFBackend
+from mard_core.teachers.http import HTTPBackend, parse_retry_after
+from mard_core.teachers.vllm import VLLMBackend, default_venv
+from mard_core.tiny import build_tiny_model
+from mard_core.tiny_config import TinyModelConfig
+from mard_core.validation import parse_config
 
 CORPUS = [f"Drug{i} may increase the serum concentration of Drug{i + 2} when combined." for i in range(80)]
 PROMPTS = ["Drug1 may increase", "The serum concentration of Drug5 can be increased when Drug7 is combined"]
@@ -47,26 +50,33 @@ def hf(tiny_model: Path) -> Iterator[HFBackend]:
 
 def test_generation_params_validation() -> None:
     assert GenerationParams(stop=["a", "b"]).stop == ("a", "b")  # type: ignore[arg-type]
-    for kwargs, message in [
-        ({"n": 0}, "n must be >= 1"),
-        ({"temperature": -0.1}, "temperature must be >= 0"),
-        ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
-        ({"max_tokens": 0}, "max_tokens must be >= 1"),
-        ({"stop": [""]}, "stop must be non-empty strings"),
+    assert GenerationParams(stop="a").stop == ("a",)  # type: ignore[arg-type]
+    for options, message in [
+        ({"n": 0}, "params: n: must be > 0, got 0"),
+        ({"temperature": -0.1}, "params: temperature: must be >= 0.0, got -0.1"),
+        ({"top_p": 0.0}, "params: top_p: must be > 0.0, got 0.0"),
+        ({"max_tokens": 0}, "params: max_tokens: must be > 0, got 0"),
+        ({"stop": [""]}, "params: stop[0]: string should have at least 1 character, got ''"),
+        ({"stop": []}, "params: stop: tuple should have at least 1 item after validation, not 0, got []"),
+        ({"n": "2"}, "params: n: must be a valid integer, got '2'"),
     ]:
-        with pytest.raises(InputError, match=message):
-            GenerationParams(**kwargs)  # type: ignore[arg-type]
+        with pytest.raises(InputError) as info:
+            parse_config(GenerationParams, options, "params")
+        assert str(info.value).startswith(message)
 
 
 def test_make_backend_rejects_bad_specs() -> None:
     with pytest.raises(InputError, match="'backend' must be one of \\['hf', 'openai', 'vllm'\\], got 'tgi'"):
         make_backend({"backend": "tgi", "model": "m"})
-    with pytest.raises(InputError, match=r"teacher spec for 'openai': unknown keys \['temprature'\]"):
+    with pytest.raises(InputError, match=r"teacher spec for 'openai': temprature: unknown key; allowed: api, "):
         make_backend(
             {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1", "temprature": 1}
         )
-    with pytest.raises(InputError, match=r"teacher spec for 'openai': missing required keys \['base_url'\]"):
+    with pytest.raises(InputError, match=r"teacher spec for 'openai': base_url: required key missing"):
         make_backend({"backend": "openai", "model": "m"})
+    with pytest.raises(InputError, match=r"teacher spec for 'hf': dtype: must be 'auto', 'float32', 'float16' or "
+                                         r"'bfloat16', got 'fp8'"):
+        make_backend({"backend": "hf", "model": "m", "dtype": "fp8"})
 
 
 def test_make_backend_builds_hf_backend(tiny_model: Path) -> None:
@@ -148,8 +158,6 @@ def test_hf_greedy_stop_string_and_eos_counts(hf: HFBackend, tiny_model: Path, t
 def test_hf_errors(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(TeacherError, match="cannot load model"):
         HFBackend(HFConfig(str(tmp_path / "missing")))
-    with pytest.raises(InputError, match="HFConfig.dtype 'fp8'"):
-        HFConfig(str(tiny_model), dtype="fp8")
     backend = HFBackend(HFConfig(str(tiny_model)))
     backend.close()
     with pytest.raises(TeacherError, match="after close"):

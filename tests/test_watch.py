@@ -26,12 +26,12 @@ from mard_core.stage import sha256_file
 from mard_core.watch import (
     Credentials,
     DetectedRelease,
-    WatchConfig,
     WatchError,
     WatchReport,
     credentials_from_env,
     watch,
 )
+from mard_core.watch_config import WatchConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
 USER, PASSWORD = "watcher@example.org", "pa55-Very-S3cret-xyzzy"

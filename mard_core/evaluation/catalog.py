@@ -13,13 +13,8 @@ from typing import Any
 from mard_core.errors import InputError, MardError
 from mard_core.evaluation.systems import KINDS, BaseSystem, Prediction, Query, System, SystemContext
 from mard_core.prompts import parse_completion, render_prompt
-from mard_core.teachers.base import (
-    Backend,
-    GenerationParams,
-    config_from_mapping,
-    fill_placeholders,
-    make_backend,
-)
+from mard_core.teachers.base import Backend, GenerationParams, fill_placeholders, make_backend
+from mard_core.validation import parse_config
 
 
 class BackendSystem(BaseSystem):
@@ -68,7 +63,7 @@ def _backend_system(kind: str, default_contaminated: bool) -> SystemFactory:
         options = fill_placeholders({k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}")
         contaminated = bool(options.pop("possibly_contaminated", default_contaminated))
         generation = {k: options.pop(k) for k in _GENERATION_KEYS if k in options}
-        params = config_from_mapping(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
+        params = parse_config(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
         if "backend" in options:
             backend_spec = options.pop("backend")
         elif kind == "student" and "model" in options:

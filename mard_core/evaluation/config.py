@@ -1,33 +1,40 @@
 """What to evaluate and how much of it (:class:`EvalConfig`); imports no torch, transformers or TRL."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import field
+from typing import Any, Literal
 
-from mard_core.errors import InputError
-from mard_core.evaluation.catalog import SYSTEMS
-from mard_core.metrics import PriceTable
-from mard_core.splits import STRATEGIES
+from pydantic import StrictBool, field_validator
+from pydantic.dataclasses import dataclass
+
+from mard_core.metrics.cost import PriceTable
+from mard_core.splits_config import STRATEGIES
+from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt
 
 
-@dataclass(frozen=True)
+# System kinds by name prefix (their factories: mard_core.evaluation.catalog.SYSTEMS, which imports polars).
+SYSTEM_KINDS = ("majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp", "teacher", "student",
+                "endpoint")
+
+
+@dataclass(frozen=True, config=CONFIG)
 class EvalConfig:
     """What to evaluate and how much of it. ``systems``: names (``majority``) or mappings with a ``name`` and
-    that system's options (see :data:`SYSTEMS`) plus an optional ``strategies`` list restricting where it runs (a
+    that system's options (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it runs (a
     student is evaluated only on the split it learned from). ``device``: what self-hosted cost is priced as
     (cpu | gpu). The default systems name the pipeline's models through placeholders ({models}, {sft},
     {sft_no_mirror}, {dpo}, {split})."""
 
     strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair", "temporal")  # those the splits stage built
-    max_test_pairs: int = 120
-    max_valid_pairs: int = 60
-    seed: int = 0
-    mirror: bool = True
-    max_mirror_pairs: int = 60
-    calibrate_on_valid: bool = True
-    n_bins: int = 10
+    max_test_pairs: PositiveInt = 120
+    max_valid_pairs: NonNegativeInt = 60
+    seed: NonNegativeInt = 0
+    mirror: StrictBool = True
+    max_mirror_pairs: NonNegativeInt = 60
+    calibrate_on_valid: StrictBool = True
+    n_bins: PositiveInt = 10
     prices: PriceTable = field(default_factory=PriceTable)
-    device: str = "cpu"
+    device: Literal["cpu", "gpu"] = "cpu"
     systems: tuple[str | dict[str, Any], ...] = (
         "majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp",
         {"name": "teacher:tiny-llama", "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},
@@ -37,26 +44,28 @@ class EvalConfig:
         {"name": "student:mard", "model": "{dpo}", "max_tokens": 160, "strategies": ["{split}"]},
     )
 
-    def __post_init__(self) -> None:
-        unknown = [s for s in self.strategies if s not in STRATEGIES]
+    @field_validator("strategies")
+    @classmethod
+    def _known_strategies(cls, strategies: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in strategies if s not in STRATEGIES]
         if unknown:
-            raise InputError(f"EvalConfig.strategies: unknown {unknown}; expected some of {list(STRATEGIES)}")
-        for name, minimum in (("max_test_pairs", 1), ("max_valid_pairs", 0), ("max_mirror_pairs", 0), ("n_bins", 1)):
-            if getattr(self, name) < minimum:
-                raise InputError(f"EvalConfig.{name}={getattr(self, name)}: must be >= {minimum}")
-        if self.device not in ("cpu", "gpu"):
-            raise InputError(f"EvalConfig.device {self.device!r}: expected 'cpu' or 'gpu'")
-        for spec in self.system_specs():
-            if spec["name"].split(":", 1)[0] not in SYSTEMS:
-                raise InputError(f"EvalConfig.systems: unknown system {spec['name']!r}; known kinds: {sorted(SYSTEMS)}")
+            raise ValueError(f"unknown {unknown}; expected some of {list(STRATEGIES)}")
+        return strategies
+
+    @field_validator("systems")
+    @classmethod
+    def _known_systems(cls, systems: tuple[str | dict[str, Any], ...]) -> tuple[str | dict[str, Any], ...]:
+        specs = [{"name": s} if isinstance(s, str) else dict(s) for s in systems]
+        names = [spec.get("name") for spec in specs]
+        for spec, name in zip(specs, names, strict=True):
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"entry {spec!r} needs a 'name'")
+            if name.split(":", 1)[0] not in SYSTEM_KINDS:
+                raise ValueError(f"unknown system {name!r}; known kinds: {sorted(SYSTEM_KINDS)}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate names in {names}")
+        return systems
 
     def system_specs(self) -> list[dict[str, Any]]:
-        """Every entry of ``systems`` as a mapping with a ``name``."""
-        specs = [{"name": s} if isinstance(s, str) else dict(s) for s in self.systems]
-        for spec in specs:
-            if not isinstance(spec.get("name"), str) or not spec["name"]:
-                raise InputError(f"EvalConfig.systems: entry {spec!r} needs a 'name'")
-        names = [s["name"] for s in specs]
-        if len(set(names)) != len(names):
-            raise InputError(f"EvalConfig.systems: duplicate names in {names}")
-        return specs
+        """Every entry of ``systems`` as a mapping with a ``name`` (checked when the config was made)."""
+        return [{"name": s} if isinstance(s, str) else dict(s) for s in self.systems]

@@ -30,18 +30,15 @@ from mard_core.evaluation.catalog import build_system
 from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.data import read_part, read_table
 from mard_core.evaluation.systems import Prediction, Query, System, SystemContext
-from mard_core.metrics import (
+from mard_core.metrics.calibration import brier, calibrate, ece, reliability_table
+from mard_core.metrics.cost import cost_per_1k
+from mard_core.metrics.labels import (
     LabelFormatError,
-    brier,
-    calibrate,
     confusion,
-    cost_per_1k,
-    ece,
     label_metrics,
     mirror_consistency,
     present_in_random_order,
     rare_drug_bins,
-    reliability_table,
     split_label,
 )
 from mard_core.metrics.mfs import aggregate_mfs, score_chain

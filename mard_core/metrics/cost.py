@@ -1,15 +1,17 @@
 """Serving cost per 1,000 predictions: self-hosted device time versus a hosted API at the same token counts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
+from pydantic.dataclasses import dataclass
+
 from mard_core.errors import InputError
+from mard_core.validation import CONFIG, NonNegativeFloat
 
 Device = Literal["gpu", "cpu"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=CONFIG)
 class PriceTable:
     """Prices in USD; every field is configurable.
 
@@ -18,10 +20,10 @@ class PriceTable:
     and ``cpu_hour_usd`` for one small CPU instance.
     """
 
-    gpu_hour_usd: float = 2.5
-    cpu_hour_usd: float = 0.05
-    api_input_per_mtok_usd: float = 2.5
-    api_output_per_mtok_usd: float = 10.0
+    gpu_hour_usd: NonNegativeFloat = 2.5
+    cpu_hour_usd: NonNegativeFloat = 0.05
+    api_input_per_mtok_usd: NonNegativeFloat = 2.5
+    api_output_per_mtok_usd: NonNegativeFloat = 10.0
     api_name: str = "gpt-4o"
 
 

@@ -34,6 +34,7 @@ from transformers import (
 )
 
 from mard_core.errors import InputError
+from mard_core.prm.config import PRMConfig
 from mard_core.prm.labels import TRAJECTORY_KEY, step_line
 from mard_core.prompts import parse_completion
 from mard_core.stage import materialize, verify_output
@@ -45,37 +46,12 @@ BACKBONE_DIR, ADAPTER_DIR, TOKENIZER_DIR = "backbone", "adapter", "tokenizer"
 _LABEL_VALUES = {CORRECT: 1, INCORRECT: 0, UNVERIFIABLE: None}
 
 
-@dataclass(frozen=True)
-class PRMConfig:
-    """Backbone path and training settings. ``device``: auto (cuda when available) | cpu | cuda."""
-
-    base_model: str = ""  # a checkpoint path or name; "" in the pipeline means the demo models stage's prm-base
-    lora: bool = False
-    lora_r: int = 8
-    lr: float = 5e-4
-    epochs: int = 3
-    batch_size: int = 8
-    max_length: int = 512
-    seed: int = 0
-    step_token: str = "<step_end>"
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InputError(f"PRMConfig.device must be auto, cpu or cuda, got {self.device!r}")
-        for name in ("lora_r", "epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise InputError(f"PRMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InputError(f"PRMConfig.lr must be > 0, got {self.lr}")
-        if not self.step_token:
-            raise InputError("PRMConfig.step_token must be a non-empty string")
-
-    def torch_device(self) -> torch.device:
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise InputError("PRMConfig.device is 'cuda' but no CUDA device is available")
-        use_cuda = self.device == "cuda" or (self.device == "auto" and torch.cuda.is_available())
-        return torch.device("cuda" if use_cuda else "cpu")
+def _torch_device(device: str) -> torch.device:
+    """The torch device of ``PRMConfig.device``: auto is cuda when a GPU is visible, else cpu."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("prm.device is 'cuda' but no CUDA device is available")
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if use_cuda else "cpu")
 
 
 @dataclass
@@ -145,7 +121,7 @@ class PRM:
         self.tokenizer = tokenizer
         self.model = model
         self.n_base_rows = n_base_rows  # embedding rows of the base model before <step_end> was added
-        self.device = cfg.torch_device()
+        self.device = _torch_device(cfg.device)
         self.model.to(self.device)
 
     @classmethod

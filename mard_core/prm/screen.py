@@ -3,7 +3,6 @@ acceptance rates, and the guard that no test pair reaches training data."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -25,23 +24,6 @@ def _require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(f"{what}: missing columns {missing}")
-
-
-@dataclass(frozen=True)
-class ScreenConfig:
-    """Screening and the second (Math-Shepherd) step-label source.
-
-    ``target_precision``: keep-threshold reaching this precision on validation; None picks the max-F1 threshold.
-    Rollouts: ``rollout_k`` continuations from each step prefix of ``rollout_trajectories`` training
-    trajectories, sampled from teacher ``rollout_teacher`` of the teachers file (0 trajectories disables it).
-    """
-
-    target_precision: float | None = None
-    score_column: str = "prm_min"
-    rollout_teacher: str = "tiny-llama"
-    rollout_k: int = 2
-    rollout_trajectories: int = 8
-    rollout_max_tokens: int = 32
 
 
 def choose_threshold(scores_valid: Sequence[float], correct_valid: Sequence[bool],

@@ -12,14 +12,15 @@ import polars as pl
 from mard_core.generate import TEACHERS_FILE, load_teachers, read_trajectories
 from mard_core.metrics.plots import roc_plot
 from mard_core.prm import labels, screen
-from mard_core.prm.model import PRM, PRMConfig, evaluate, examples_from_labels
+from mard_core.prm.config import PRMConfig, ScreenConfig
+from mard_core.prm.model import PRM, evaluate, examples_from_labels
 from mard_core.stage import read_manifest
 from mard_core.teachers.base import make_backend
 from mard_core.verifier import Facts
 
 
 def _rollouts(train: pl.DataFrame, step_labels: pl.DataFrame, teachers_file: str, models_dir: Path,
-              cfg: screen.ScreenConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
+              cfg: ScreenConfig) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Math-Shepherd labels for a few trajectories from a sampled teacher, and their agreement with the verifier."""
     rows = train.filter(pl.col("steps").list.len() > 0).sort(labels.TRAJECTORY_KEY).head(cfg.rollout_trajectories)
     spec = next(t for t in load_teachers(teachers_file, {"models": str(models_dir)}) if t.name == cfg.rollout_teacher)
@@ -36,7 +37,7 @@ def _rollouts(train: pl.DataFrame, step_labels: pl.DataFrame, teachers_file: str
 
 
 def build(ingest_dir: Path, splits_dir: Path, models_dir: Path, teachers_dir: Path, cfg: PRMConfig,
-          screen_cfg: screen.ScreenConfig, work: Path) -> dict[str, Any]:
+          screen_cfg: ScreenConfig, work: Path) -> dict[str, Any]:
     """The PRM stage's output in ``work``: step labels, rollout labels, the trained PRM, its quality against the
     verifier, the screening threshold, kept/rejected trajectories and their held-out audit."""
     teachers = read_manifest(teachers_dir) or {}

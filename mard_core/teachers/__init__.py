@@ -1,7 +1,7 @@
 """Teacher generation backends: transformers (``hf``), OpenAI-compatible HTTP (``openai``) and vLLM.
 
-Backend modules import torch/httpx lazily through ``make_backend``; import them directly for their
-config classes.
+Backend modules import torch/httpx lazily through ``make_backend``; their config classes live in the
+torch-free ``mard_core.teachers.config``.
 """
 
 from mard_core.teachers.base import (
@@ -9,8 +9,7 @@ from mard_core.teachers.base import (
     Completion,
     GenerationParams,
     TeacherError,
-    config_from_mapping,
     make_backend,
 )
 
-__all__ = ["Backend", "Completion", "GenerationParams", "TeacherError", "config_from_mapping", "make_backend"]
+__all__ = ["Backend", "Completion", "GenerationParams", "TeacherError", "make_backend"]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, Self, TypeVar, runtime_checkable
+from typing import Annotated, Any, ClassVar, Protocol, Self, runtime_checkable
+
+from pydantic import Field, StrictFloat, StrictInt, field_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from mard_core.errors import InputError, MardError
+from mard_core.validation import CONFIG, NonEmptyStr, NonNegativeFloat, PositiveInt, parse_config
 
 FINISH_STOP, FINISH_LENGTH = "stop", "length"
 
@@ -19,34 +22,24 @@ class TeacherError(MardError):
     """A generation backend failed (server died, endpoint kept failing, model could not be loaded)."""
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=CONFIG)
 class GenerationParams:
     """Sampling settings shared by every backend (OpenAI semantics; temperature 0 means greedy).
 
-    ``stop`` strings end a completion and are not part of its text.
+    ``stop`` strings end a completion and are not part of its text (one string is read as a list of one).
     """
 
-    n: int = 1
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_tokens: int = 256
-    seed: int = 0
-    stop: tuple[str, ...] | None = None
+    n: PositiveInt = 1
+    temperature: NonNegativeFloat = 0.8
+    top_p: Annotated[StrictFloat, Field(gt=0, le=1)] = 0.95
+    max_tokens: PositiveInt = 256
+    seed: StrictInt = 0
+    stop: Annotated[tuple[NonEmptyStr, ...], Field(min_length=1)] | None = None
 
-    def __post_init__(self) -> None:
-        if self.n < 1:
-            raise InputError(f"GenerationParams.n must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise InputError(f"GenerationParams.temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"GenerationParams.top_p must be in (0, 1], got {self.top_p}")
-        if self.max_tokens < 1:
-            raise InputError(f"GenerationParams.max_tokens must be >= 1, got {self.max_tokens}")
-        if self.stop is not None:
-            stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-            if not stop or any(not s for s in stop):
-                raise InputError(f"GenerationParams.stop must be non-empty strings, got {self.stop!r}")
-            object.__setattr__(self, "stop", stop)
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _one_stop_string(cls, stop: Any) -> Any:
+        return (stop,) if isinstance(stop, str) else stop
 
 
 @dataclass(frozen=True)
@@ -86,9 +79,6 @@ class Backend(Protocol):
         self.close()
 
 
-ConfigT = TypeVar("ConfigT")
-
-
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 
 
@@ -114,24 +104,6 @@ def placeholder_names(value: Any) -> set[str]:
         return set(_PLACEHOLDER.findall(value))
     items = value.values() if isinstance(value, Mapping) else value if isinstance(value, list | tuple) else ()
     return set().union(*(placeholder_names(v) for v in items))
-
-
-def config_from_mapping(cls: type[ConfigT], mapping: Mapping[str, Any], what: str) -> ConfigT:
-    """Build the dataclass ``cls`` from ``mapping``; unknown or missing keys raise an error naming ``what``."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(mapping) - set(fields))
-    if unknown:
-        raise InputError(f"{what}: unknown keys {unknown}; allowed: {sorted(fields)}")
-    missing = sorted(
-        name
-        for name, f in fields.items()
-        if name not in mapping
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    )
-    if missing:
-        raise InputError(f"{what}: missing required keys {missing}")
-    return cls(**mapping)
 
 
 class _SpecBackend(Backend, Protocol):
@@ -161,4 +133,4 @@ def make_backend(spec: Mapping[str, Any]) -> Backend:
     module_name, class_name = _BACKENDS[kind]
     backend_cls: type[_SpecBackend] = getattr(importlib.import_module(module_name), class_name)
     options = {key: value for key, value in spec.items() if key != "backend"}
-    return backend_cls(config_from_mapping(backend_cls.config_cls, options, f"teacher spec for {kind!r}"))
+    return backend_cls(parse_config(backend_cls.config_cls, options, f"teacher spec for {kind!r}"))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
 
-from mard_core.errors import InputError
 from mard_core.teachers.base import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -19,26 +17,9 @@ from mard_core.teachers.base import (
     GenerationParams,
     TeacherError,
 )
+from mard_core.teachers.config import HFConfig
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class HFConfig:
-    """``model``: a checkpoint directory or hub name; ``device``: "auto" (cuda when available), "cpu",
-    "cuda", "cuda:1", ...; ``dtype``: "auto" (the checkpoint's) or float32/float16/bfloat16;
-    ``batch_size``: prompts per ``generate`` call (each expands to n sequences)."""
-
-    model: str
-    device: str = "auto"
-    dtype: str = "auto"
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if self.dtype != "auto" and self.dtype not in _DTYPES:
-            raise InputError(f"HFConfig.dtype {self.dtype!r} is not 'auto' or one of {sorted(_DTYPES)}")
-        if self.batch_size < 1:
-            raise InputError(f"HFConfig.batch_size must be >= 1, got {self.batch_size}")
 
 
 def resolve_device(device: str) -> torch.device:

@@ -14,59 +14,18 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 
 from mard_core.errors import InputError
 from mard_core.teachers.base import Backend, Completion, GenerationParams, TeacherError
+from mard_core.teachers.config import HTTPConfig
 
 log = logging.getLogger(__name__)
 
 _APIS = {"completions": "/completions", "chat": "/chat/completions"}
 _BODY_SNIPPET_CHARS = 300
-
-
-@dataclass(frozen=True)
-class HTTPConfig:
-    """``base_url`` includes the version prefix (``https://host/v1``); ``api``: "completions" or "chat";
-    ``api_key_env``: name of the environment variable holding the key (None: no Authorization header).
-    Failed requests (429, 5xx, timeouts, connection errors) are retried ``max_retries`` times with
-    exponential backoff and jitter; a server's Retry-After is honoured. ``max_backoff_s`` caps any single
-    wait. ``requests_per_second`` (None: unlimited) spaces request starts; ``max_concurrency`` bounds
-    requests in flight. With n > 1, ``per_choice_token_counts`` asks for logprobs so each choice's token
-    count is known; ``extra_body`` is merged into every request (e.g. server-specific sampling options)."""
-
-    base_url: str
-    model: str
-    api: str = "completions"
-    api_key_env: str | None = None
-    timeout_s: float = 60.0
-    max_retries: int = 5
-    backoff_base_s: float = 0.5
-    max_backoff_s: float = 30.0
-    requests_per_second: float | None = None
-    max_concurrency: int = 8
-    per_choice_token_counts: bool = True
-    extra_body: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.api not in _APIS:
-            raise InputError(f"HTTPConfig.api {self.api!r} is not one of {sorted(_APIS)}")
-        if not self.base_url.startswith(("http://", "https://")):
-            raise InputError(f"HTTPConfig.base_url {self.base_url!r} is not an http(s) URL")
-        positive = {
-            "timeout_s": self.timeout_s,
-            "max_concurrency": self.max_concurrency,
-            "requests_per_second": 1 if self.requests_per_second is None else self.requests_per_second,
-        }
-        for name, value in positive.items():
-            if value <= 0:
-                raise InputError(f"HTTPConfig.{name} must be > 0, got {value}")
-        for name, value in {"max_retries": self.max_retries, "backoff_base_s": self.backoff_base_s}.items():
-            if value < 0:
-                raise InputError(f"HTTPConfig.{name} must be >= 0, got {value}")
 
 
 class RateLimiter:

@@ -40,6 +40,7 @@ from mard_core.taxonomy import (
     Taxonomy,
     load_taxonomy,
 )
+from mard_core.teachers.config import MAX_CONFIDENCE, KnowledgeConfig
 
 KNOWLEDGE_VERSION = "1"
 """Bump when the chains this module writes change, so stored knowledge shards are regenerated."""
@@ -79,7 +80,6 @@ _STRENGTH_SUPPORT = {"strong": 0.75, "moderate": 0.6, "weak": 0.45}
 _MECHANISM_SUPPORT = 0.6  # enzyme/transporter mechanism of unknown strength
 _TARGET_SUPPORT = 0.35  # a shared target: plausible for a pharmacodynamic label, not specific
 _ANALOGUE_WEIGHT = 0.8
-_MAX_CONFIDENCE = 0.95
 _MAX_ANALOGUE_CITATIONS = 2
 _PROTEIN_REF = re.compile(r"[A-Za-z0-9][\w\-/ ]*")  # what the claim grammar reads as a protein
 _STRENGTH = re.compile(r"\b(strong|moderate|weak) (?:inhibitor|inducer)\b", re.IGNORECASE)
@@ -87,24 +87,6 @@ _DEFINITION_PHRASE = re.compile(r"\b(?:increases|decreases|raises|lowers) the ([
                                 re.IGNORECASE)
 _PARENTHESES = re.compile(r" ?\([^()]*\)")
 _LITERAL = re.compile(r"[a-z0-9][a-z0-9 \-]*")
-
-
-@dataclass(frozen=True)
-class KnowledgeConfig:
-    """``majority_label``: the answer when no evidence points anywhere (the training majority; the default is
-    DrugBank's most frequent sentence type). ``min_confidence``: the confidence of an unsupported answer.
-    ``use_gold``: in generation, explain the gold label of training pairs (False: always infer)."""
-
-    majority_label: str = "PD Additive/Adverse effects/Bidirectional/Increase"
-    min_confidence: float = 0.1
-    use_gold: bool = True
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= _MAX_CONFIDENCE:
-            raise InputError(f"KnowledgeConfig.min_confidence={self.min_confidence}: must be in [0, {_MAX_CONFIDENCE}]")
-        if Label.parse(self.majority_label).direction != BIDIRECTIONAL:
-            raise InputError(f"KnowledgeConfig.majority_label {self.majority_label!r}: must be Bidirectional (a "
-                             "directional label has no meaning without knowing which drug acts)")
 
 
 @dataclass(frozen=True)
@@ -265,7 +247,7 @@ class KnowledgeTeacher:
         steps = [*support.steps, (self._conclusion(label, a, b), agreeing[:_MAX_ANALOGUE_CITATIONS])]
         analogue = _ANALOGUE_WEIGHT * len(agreeing) / (len(analogues) + 1)
         confidence = 1.0 - (1.0 - support.mechanism) * (1.0 - analogue)
-        return round(min(_MAX_CONFIDENCE, max(self.config.min_confidence, confidence)), 2), steps
+        return round(min(MAX_CONFIDENCE, max(self.config.min_confidence, confidence)), 2), steps
 
     def infer_label(self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]) -> tuple[str, float, list[ChainStep]]:
         """The rule-based label for the query (A, B), its confidence and its chain (see the module doc)."""

@@ -15,15 +15,14 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import httpx
 
-from mard_core.errors import InputError
 from mard_core.teachers.base import Backend, Completion, GenerationParams, TeacherError
-from mard_core.teachers.http import HTTPBackend, HTTPConfig
+from mard_core.teachers.config import HTTPConfig, VLLMConfig
+from mard_core.teachers.http import HTTPBackend
 
 VENV_ENV_VAR = "MARD_VLLM_VENV"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -34,38 +33,6 @@ _TERMINATE_GRACE_S = 20.0
 def default_venv() -> Path:
     """``$MARD_VLLM_VENV`` if set, else ``<project root>/.venv-vllm`` (what ``infra/vllm-env.sh`` creates)."""
     return Path(os.environ.get(VENV_ENV_VAR) or PROJECT_ROOT / ".venv-vllm")
-
-
-@dataclass(frozen=True)
-class VLLMConfig:
-    """Server settings. ``dtype``/``max_model_len``/``gpu_memory_utilization`` go to vLLM as is;
-    ``cpu_kvcache_space_gb`` sets VLLM_CPU_KVCACHE_SPACE (read by the CPU build only); ``port`` None picks
-    a free one; ``extra_args`` are appended to the server command line. Sampling uses only the request's
-    parameters (``--generation-config vllm``), as the HF backend does."""
-
-    model: str
-    venv: str | None = None
-    served_model_name: str | None = None
-    dtype: str = "float32"
-    max_model_len: int = 1024
-    enforce_eager: bool = True
-    cpu_kvcache_space_gb: int = 1
-    gpu_memory_utilization: float | None = None
-    host: str = "127.0.0.1"
-    port: int | None = None
-    startup_timeout_s: float = 300.0
-    request_timeout_s: float = 600.0
-    max_concurrency: int = 64
-    extra_args: Sequence[str] = ()
-    log_path: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "extra_args", tuple(self.extra_args))
-        for name in ("max_model_len", "cpu_kvcache_space_gb", "max_concurrency"):
-            if getattr(self, name) < 1:
-                raise InputError(f"VLLMConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.startup_timeout_s <= 0:
-            raise InputError(f"VLLMConfig.startup_timeout_s must be > 0, got {self.startup_timeout_s}")
 
 
 def free_port(host: str) -> int:
