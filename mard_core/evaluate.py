@@ -50,7 +50,7 @@ from mard_core.metrics import (
     reliability_table,
     split_label,
 )
-from mard_core.metrics.mfs import aggregate_mfs, score_chain
+from mard_core.metrics.mfs import ChainVerifier, aggregate_mfs
 from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_plot
 from mard_core.prm.labels import Facts
 from mard_core.prompts import DrugRef, parse_completion, render_prompt
@@ -469,10 +469,11 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
     metrics["n_mirror"] = n_mirror
 
     tax = taxonomy or load_taxonomy()
-    chains = [score_chain(p.text, q.ref_a, q.ref_b, g, facts, q.evidence, tax) if p.text else None
-              for p, q, g in zip(preds, queries, gold, strict=True)]
+    verifier = ChainVerifier(facts, tax)
+    chains = [verifier.score(p.text, q.ref_a, q.ref_b, q.evidence) if p.text else None
+              for p, q in zip(preds, queries, strict=True)]
     if any(c is not None for c in chains):
-        metrics.update(aggregate_mfs([c for c in chains if c is not None]))
+        metrics.update(aggregate_mfs(chains, correct))
 
     fitted = _valid_calibrator(system, split_dir, strategy, index, facts, cfg)
     calibration, calibrated = _calibration_metrics(preds, correct, cfg.n_bins, fitted[0] if fitted else None)
@@ -562,7 +563,8 @@ _MARKDOWN_COLUMNS = (
     ("system", "System"), ("strategy", "Split"), ("n", "n"), ("exact_accuracy", "Exact"),
     ("family_accuracy", "Family"), ("subtype_macro_f1", "Subtype F1"), ("direction_accuracy", "Direction"),
     ("direction_accuracy_given_mechanism", "Dir. given mech."), ("kappa", "Kappa"),
-    ("mirror_consistency", "Mirror"), ("mfs_mean", "MFS"), ("ece", "ECE raw"), ("ece_calibrated", "ECE cal."),
+    ("mirror_consistency", "Mirror"), ("mfs_mean", "MFS"), ("mfs_on_correct", "MFS correct"),
+    ("correct_and_verified", "Correct+verified"), ("ece", "ECE raw"), ("ece_calibrated", "ECE cal."),
     ("cost_self_hosted_usd_per_1k", "$ self /1k"), ("cost_api_usd_per_1k", "$ API /1k"),
 )
 
