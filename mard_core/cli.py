@@ -279,6 +279,53 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     Console().print(table)
 
 
+def _latest_tables(root: Path | None) -> tuple[Path, Path]:
+    """The latest run's ingest and index output directories under the data root."""
+    r = data_root(root)
+    ingest_dir, index_dir = _latest_output(r, "ingest"), _latest_output(r, "index")
+    if ingest_dir is None or index_dir is None:
+        raise InputError(f"{r}: no ingested release with a retrieval index; run `mard run` first (or pass --root)")
+    return ingest_dir, index_dir
+
+
+@app.command()
+def evidence(
+    drug_a: Annotated[str, typer.Argument(help="Drug A: DrugBank id or name")],
+    drug_b: Annotated[str, typer.Argument(help="Drug B: DrugBank id or name")],
+    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Print the numbered evidence the student sees for the ordered pair on a split (as the evaluation retrieves it)."""
+    from mard_core.audit import Auditor, format_evidence
+
+    record = Auditor.load(*_latest_tables(root), split).evidence(drug_a, drug_b)
+    typer.echo(json.dumps(record, ensure_ascii=False) if as_json else format_evidence(record), nl=as_json)
+
+
+@app.command()
+def audit(
+    input_file: Annotated[Path, typer.Option("--input", help='JSONL of {"drug_a", "drug_b", "text"}')],
+    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    root: RootOpt = None,
+) -> None:
+    """Score reasoning chains against their own answers (MFS, each step's verdict and reason), one JSON line per
+    chain. A bad line is reported on stderr as FILE:LINE and skipped; the exit code is then 1."""
+    from rich.markup import escape
+
+    from mard_core.audit import Auditor
+
+    bad = 0
+    for record, error in Auditor.load(*_latest_tables(root), split).audit_file(input_file):
+        if error is not None:
+            bad += 1
+            err.print(f"[red]error:[/red] {escape(error)}", highlight=False, soft_wrap=True)
+        else:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+    if bad:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: MARD errors become one line on stderr and exit code 1."""
     try:
