@@ -275,6 +275,52 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     Console().print(table)
 
 
+def _latest_tables(root: Path | None, split: str) -> tuple[Path, Path]:
+    """The ingest output and the index output (one index per split) of the newest complete retrieval index."""
+    from mard_core.students import newest_data
+
+    ingest_dir, index_dir, _ = newest_data(data_root(root), split)
+    return ingest_dir, index_dir.parent
+
+
+@app.command()
+def evidence(
+    drug_a: Annotated[str, typer.Argument(help="Drug A: DrugBank id or name")],
+    drug_b: Annotated[str, typer.Argument(help="Drug B: DrugBank id or name")],
+    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Print the numbered evidence the student sees for the ordered pair on a split (as the evaluation retrieves it)."""
+    from mard_core.audit import Auditor, format_evidence
+
+    record = Auditor.load(*_latest_tables(root, split), split).evidence(drug_a, drug_b)
+    typer.echo(json.dumps(record, ensure_ascii=False) if as_json else format_evidence(record), nl=as_json)
+
+
+@app.command()
+def audit(
+    input_file: Annotated[Path, typer.Option("--input", help='JSONL of {"drug_a", "drug_b", "text"}')],
+    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    root: RootOpt = None,
+) -> None:
+    """Score reasoning chains against their own answers (MFS, each step's verdict and reason), one JSON line per
+    chain. A bad line is reported on stderr as FILE:LINE and skipped; the exit code is then 1."""
+    from rich.markup import escape
+
+    from mard_core.audit import Auditor
+
+    bad = 0
+    for record, error in Auditor.load(*_latest_tables(root, split), split).audit_file(input_file):
+        if error is not None:
+            bad += 1
+            err.print(f"[red]error:[/red] {escape(error)}", highlight=False, soft_wrap=True)
+        else:
+            typer.echo(json.dumps(record, ensure_ascii=False))
+    if bad:
+        raise typer.Exit(1)
+
+
 def _fail(message: str) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(1)

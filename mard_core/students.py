@@ -126,7 +126,7 @@ def _strategy(index: Path, split: str) -> Path:
     return index / split
 
 
-def _newest_data(root: Path, split: str | None) -> tuple[Path, Path, str]:
+def newest_data(root: Path, split: str | None) -> tuple[Path, Path, str]:
     """Ingest, index of the split, and split, of the newest complete retrieval index (no lineage known)."""
     for out, manifest in _outputs(root, "index"):
         ingest_key = manifest.get("inputs", {}).get("ingest")
@@ -155,7 +155,7 @@ def _directory(root: Path, path: Path, split: str | None) -> Choice:
                          "<root>/dpo/<key>/merged, or models:/NAME@ALIAS")
     if path.name == MERGED_DIR and "prm" in (read_manifest(path.parent) or {}).get("inputs", {}):
         return _student_output(path.parent, "directory", f"{path} (--model)", split)
-    ingest, index, split = _newest_data(root, split)
+    ingest, index, split = newest_data(root, split)
     return Choice("directory", f"{path} (--model; not a pipeline output: uncalibrated)", path, None, ingest, index,
                   split, None, {"path": str(path)})
 
@@ -236,7 +236,7 @@ def choose(root: Path, model: str | None = None, baseline: str | None = None, sp
     if baseline is not None:
         if baseline not in BASELINES:
             raise InputError(f"--baseline {echo(baseline)}: expected one of {', '.join(sorted(BASELINES))}")
-        ingest, index, split = _newest_data(root, split)
+        ingest, index, split = newest_data(root, split)
         return Choice("baseline", f"{baseline} baseline (--baseline; no language model)", None, baseline, ingest,
                       index, split, None, {"name": baseline})
     if model is not None and model.startswith("models:/"):

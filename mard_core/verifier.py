@@ -8,7 +8,7 @@ against the ``drug_proteins`` table (:class:`Facts`), process/effect claims agai
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +104,14 @@ class Facts:
                 return found
         return ()
 
+    def records(self, drug_id: str, relation: str, protein: str, kinds: Collection[str] | None = None) -> bool:
+        """Whether DrugBank records ``drug_id`` in ``relation`` (a key of ``PROTEIN_RELATIONS``) to ``protein``
+        (only rows of ``kinds`` when given): "target" needs a target row, the others a confirming action."""
+        rows = [r for r in self.relations(drug_id, protein) if kinds is None or r.kind in kinds]
+        if relation == "target":
+            return any(r.kind == "target" for r in rows)
+        return any(r.actions & set(PROTEIN_RELATIONS[relation]) for r in rows)
+
 
 def require_columns(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
     """Raise :class:`InputError` naming ``what`` when ``df`` lacks any of ``columns``."""
@@ -117,13 +125,8 @@ def require_columns(df: pl.DataFrame, columns: Sequence[str], what: str) -> None
 
 def _protein_verdict(claim: Claim, drug_id: str, facts: Facts) -> StepVerdict:
     name = facts.drug_names(drug_id)[0]
-    rows = facts.relations(drug_id, claim.obj)
-    if claim.relation == "target":
-        confirmed = any(r.kind == "target" for r in rows)
-    else:
-        confirmed = any(r.actions & set(PROTEIN_RELATIONS[claim.relation]) for r in rows)
     phrase = f"{_RELATION_PHRASES[claim.relation]} {claim.obj}"
-    if confirmed:
+    if facts.records(drug_id, claim.relation, claim.obj):
         return StepVerdict(CORRECT, f"DrugBank records {name} as {phrase}")
     return StepVerdict(INCORRECT, f"{name} is not recorded as {phrase}")
 

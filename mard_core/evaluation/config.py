@@ -11,7 +11,6 @@ from mard_core.metrics.cost import PriceTable
 from mard_core.splits_config import STRATEGIES
 from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt
 
-
 # System kinds by name prefix (their factories: mard_core.evaluation.catalog.SYSTEMS, which imports polars).
 SYSTEM_KINDS = ("majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp", "teacher", "student",
                 "endpoint")

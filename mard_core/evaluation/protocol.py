@@ -41,7 +41,7 @@ from mard_core.metrics.labels import (
     rare_drug_bins,
     split_label,
 )
-from mard_core.metrics.mfs import aggregate_mfs, score_chain
+from mard_core.metrics.mfs import ChainVerifier, aggregate_mfs
 from mard_core.retrieval import RetrievalIndex
 from mard_core.taxonomy import Taxonomy, load_taxonomy
 from mard_core.teachers.base import fill_placeholders
@@ -193,10 +193,11 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
     metrics["n_mirror"] = n_mirror
 
     tax = taxonomy or load_taxonomy()
-    chains = [score_chain(p.text, q.ref_a, q.ref_b, g, facts, q.evidence, tax) if p.text else None
-              for p, q, g in zip(preds, queries, gold, strict=True)]
+    verifier = ChainVerifier(facts, tax)
+    chains = [verifier.score(p.text, q.ref_a, q.ref_b, q.evidence) if p.text else None
+              for p, q in zip(preds, queries, strict=True)]
     if any(c is not None for c in chains):
-        metrics.update(aggregate_mfs([c for c in chains if c is not None]))
+        metrics.update(aggregate_mfs(chains, correct))
 
     fitted = _valid_calibrator(system, split_dir, strategy, index, facts, cfg)
     calibration, calibrated = _calibration_metrics(preds, correct, cfg.n_bins, fitted[0] if fitted else None)

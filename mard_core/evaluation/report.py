@@ -38,7 +38,8 @@ _MARKDOWN_COLUMNS = (
     ("system", "System"), ("strategy", "Split"), ("n", "n"), ("exact_accuracy", "Exact"),
     ("family_accuracy", "Family"), ("subtype_macro_f1", "Subtype F1"), ("direction_accuracy", "Direction"),
     ("direction_accuracy_given_mechanism", "Dir. given mech."), ("kappa", "Kappa"),
-    ("mirror_consistency", "Mirror"), ("mfs_mean", "MFS"), ("ece", "ECE raw"), ("ece_calibrated", "ECE cal."),
+    ("mirror_consistency", "Mirror"), ("mfs_mean", "MFS"), ("mfs_on_correct", "MFS correct"),
+    ("correct_and_verified", "Correct+verified"), ("ece", "ECE raw"), ("ece_calibrated", "ECE cal."),
     ("cost_self_hosted_usd_per_1k", "$ self /1k"), ("cost_api_usd_per_1k", "$ API /1k"),
 )
 

@@ -1,68 +1,123 @@
-"""Mechanism Fidelity Score (MFS): how much of a reasoning chain DrugBank confirms.
+"""Mechanism Fidelity Score (MFS): the share of a reasoning chain's steps that DrugBank confirms as reasons for
+the chain's own answer.
 
-Each step of a chain (a completion in the :mod:`mard_core.prompts` format) is one claim unit. The step
-verifier :func:`mard_core.verifier.verify_step` labels it correct, incorrect or unverifiable (protein
-claims against the ``drug_proteins`` fields, process/effect claims against the gold label, citations against
-the prompt's evidence ids). When the evidence items themselves are known, MFS also checks what each citation
-says (citation fidelity): a protein claim may only cite protein records of the claiming drug naming the same
-protein, a process or effect claim only training interactions of similar drugs (``similar_interaction``) whose
-label, seen in the query orientation, has the gold family and direction. A verified step with any other
-citation counts as incorrect.
+Each step of a chain (a completion in the :mod:`mard_core.prompts` format) is one claim unit, judged against the
+chain's ANSWER line (not the gold label: whether the answer is right is reported separately, see
+:func:`aggregate_mfs`), DrugBank's ``drug_proteins`` rows and the evidence its prompt listed. A step is
+**confirmed** only when all of these hold:
 
-Per chain: MFS = confirmed / checkable steps (None without checkable steps); unverifiable steps are counted
-separately. Aggregate: mean MFS over chains with a checkable step, the share of chains with one, and the mean
-unverifiable share.
+* a claim is read from it by the claim grammar, and it names drugs of the query only;
+* it is true: a protein claim is recorded in the claiming drug's DrugBank rows;
+* it bears on the answer's mechanism:
 
-:func:`validate_mfs` checks the score itself: gold chains (from the knowledge teacher) should score near 1 and
-programmatically corrupted chains (:func:`chain_corruptor`: wrong protein, wrong direction, swapped
-citation) clearly lower; it reports both means, the means per corruption and the gold-vs-corrupted AUROC.
+  - PK answer (directional): the perpetrator's relation that explains the answer's family and modality
+    (:data:`~mard_core.teachers.knowledge.MECHANISMS`, protein kind included) to a protein the victim is a
+    substrate of, or the victim's substrate relation to a protein the perpetrator so acts on;
+  - PD answer: a target both drugs act on, in opposite ways (one activates it, the other blocks it) for PD
+    Antagonistic, alike for PD Additive;
+  - any answer: a process or effect claim naming the answer's subtype with its modality (and, for a directional
+    subtype, the perpetrator as its subject);
+
+* it cites evidence, and every item it cites states it: a protein claim only protein records of the claiming
+  drug naming the same protein with the claimed relation; a process or effect claim only training interactions
+  of similar drugs (``similar_interaction``) whose label, in the query orientation, is the answer.
+
+Every other step counts against the chain (it stays in the denominator), with a verdict that says why:
+``incorrect`` when DrugBank, the evidence ids or the answer contradict it (a relation DrugBank does not record, a
+citation of an id the prompt did not list, the opposite change or the opposite direction of the answer's
+mechanism); ``unconfirmed`` when it may be true but bears on nothing in the answer, cites nothing, cites a line
+that does not state it, states no increase or decrease, or names a drug outside the query; ``unverifiable`` when
+no claim is read from it.
+
+Per chain: MFS = confirmed steps / steps. A chain without steps, or whose answer is missing or not a label of the
+taxonomy (nothing to bear on), scores 0. :mod:`mard_core.metrics.mfs_validation` checks the score on gold and
+adversarial chains.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
-from mard_core.chains import Completion
-from mard_core.errors import InputError
-from mard_core.negatives import CITATION_SWAPPED, WRONG_PROTEIN, hard_negatives
-from mard_core.prompts import (
-    PROTEIN_RELATIONS,
-    Claim,
-    DrugRef,
-    extract_claims,
-    parse_completion,
-    render_prompt,
+from mard_core.errors import InputError, MardError
+from mard_core.prompts import PROTEIN_RELATIONS, Claim, DrugRef, Parsed, Step, parse_answer, parse_completion
+from mard_core.retrieval import Evidence, NameMatcher
+from mard_core.taxonomy import (
+    A_TO_B,
+    DIRECTIONAL,
+    SYMMETRIC,
+    Label,
+    Subtype,
+    Taxonomy,
+    load_taxonomy,
 )
-from mard_core.retrieval import Evidence
-from mard_core.taxonomy import Label, Taxonomy, load_taxonomy
-from mard_core.teachers.knowledge import query_label
-from mard_core.verifier import CORRECT, INCORRECT, UNVERIFIABLE, Facts, verify_step
+from mard_core.teachers.knowledge import MECHANISMS, Mechanism, query_label
+from mard_core.verifier import Facts
 
-WRONG_DIRECTION = "wrong_direction"
-CORRUPTIONS = (WRONG_PROTEIN, WRONG_DIRECTION, CITATION_SWAPPED)
+CONFIRMED, INCORRECT, UNCONFIRMED, UNVERIFIABLE = "confirmed", "incorrect", "unconfirmed", "unverifiable"
+
+# "A increases the risk or severity of bleeding when combined with B" -> "bleeding"
+_EFFECT_PHRASE = re.compile(r"(?:the )?(?:risk or severity of |risk of )?(.+?)(?: when (?:combined|used) with .+)?")
+_PD_ANTAGONISTIC = "PD Antagonistic"
+# Actions on a target that activate it and that block it: PD Antagonistic answers need a shared target the two
+# drugs act on in opposite ways, PD Additive answers one they act on alike.
+_ACTIVATING = frozenset({"agonist", "partial agonist", "positive allosteric modulator", "positive modulator",
+                         "potentiator", "activator", "stimulator", "inducer"})
+_BLOCKING = frozenset({"antagonist", "inverse agonist", "inhibitor", "blocker", "negative allosteric modulator",
+                       "negative modulator", "suppressor"})
+_CHANGE = {"increase": "an increase", "decrease": "a decrease"}
+Verdict = tuple[str, str]
+"""(verdict, reason)."""
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """The verdict on one step (one claim unit) and why."""
+
+    step: int
+    text: str
+    verdict: str  # confirmed | incorrect | unconfirmed | unverifiable
+    reason: str
+
+    def to_dict(self) -> dict[str, int | str]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class ChainScore:
-    """Step verdict counts of one chain."""
+    """The verdicts on a chain's steps against its answer (``answer``: None when missing or invalid, and
+    ``answer_error`` says why)."""
 
-    n_steps: int
-    n_confirmed: int
-    n_incorrect: int
-    n_unverifiable: int
+    answer: str | None
+    claims: tuple[ClaimVerdict, ...]
+    answer_error: str | None = None
+
+    def count(self, verdict: str) -> int:
+        return sum(c.verdict == verdict for c in self.claims)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.claims)
+
+    @property
+    def n_confirmed(self) -> int:
+        return self.count(CONFIRMED)
+
+    @property
+    def n_unverifiable(self) -> int:
+        return self.count(UNVERIFIABLE)
 
     @property
     def n_checkable(self) -> int:
-        return self.n_confirmed + self.n_incorrect
+        """Steps with a claim read from them."""
+        return self.n_steps - self.n_unverifiable
 
     @property
-    def mfs(self) -> float | None:
-        """Confirmed share of the checkable steps; None when no step is checkable."""
-        return self.n_confirmed / self.n_checkable if self.n_checkable else None
+    def mfs(self) -> float:
+        """Confirmed share of all steps; 0 without steps (and without a valid answer no step is confirmed)."""
+        return self.n_confirmed / self.n_steps if self.n_steps else 0.0
 
     @property
     def unverifiable_share(self) -> float | None:
@@ -70,158 +125,211 @@ class ChainScore:
 
 
 @dataclass(frozen=True)
-class Chain:
-    """A reasoning chain for the ordered query (A, B): its completion text, gold label (query orientation) and
-    the evidence its prompt listed."""
+class _Query:
+    """What one chain is judged against: the drugs ("A"/"B" -> id, primary name), its answer and the evidence."""
 
-    a: DrugRef
-    b: DrugRef
-    gold: str
-    text: str
-    evidence: tuple[Evidence, ...]
+    ids: Mapping[str, str]
+    names: Mapping[str, str]
+    refs: tuple[DrugRef, DrugRef]
+    label: Label
+    evidence: Mapping[str, Evidence]
+    own: frozenset[int]  # name-matcher indices of the query drugs
+
+    def perpetrator(self) -> str:
+        """"A" or "B": who acts in the (directional) answer."""
+        return "A" if self.label.direction == A_TO_B else "B"
 
 
-Corruptor = Callable[[Chain], list[tuple[str, Chain]]]
-"""``corruptor(chain)`` -> (corruption kind, corrupted chain) for each corruption that applies."""
+def _opposed(x: frozenset[str], y: frozenset[str]) -> bool:
+    """Whether two drugs' actions on one target oppose each other (one activates, the other blocks)."""
+    return bool((x & _ACTIVATING and y & _BLOCKING) or (x & _BLOCKING and y & _ACTIVATING))
 
 
-def _same_protein(claim: Claim, drug_id: str, item: Evidence, facts: Facts) -> bool:
-    """Whether a protein evidence item of ``drug_id`` names the protein of ``claim`` (same DrugBank rows)."""
+def _other(who: str) -> str:
+    return "B" if who == "A" else "A"
+
+
+def _mechanisms(label: Label) -> list[Mechanism]:
+    """The perpetrator relations that explain a (PK) label."""
+    return [m for m in MECHANISMS if (m.family, m.modality) == (label.family, label.modality)]
+
+
+def _states_protein(claim: Claim, drug_id: str, item: Evidence, facts: Facts) -> bool:
+    """Whether a protein record of ``drug_id`` names the protein of ``claim`` (same DrugBank rows) with the claimed
+    relation."""
     if item.kind != "protein" or item.drug_id != drug_id:
         return False
+    if claim.relation == "target":
+        stated = item.protein_kind == "target"
+    else:
+        stated = bool({a.lower() for a in item.actions} & set(PROTEIN_RELATIONS[claim.relation]))
     claimed = set(facts.relations(drug_id, claim.obj))
-    return any(claimed & set(facts.relations(drug_id, ref))
-               for ref in (item.gene_name, item.uniprot_id, item.protein_name) if ref)
+    return stated and any(claimed & set(facts.relations(drug_id, ref))
+                          for ref in (item.gene_name, item.uniprot_id, item.protein_name) if ref)
 
 
-def _supports(claim: Claim, ids: Mapping[str, str], item: Evidence, a: DrugRef, b: DrugRef, gold: Label,
-              facts: Facts) -> bool:
-    if claim.relation in PROTEIN_RELATIONS:
-        return _same_protein(claim, ids[claim.drug], item, facts)
-    oriented = query_label(item, a, b)
-    if oriented is None:
-        return False
-    label = Label.parse(oriented)
-    return (label.family, label.direction) == (gold.family, gold.direction)
+class ChainVerifier:
+    """Scores chains against DrugBank ``facts``; build one per evaluation (it indexes every drug name once)."""
+
+    def __init__(self, facts: Facts, taxonomy: Taxonomy | None = None) -> None:
+        self.facts = facts
+        self.taxonomy = taxonomy or load_taxonomy()
+        self._drug_ids = list(facts.names)
+        self._position = {d: i for i, d in enumerate(self._drug_ids)}
+        self._matcher = NameMatcher(list(facts.names.values()))
+
+    def score(self, text: str, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]) -> ChainScore:
+        """The verdicts on every step of ``text`` for the ordered query (A, B) whose prompt listed ``evidence``."""
+        names = {"A": self.facts.drug_names(a.drugbank_id), "B": self.facts.drug_names(b.drugbank_id)}
+        parsed = parse_completion(text, names["A"], names["B"])
+        label, error = self._answer(text, parsed)
+        if label is None:
+            nothing = "the chain has no valid answer to bear on"
+            return ChainScore(None, tuple(ClaimVerdict(s.index, s.text, UNCONFIRMED, nothing) for s in parsed.steps),
+                              error)
+        own = {self._position[a.drugbank_id], self._position[b.drugbank_id]}.union(
+            *(self._matcher.find(n) for n in (*names["A"], *names["B"])))
+        query = _Query({"A": a.drugbank_id, "B": b.drugbank_id}, {k: v[0] for k, v in names.items()}, (a, b), label,
+                       {e.id: e for e in evidence}, frozenset(own))
+        claims = tuple(ClaimVerdict(s.index, s.text, *self._step(s, query)) for s in parsed.steps)
+        return ChainScore(label.slash(), claims)
+
+    def _answer(self, text: str, parsed: Parsed) -> tuple[Label | None, str | None]:
+        """The chain's answer as a taxonomy label, or None and what is wrong with it."""
+        if parsed.answer is None:
+            line = next((x.strip() for x in text.splitlines() if x.strip().upper().startswith("ANSWER")), None)
+            return None, parse_answer(line)[1] if line is not None else "no ANSWER line"
+        try:
+            return self.taxonomy.validate_label(Label.parse(parsed.answer.label)), None
+        except MardError as exc:
+            return None, f"answer is not a label of the taxonomy: {exc}"
+
+    def _outsiders(self, text: str, query: _Query) -> str | None:
+        """The drugs outside the query that ``text`` names, for a reason; None when it names none."""
+        found = sorted(self._matcher.find(text) - query.own)
+        if not found:
+            return None
+        return ", ".join(f"{self.facts.drug_names(self._drug_ids[i])[0]} ({self._drug_ids[i]})" for i in found)
+
+    def _step(self, step: Step, query: _Query) -> Verdict:
+        missing = [c for c in step.citations if c not in query.evidence]
+        if missing:
+            return INCORRECT, f"cites {', '.join(missing)}, not among the evidence"
+        if not step.claims:
+            outsiders = self._outsiders(step.text, query)
+            if outsiders:
+                return UNCONFIRMED, f"names {outsiders}, not a drug of the query"
+            return UNVERIFIABLE, "no claim of the claim grammar"
+        claim = step.claims[0]  # the grammar reads one claim per step
+        protein = claim.relation in PROTEIN_RELATIONS
+        failure = self._protein_failure(claim, query) if protein else self._process_failure(claim, query)
+        if failure is not None:
+            return failure
+        if not step.citations:
+            return UNCONFIRMED, "bears on the answer but cites no evidence"
+        label = query.label.slash()
+        wrong = [c for c in step.citations if not (
+            _states_protein(claim, query.ids[claim.drug], query.evidence[c], self.facts) if protein
+            else query_label(query.evidence[c], *query.refs) == label)]
+        if wrong:
+            return UNCONFIRMED, f"bears on the answer but {', '.join(wrong)} does not state it"
+        return CONFIRMED, f"true, bears on the answer's mechanism, stated by {', '.join(step.citations)}"
+
+    # -- protein claims ---------------------------------------------------------------------------------------
+
+    def _protein_failure(self, claim: Claim, query: _Query) -> Verdict | None:
+        name = query.names[claim.drug]
+        if not self.facts.records(query.ids[claim.drug], claim.relation, claim.obj):
+            return INCORRECT, f"DrugBank does not record {name} as {claim.relation} of {claim.obj}"
+        if not self._protein_bears(claim, query):
+            return UNCONFIRMED, (f"{name} as {claim.relation} of {claim.obj} bears on nothing in the answer "
+                                 f"{query.label} ({self._mechanism(query)})")
+        return None
+
+    def _pd(self, label: Label) -> bool:
+        return self.taxonomy.family(label.family).kind == "pd"
+
+    def _protein_bears(self, claim: Claim, query: _Query) -> bool:
+        label, facts, obj = query.label, self.facts, claim.obj
+        if self._pd(label):
+            targets = [[r.actions for r in facts.relations(query.ids[who], obj) if r.kind == "target"]
+                       for who in ("A", "B")]
+            opposed = any(_opposed(x, y) for x in targets[0] for y in targets[1])
+            return all(targets) and opposed == (label.family == _PD_ANTAGONISTIC)
+        perp = query.perpetrator()
+        p, v = query.ids[perp], query.ids[_other(perp)]
+        return any(facts.records(p, m.relation, obj, m.protein_kinds)
+                   and facts.records(v, "substrate", obj, m.protein_kinds)
+                   and (claim.drug, claim.relation) in ((perp, m.relation), (_other(perp), "substrate"))
+                   for m in _mechanisms(label))
+
+    def _mechanism(self, query: _Query) -> str:
+        """What a protein claim must state to bear on the answer, for a reason."""
+        label = query.label
+        if self._pd(label):
+            fit = "opposite" if label.family == _PD_ANTAGONISTIC else "alike"
+            return f"it needs a target both drugs act on, {fit}"
+        relations = sorted({m.relation for m in _mechanisms(label)})
+        if not relations:
+            return "no protein relation explains it"
+        perp = query.perpetrator()
+        return (f"it needs {query.names[perp]} as {' or '.join(relations)} of a protein "
+                f"{query.names[_other(perp)]} is a substrate of")
+
+    # -- process and effect claims ----------------------------------------------------------------------------
+
+    def _claimed(self, claim: Claim, polarity: str) -> Subtype | None:
+        """The subtype a process/effect claim names under ``polarity``."""
+        effect = _EFFECT_PHRASE.fullmatch(claim.obj) if claim.relation == "effect" else None
+        phrase = effect.group(1) if effect else claim.obj
+        kinds = (DIRECTIONAL, SYMMETRIC) if claim.relation == "process" else (SYMMETRIC, DIRECTIONAL)
+        for kind in kinds:
+            sub = self.taxonomy.match_subtype(phrase, polarity, kind, pd_only=False)
+            if sub is not None:
+                return sub
+        return None
+
+    def _process_failure(self, claim: Claim, query: _Query) -> Verdict | None:
+        label = query.label
+        if claim.polarity is None:
+            return UNCONFIRMED, f"{claim.relation} {claim.obj!r} states no increase or decrease"
+        outsiders = self._outsiders(claim.obj, query)
+        if outsiders:
+            return UNCONFIRMED, f"names {outsiders}, not a drug of the query"
+        answer = self.taxonomy.subtype(label.family, label.subtype)
+        polarity = {m: p for p, m in self.taxonomy.family(label.family).modalities.items()}[label.modality]
+        claimed = self._claimed(claim, claim.polarity)
+        if claimed != answer or claim.polarity != polarity:
+            if claim.polarity != polarity and self._claimed(claim, polarity) == answer:
+                return INCORRECT, (f"states {_CHANGE[claim.polarity]} of {claim.obj!r}, the answer {label} "
+                                   f"{_CHANGE[polarity]}")
+            named = f"{claimed.family}/{claimed.name}" if claimed else "no mechanism of the taxonomy"
+            return UNCONFIRMED, f"{claim.obj!r} names {named}: bears on nothing in the answer {label}"
+        if answer.kind == DIRECTIONAL and claim.drug != query.perpetrator():
+            perp = query.perpetrator()
+            return INCORRECT, (f"wrong direction: in the answer {query.names[perp]} acts on "
+                               f"{query.names[_other(perp)]}")
+        return None
 
 
-def score_chain(text: str, a: DrugRef, b: DrugRef, gold_label: str, facts: Facts,
-                evidence: Sequence[Evidence] | None, taxonomy: Taxonomy | None = None) -> ChainScore:
-    """Verdict counts of the steps of ``text`` for the query (A, B) (see the module doc).
-
-    ``evidence``: the prompt's evidence items (None: unknown, so neither citation ids nor what they say
-    are checked).
-    """
-    tax = taxonomy or load_taxonomy()
-    gold = Label.parse(gold_label)
-    ids = {"A": a.drugbank_id, "B": b.drugbank_id}
-    by_id = {e.id: e for e in evidence} if evidence is not None else None
-    parsed = parse_completion(text, facts.drug_names(a.drugbank_id), facts.drug_names(b.drugbank_id))
-    counts = {CORRECT: 0, INCORRECT: 0, UNVERIFIABLE: 0}
-    for step in parsed.steps:
-        verdict = verify_step(step, a.drugbank_id, b.drugbank_id, gold_label, facts,
-                              list(by_id) if by_id is not None else None, tax).label
-        if verdict == CORRECT and by_id is not None and not all(
-                _supports(claim, ids, by_id[c], a, b, gold, facts) for claim in step.claims for c in step.citations):
-            verdict = INCORRECT
-        counts[verdict] += 1
-    return ChainScore(len(parsed.steps), counts[CORRECT], counts[INCORRECT], counts[UNVERIFIABLE])
-
-
-def aggregate_mfs(scores: Sequence[ChainScore]) -> dict[str, float | int | None]:
-    """``mfs_mean`` over chains with a checkable step, ``mfs_checkable_share`` (share of chains with one),
-    ``mfs_unverifiable_mean`` (mean unverifiable share over chains with steps) and ``mfs_n_chains``."""
-    values = [s.mfs for s in scores if s.mfs is not None]
-    unverifiable = [s.unverifiable_share for s in scores if s.unverifiable_share is not None]
+def aggregate_mfs(scores: Sequence[ChainScore | None], correct: Sequence[bool]) -> dict[str, float | int | None]:
+    """MFS metrics of one system over its predictions (``None``: a prediction without a chain, which scores 0)
+    and whether each answer is right: ``mfs_mean``; ``mfs_on_correct`` (mean over right answers, None without
+    one); ``correct_and_verified`` (share of predictions both right and fully verified, MFS == 1);
+    ``mfs_checkable_share`` (share of chains with a claim read), ``mfs_unverifiable_mean`` (mean share of steps
+    outside the claim grammar, over chains with steps) and ``mfs_n_chains``."""
+    if len(scores) != len(correct):
+        raise InputError(f"aggregate_mfs: {len(scores)} chains for {len(correct)} correctness flags")
+    values = [s.mfs if s is not None else 0.0 for s in scores]
+    on_correct = [v for v, ok in zip(values, correct, strict=True) if ok]
+    chains = [s for s in scores if s is not None]
+    unverifiable = [s.unverifiable_share for s in chains if s.unverifiable_share is not None]
     return {
         "mfs_mean": float(np.mean(values)) if values else None,
-        "mfs_checkable_share": len(values) / len(scores) if scores else None,
+        "mfs_on_correct": float(np.mean(on_correct)) if on_correct else None,
+        "correct_and_verified": (sum(ok and v == 1.0 for v, ok in zip(values, correct, strict=True)) / len(values)
+                                 if values else None),
+        "mfs_checkable_share": sum(s.n_checkable > 0 for s in chains) / len(chains) if chains else None,
         "mfs_unverifiable_mean": float(np.mean(unverifiable)) if unverifiable else None,
-        "mfs_n_chains": len(scores),
-    }
-
-
-# --- corruptions and validation -------------------------------------------------------------------------------
-
-
-def _swap_names(text: str, a: str, b: str) -> str:
-    """``text`` with the names ``a`` and ``b`` exchanged (whole words, case-insensitive)."""
-    names = sorted((a, b), key=len, reverse=True)  # the longer first, should one name contain the other
-    pattern = re.compile(rf"\b({'|'.join(map(re.escape, names))})\b", re.IGNORECASE)
-    return pattern.sub(lambda m: b if m.group(1).casefold() == a.casefold() else a, text)
-
-
-def _as_completion(chain: Chain, facts: Facts) -> Completion:
-    parsed = parse_completion(chain.text, facts.drug_names(chain.a.drugbank_id), facts.drug_names(chain.b.drugbank_id))
-    if parsed.answer is None:
-        raise InputError(f"chain ({chain.a.drugbank_id}, {chain.b.drugbank_id}): no answer line to corrupt")
-    return Completion(tuple(s.text for s in parsed.steps), parsed.answer.label, parsed.answer.confidence)
-
-
-def _wrong_direction(chain: Chain, source: Completion, facts: Facts) -> Chain | None:
-    """The chain with perpetrator and victim exchanged in its process/effect steps (directional golds only)."""
-    if Label.parse(chain.gold).direction == "Bidirectional":
-        return None
-    a_names, b_names = facts.drug_names(chain.a.drugbank_id), facts.drug_names(chain.b.drugbank_id)
-    steps = [_swap_names(text, chain.a.name, chain.b.name)
-             if any(c.relation not in PROTEIN_RELATIONS for c in extract_claims(text, a_names, b_names)) else text
-             for text in source.steps]
-    if steps == list(source.steps):
-        return None
-    return replace(chain, text=replace(source, steps=tuple(steps)).render())
-
-
-def chain_corruptor(facts: Facts, taxonomy: Taxonomy | None = None) -> Corruptor:
-    """Corruptions of a chain: ``wrong_protein`` (a protein claim names a protein neither drug is linked to),
-    ``wrong_direction`` (perpetrator and victim exchanged in the conclusion) and ``citation_swapped`` (one
-    citation replaced by another evidence id of the prompt). The first and last reuse
-    :func:`mard_core.negatives.hard_negatives`."""
-    tax = taxonomy or load_taxonomy()
-    proteins = sorted({fact.name for per_drug in facts.proteins.values()
-                       for rows in per_drug.values() for fact in rows})
-    siblings = {fam.name: [s.name for s in fam.subtypes] for fam in tax.families}
-
-    def corrupt(chain: Chain) -> list[tuple[str, Chain]]:
-        source = _as_completion(chain, facts)
-        unlinked = [p for p in proteins if not facts.relations(chain.a.drugbank_id, p)
-                    and not facts.relations(chain.b.drugbank_id, p)]
-        prompt = render_prompt(chain.a, chain.b, chain.evidence)
-        out = [(n.kind, replace(chain, text=n.completion.render()))
-               for n in hard_negatives(prompt, source, siblings, unlinked, kinds=(WRONG_PROTEIN, CITATION_SWAPPED))]
-        flipped = _wrong_direction(chain, source, facts)
-        if flipped is not None:
-            out.append((WRONG_DIRECTION, flipped))
-        return out
-
-    return corrupt
-
-
-def validate_mfs(facts: Facts, gold_chains: Sequence[Chain], corruptor: Corruptor,
-                 taxonomy: Taxonomy | None = None) -> dict[str, float | int | dict[str, float] | None]:
-    """Score gold chains and their corruptions; report means, means per corruption kind and the AUROC of MFS
-    separating gold from corrupted chains (chains without a checkable step are left out)."""
-    if not gold_chains:
-        raise InputError("validate_mfs: no gold chains")
-    tax = taxonomy or load_taxonomy()
-
-    def mfs(chain: Chain) -> float | None:
-        return score_chain(chain.text, chain.a, chain.b, chain.gold, facts, chain.evidence, tax).mfs
-
-    gold = [s for s in map(mfs, gold_chains) if s is not None]
-    by_kind: dict[str, list[float]] = {}
-    for chain in gold_chains:
-        for kind, bad in corruptor(chain):
-            score = mfs(bad)
-            if score is not None:
-                by_kind.setdefault(kind, []).append(score)
-    corrupted = [s for scores in by_kind.values() for s in scores]
-    auroc = (float(roc_auc_score([1] * len(gold) + [0] * len(corrupted), gold + corrupted))
-             if gold and corrupted else None)
-    return {
-        "n_gold": len(gold),
-        "n_corrupted": len(corrupted),
-        "gold_mean": float(np.mean(gold)) if gold else None,
-        "corrupted_mean": float(np.mean(corrupted)) if corrupted else None,
-        "corrupted_mean_by_kind": {k: float(np.mean(v)) for k, v in sorted(by_kind.items())},
-        "auroc": auroc,
+        "mfs_n_chains": len(chains),
     }
