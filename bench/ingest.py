@@ -6,6 +6,7 @@ Generates a synthetic DrugBank release of the given size (cached under bench/.da
 fresh process, (1) a bare `lxml.etree.iterparse` scan (end events of <drug>, elements cleared) and (2) the
 full MARD ingest into Parquet, and prints the ratio of wall times and each process's peak RSS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,9 @@ def timed(code: str, *args: str) -> tuple[float, float]:
         f"t = time.perf_counter()\nexec({code!r})\n"
         "print('__T__', time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", wrapper, *args], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *args], check=True, capture_output=True, text=True
+    ).stdout
     _, secs, rss = next(line for line in out.splitlines() if line.startswith("__T__")).split()
     return float(secs), float(rss)
 
@@ -60,9 +63,15 @@ def main() -> None:
     release = data / f"release-{args.drugs}-{args.interactions_per_drug}-{args.seed}.xml"
     if not release.exists():
         t = time.perf_counter()
-        kwargs = {} if args.interactions_per_drug is None else {"interactions_per_drug": args.interactions_per_drug}
+        kwargs = (
+            {}
+            if args.interactions_per_drug is None
+            else {"interactions_per_drug": args.interactions_per_drug}
+        )
         write_release(release, args.drugs, args.seed, **kwargs)
-        print(f"generated {release.name}: {release.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {release.name}: {release.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s"
+        )
     size_mb = release.stat().st_size / 1e6
     scan_s, scan_rss = timed(SCAN, str(release))
     with tempfile.TemporaryDirectory() as out:

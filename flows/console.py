@@ -4,6 +4,7 @@ Prefect's state chatter, library records and Python warnings go to ``<root>/.ser
 Prefect UI keeps every record of the run), and an error the user can fix (:class:`MardError`) shows no
 traceback: the command line prints it as one line.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,8 +17,14 @@ from mard_core.errors import MardError
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 CHATTER = ("Finished in state", "Beginning flow run", "View at ", "Created task run", "Executing ")
 # Set in the stages' process before any library is imported (progress bars and advisories).
-QUIET_ENV = {"HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error", "TQDM_DISABLE": "1",
-             "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "TOKENIZERS_PARALLELISM": "false", "RAY_DEDUP_LOGS": "0"}
+QUIET_ENV = {
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TQDM_DISABLE": "1",
+    "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "RAY_DEDUP_LOGS": "0",
+}
 
 
 class RunConsole(logging.Filter):
@@ -63,12 +70,21 @@ def headline(outputs: dict[str, str], top: int = 3) -> str:
         board = pl.read_parquet(board_file)
         lines.append(f"Leaderboard ({board_file.parent / 'leaderboard.md'}), exact accuracy [95% CI] (n):")
         for (strategy,), rows in board.group_by("strategy", maintain_order=True):
-            shown = rows.head(top).vstack(rows.filter(pl.col("system") == "student:mard")).unique("system",
-                                                                                                   maintain_order=True)
-            cells = [f"{r['system']} {r['exact_accuracy']:.3f} [{r.get('exact_accuracy_ci95_lo', float('nan')):.3f}, "
-                     f"{r.get('exact_accuracy_ci95_hi', float('nan')):.3f}] ({r['n']})" for r in shown.to_dicts()]
+            shown = (
+                rows.head(top)
+                .vstack(rows.filter(pl.col("system") == "student:mard"))
+                .unique("system", maintain_order=True)
+            )
+            cells = [
+                f"{r['system']} {r['exact_accuracy']:.3f} [{r.get('exact_accuracy_ci95_lo', float('nan')):.3f}, "
+                f"{r.get('exact_accuracy_ci95_hi', float('nan')):.3f}] ({r['n']})"
+                for r in shown.to_dicts()
+            ]
             lines.append(f"  {strategy}: " + "; ".join(cells))
-    lines += ["Next:", "  mard predict voriconazole axitinib      # a cited prediction from the trained student",
-              "  mard status                              # every stage: state, duration, output",
-              "  make serve                               # Prefect UI :4200, MLflow UI :5000 on 127.0.0.1"]
+    lines += [
+        "Next:",
+        "  mard predict voriconazole axitinib      # a cited prediction from the trained student",
+        "  mard status                              # every stage: state, duration, output",
+        "  make serve                               # Prefect UI :4200, MLflow UI :5000 on 127.0.0.1",
+    ]
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 The retrain deployment in ``prefect.yaml`` is triggered by that event and runs the pipeline on the file the
 event's payload names (``version``, ``sha256``, ``path``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,8 +35,10 @@ def emit_release(release: core.DetectedRelease) -> None:
     """Emit the event that starts a retrain on ``release``."""
     emit_event(
         event=RELEASE_EVENT,
-        resource={"prefect.resource.id": f"drugbank.release.{release.version}",
-                  "prefect.resource.name": f"DrugBank {release.version}"},
+        resource={
+            "prefect.resource.id": f"drugbank.release.{release.version}",
+            "prefect.resource.name": f"DrugBank {release.version}",
+        },
         payload=release.payload(),
     )
 
@@ -46,8 +49,9 @@ def watch_flow(root: str | None = None, watch: core.WatchConfig | None = None) -
     cfg = watch or core.WatchConfig()
     credentials = None
     if cfg.url:
-        credentials = (secret_credentials(cfg.secret_block) if cfg.secret_block
-                       else core.credentials_from_env(cfg))
+        credentials = (
+            secret_credentials(cfg.secret_block) if cfg.secret_block else core.credentials_from_env(cfg)
+        )
     report = core.watch(data_root(root), cfg, emit_release, credentials, get_run_logger())
     create_table_artifact(
         key="release-watch",

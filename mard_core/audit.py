@@ -8,6 +8,7 @@ Chain files are JSON lines ``{"drug_a": ..., "drug_b": ..., "text": ...}`` (ids 
 :mod:`mard_core.prompts` completion format). A bad line (not JSON, not such an object, an unknown drug, a text
 without a valid ANSWER line) is reported as ``FILE:LINE: problem`` and skipped; the other lines are still audited.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,14 @@ def _chain_fields(line: str) -> tuple[str, str, str]:
 class Auditor:
     """Evidence and chain audits on one split's retrieval index."""
 
-    def __init__(self, drugs: pl.DataFrame, drug_proteins: pl.DataFrame, index: RetrievalIndex, split: str,
-                 taxonomy: Taxonomy | None = None) -> None:
+    def __init__(
+        self,
+        drugs: pl.DataFrame,
+        drug_proteins: pl.DataFrame,
+        index: RetrievalIndex,
+        split: str,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
         self.lookup = DrugLookup(drugs)
         self.index, self.split = index, split
         self.verifier = ChainVerifier(Facts.from_tables(drugs, drug_proteins), taxonomy)
@@ -70,8 +77,12 @@ class Auditor:
         if not (index_dir / split / "index.json").is_file():
             have = ", ".join(sorted(p.name for p in index_dir.iterdir() if (p / "index.json").is_file()))
             raise InputError(f"{index_dir}: no retrieval index for split {split!r} (have: {have or 'none'})")
-        return cls(_table(ingest_dir / "drugs.parquet"), _table(ingest_dir / "drug_proteins.parquet"),
-                   RetrievalIndex.load(index_dir / split), split)
+        return cls(
+            _table(ingest_dir / "drugs.parquet"),
+            _table(ingest_dir / "drug_proteins.parquet"),
+            RetrievalIndex.load(index_dir / split),
+            split,
+        )
 
     def pair(self, drug_a: str, drug_b: str) -> tuple[DrugRef, DrugRef, list[Evidence]]:
         """The ordered pair's drugs and the evidence retrieved for it."""
@@ -84,9 +95,14 @@ class Auditor:
         """The pair, the split and the numbered evidence: ``id``, ``drug_id``, ``source`` (the DrugBank field)
         and ``text`` of each item."""
         a, b, items = self.pair(drug_a, drug_b)
-        return {"drug_a": _ref(a), "drug_b": _ref(b), "split": self.split,
-                "evidence": [{"id": e.id, "drug_id": e.drug_id, "source": e.field, "text": e.sentence}
-                             for e in items]}
+        return {
+            "drug_a": _ref(a),
+            "drug_b": _ref(b),
+            "split": self.split,
+            "evidence": [
+                {"id": e.id, "drug_id": e.drug_id, "source": e.field, "text": e.sentence} for e in items
+            ],
+        }
 
     def audit(self, drug_a: str, drug_b: str, text: str) -> dict[str, Any]:
         """The chain's answer, MFS and each step's verdict with its reason; a text without a valid answer is an
@@ -95,9 +111,16 @@ class Auditor:
         score = self.verifier.score(text, a, b, items)
         if score.answer is None:
             raise InputError(f"text: {score.answer_error}")
-        return {"drug_a": _ref(a), "drug_b": _ref(b), "split": self.split, "answer": score.answer,
-                "mfs": score.mfs, "n_steps": score.n_steps, "n_confirmed": score.n_confirmed,
-                "claims": [c.to_dict() for c in score.claims]}
+        return {
+            "drug_a": _ref(a),
+            "drug_b": _ref(b),
+            "split": self.split,
+            "answer": score.answer,
+            "mfs": score.mfs,
+            "n_steps": score.n_steps,
+            "n_confirmed": score.n_confirmed,
+            "claims": [c.to_dict() for c in score.claims],
+        }
 
     def audit_file(self, path: Path) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
         """(audit record with its ``line`` number, None) for each good line, (None, ``FILE:LINE: problem``) for

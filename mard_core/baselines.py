@@ -21,6 +21,7 @@ query orientation, except the majority class:
   pair input = [A, B] (order-aware), a one-hidden-layer torch MLP trained on training pairs in both
   orientations (the label mirrored for (B, A)); softmax probability = confidence.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -75,8 +76,11 @@ def _most_common(counts: Mapping[str, float]) -> tuple[str, float]:
 
 def majority_label(train: pl.DataFrame, bidirectional: bool = False) -> str | None:
     """The most frequent training label (only among Bidirectional labels with ``bidirectional``)."""
-    labels = [lab for lab in train["label"].to_list()
-              if not bidirectional or Label.parse(lab).direction == BIDIRECTIONAL]
+    labels = [
+        lab
+        for lab in train["label"].to_list()
+        if not bidirectional or Label.parse(lab).direction == BIDIRECTIONAL
+    ]
     return _most_common(Counter(labels))[0] if labels else None
 
 
@@ -131,10 +135,16 @@ class DrugPriorBaseline(BaseSystem):
 class KnowledgeRulesBaseline(BaseSystem):
     """The knowledge-grounded teacher's rules on the retrieved evidence, with their chain."""
 
-    def __init__(self, config: KnowledgeConfig | None = None, taxonomy: Taxonomy | None = None,
-                 name: str = "knowledge_rules") -> None:
+    def __init__(
+        self,
+        config: KnowledgeConfig | None = None,
+        taxonomy: Taxonomy | None = None,
+        name: str = "knowledge_rules",
+    ) -> None:
         self.name = name
-        self.teacher = KnowledgeTeacher(config or KnowledgeConfig(use_gold=False), taxonomy or load_taxonomy())
+        self.teacher = KnowledgeTeacher(
+            config or KnowledgeConfig(use_gold=False), taxonomy or load_taxonomy()
+        )
 
     @classmethod
     def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> KnowledgeRulesBaseline:
@@ -209,8 +219,13 @@ class MLPConfig:
     seed: NonNegativeInt = 0
 
 
-def drug_vectors(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, fit_drugs: Sequence[str],
-                 n_components: int, seed: int = 0) -> dict[str, np.ndarray]:
+def drug_vectors(
+    drugs: pl.DataFrame,
+    drug_proteins: pl.DataFrame,
+    fit_drugs: Sequence[str],
+    n_components: int,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Dense per-drug vectors: retrieval's binary feature blocks, each L2-normalised, concatenated, reduced by a
     TruncatedSVD fitted on ``fit_drugs`` only, then standardised with those drugs' mean and spread."""
     table = drugs.sort("drugbank_id")
@@ -232,16 +247,23 @@ def drug_vectors(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, fit_drugs: Se
 class FeatureMLPBaseline(BaseSystem):
     """An order-aware MLP on concatenated drug feature vectors, trained mirror-augmented."""
 
-    def __init__(self, train: pl.DataFrame, drugs: pl.DataFrame, drug_proteins: pl.DataFrame,
-                 config: MLPConfig | None = None, name: str = "feature_mlp") -> None:
+    def __init__(
+        self,
+        train: pl.DataFrame,
+        drugs: pl.DataFrame,
+        drug_proteins: pl.DataFrame,
+        config: MLPConfig | None = None,
+        name: str = "feature_mlp",
+    ) -> None:
         _check_train(train)
         self.name = name
         self.config = cfg = config or MLPConfig()
         if train.height > cfg.max_train_pairs:
             train = train.sort("drug_a", "drug_b", "label").sample(cfg.max_train_pairs, seed=cfg.seed)
         rows = train.select("drug_a", "drug_b", "label").rows()
-        self.vectors = drug_vectors(drugs, drug_proteins, [d for a, b, _ in rows for d in (a, b)],
-                                    cfg.svd_components, cfg.seed)
+        self.vectors = drug_vectors(
+            drugs, drug_proteins, [d for a, b, _ in rows for d in (a, b)], cfg.svd_components, cfg.seed
+        )
         examples = [(a, b, lab) for a, b, lab in rows] + [(b, a, mirror_label(lab)) for a, b, lab in rows]
         self.classes = sorted({lab for _, _, lab in examples})
         code = {c: i for i, c in enumerate(self.classes)}
@@ -249,15 +271,23 @@ class FeatureMLPBaseline(BaseSystem):
         y = torch.tensor([code[lab] for _, _, lab in examples])
         with torch.random.fork_rng():
             torch.manual_seed(cfg.seed)
-            self.model = torch.nn.Sequential(torch.nn.Linear(x.shape[1], cfg.hidden), torch.nn.ReLU(),
-                                             torch.nn.Linear(cfg.hidden, len(self.classes)))
+            self.model = torch.nn.Sequential(
+                torch.nn.Linear(x.shape[1], cfg.hidden),
+                torch.nn.ReLU(),
+                torch.nn.Linear(cfg.hidden, len(self.classes)),
+            )
         self._fit(x, y)
 
     @classmethod
     def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> FeatureMLPBaseline:
         """Options: the fields of :class:`MLPConfig`."""
-        return cls(ctx.train, ctx.drugs, ctx.drug_proteins, parse_config(MLPConfig, options, f"system {name!r}"),
-                   name)
+        return cls(
+            ctx.train,
+            ctx.drugs,
+            ctx.drug_proteins,
+            parse_config(MLPConfig, options, f"system {name!r}"),
+            name,
+        )
 
     def _inputs(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         unknown = sorted({d for pair in pairs for d in pair if d not in self.vectors})
@@ -283,7 +313,10 @@ class FeatureMLPBaseline(BaseSystem):
         if not queries:
             return []
         with torch.no_grad():
-            probs = torch.softmax(self.model(torch.from_numpy(self._inputs([(q.drug_a, q.drug_b) for q in queries]))),
-                                  dim=1)
+            probs = torch.softmax(
+                self.model(torch.from_numpy(self._inputs([(q.drug_a, q.drug_b) for q in queries]))), dim=1
+            )
         best = probs.max(dim=1)
-        return [Prediction(self.classes[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())]
+        return [
+            Prediction(self.classes[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())
+        ]

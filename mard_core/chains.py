@@ -4,6 +4,7 @@ A trajectory row (``schemas.TRAJECTORIES``) answers the ordered query (A, B) nam
 prompt (:func:`prompt_drugs`); :class:`Completion` holds its steps and answer and renders the canonical student
 text, with the direction written as one token (``<dir_ab>`` ...).
 """
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,10 @@ _HEADER = re.compile(r"^Drug (A|B): (.+) \(([^()]+)\)$")
 
 def row_name(row: Row) -> str:
     """A trajectory's identity for error messages."""
-    return (f"trajectory ({row.get('drug_a')}, {row.get('drug_b')}) teacher {row.get('teacher')!r} "
-            f"sample {row.get('sample')}")
+    return (
+        f"trajectory ({row.get('drug_a')}, {row.get('drug_b')}) teacher {row.get('teacher')!r} "
+        f"sample {row.get('sample')}"
+    )
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,9 @@ class Completion:
         except LabelError as exc:
             raise InputError(f"{row_name(row)}: {exc}") from exc
         confidence = row.get("confidence")
-        return cls(tuple(str(s["text"]) for s in steps), answer, None if confidence is None else float(confidence))
+        return cls(
+            tuple(str(s["text"]) for s in steps), answer, None if confidence is None else float(confidence)
+        )
 
     def render(self) -> str:
         """Canonical student text: ``Step i: ...`` lines, then the answer with the direction token."""
@@ -70,7 +75,8 @@ def prompt_drugs(prompt: str) -> tuple[DrugRef, DrugRef]:
     lines = prompt.split("\n", 2)
     found = [_HEADER.match(line) for line in lines[:2]]
     if len(lines) < 3 or not all(found) or [m.group(1) for m in found if m] != ["A", "B"]:
-        raise InputError(f"prompt does not start with 'Drug A: name (id)' and 'Drug B: name (id)' lines: "
-                         f"{prompt[:120]!r}")
+        raise InputError(
+            f"prompt does not start with 'Drug A: name (id)' and 'Drug B: name (id)' lines: {prompt[:120]!r}"
+        )
     a, b = (DrugRef(m.group(3), m.group(2)) for m in found if m)
     return a, b

@@ -1,4 +1,5 @@
 """The `mard` command line. Errors a user can fix are printed as one line, never a traceback."""
+
 from __future__ import annotations
 
 import errno
@@ -16,34 +17,46 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from mard_core.errors import InputError, MardError, readable_file
 from mard_core.runtime import data_root
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="MARD: mechanism-level drug-drug interaction prediction from DrugBank.",
+)
 err = Console(stderr=True)
 
 # Input files are checked by the commands (readable_file: one line, exit 1), not by typer (readable=False): its
 # check answers an unreadable file with a usage box and exit 2.
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", readable=False, help="Pipeline config YAML.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", readable=False, help="Pipeline config YAML.")
+]
 
 
 @app.command()
 def synth(
     out: Annotated[Path, typer.Option("--out", help="Output .xml or .xml.zip")],
-    drugs: Annotated[int, typer.Option("--drugs", min=1, help="Synthetic drugs (the real-drug fixture is added).")] = 400,
+    drugs: Annotated[
+        int, typer.Option("--drugs", min=1, help="Synthetic drugs (the real-drug fixture is added).")
+    ] = 400,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Write a synthetic DrugBank 5.1 full-database release (the embedded demo default)."""
     from mard_core.synth import write_release
 
     truth = write_release(out, drugs, seed)
-    typer.echo(json.dumps({"out": str(out), **{k: v for k, v in truth.to_dict().items() if isinstance(v, int)}}))
+    typer.echo(
+        json.dumps({"out": str(out), **{k: v for k, v in truth.to_dict().items() if isinstance(v, int)}})
+    )
 
 
 @app.command()
 def verify(
     source: Annotated[Path, typer.Argument(readable=False, help="DrugBank .xml or .zip")],
     version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
-    add: Annotated[str | None, typer.Option("--add", help="Record this file's hash as release VERSION")] = None,
+    add: Annotated[
+        str | None, typer.Option("--add", help="Record this file's hash as release VERSION")
+    ] = None,
     root: RootOpt = None,
 ) -> None:
     """Print the file's sha256 and whether it matches a known (or the declared) release."""
@@ -64,10 +77,14 @@ def verify(
 
 @app.command()
 def ingest(
-    source: Annotated[Path, typer.Argument(readable=False, help="DrugBank full-database .xml or the .zip DrugBank ships")],
+    source: Annotated[
+        Path, typer.Argument(readable=False, help="DrugBank full-database .xml or the .zip DrugBank ships")
+    ],
     out: Annotated[Path, typer.Option("--out", help="Output directory for the Parquet tables")],
     version: Annotated[str | None, typer.Option("--version", help="Declared release, e.g. 5.1.13")] = None,
-    verify_hash: Annotated[bool, typer.Option("--verify", help="Refuse a file whose hash does not match")] = False,
+    verify_hash: Annotated[
+        bool, typer.Option("--verify", help="Refuse a file whose hash does not match")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing MARD output directory")] = False,
     root: RootOpt = None,
 ) -> None:
@@ -87,14 +104,28 @@ def ingest(
     existing = read_manifest(out) if out.exists() else None
     if out.exists() and existing is None:
         raise InputError(f"{out}: exists and is not a MARD ingest output; refusing to overwrite it")
-    if existing and existing["source"].get("sha256") == digest and existing["parser_version"] == core.PARSER_VERSION and not force:
+    if (
+        existing
+        and existing["source"].get("sha256") == digest
+        and existing["parser_version"] == core.PARSER_VERSION
+        and not force
+    ):
         typer.echo(f"{out}: already holds this release ({digest[:12]}); nothing to do")
         return
     if existing and existing["source"].get("sha256") != digest and not force:
-        raise InputError(f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); use --force to replace it")
+        raise InputError(
+            f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); use --force to replace it"
+        )
     size = source.stat().st_size
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         job = bar.add_task(f"ingest {source.name}", total=size or None)
 
         def build(tmp: Path) -> dict:
@@ -111,7 +142,9 @@ def classify(
     sentence: Annotated[str | None, typer.Argument(help="A DrugBank interaction sentence")] = None,
     a: Annotated[str | None, typer.Option("--a", help="Drug A's name")] = None,
     b: Annotated[str | None, typer.Option("--b", help="Drug B's name")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", readable=False, help='JSONL of {"a", "b", "sentence"}')] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", readable=False, help='JSONL of {"a", "b", "sentence"}')
+    ] = None,
 ) -> None:
     """Label a sentence (or every line of a JSONL file) as Family/Subtype/Direction/Modality, as JSON."""
     from mard_core.labeling import classify_records
@@ -136,7 +169,9 @@ def classify(
         return
     if sentence is None or a is None or b is None:
         raise InputError("classify needs --a NAME --b NAME and a SENTENCE, or --input FILE.jsonl")
-    typer.echo(json.dumps(next(classify_records([{"a": a, "b": b, "sentence": sentence}])), ensure_ascii=False))
+    typer.echo(
+        json.dumps(next(classify_records([{"a": a, "b": b, "sentence": sentence}])), ensure_ascii=False)
+    )
 
 
 StageOpts = {
@@ -170,7 +205,9 @@ def run(
     load_config(config)  # fail fast on a bad config or a missing release, before the orchestrator starts
     configure_services(r)
     args = ["--root", str(r), *(["--config", str(config)] if config else [])]
-    args += [a for s in sorted(plan.force) for a in ("--force", s)] + (["--until", plan.until] if plan.until else [])
+    args += [a for s in sorted(plan.force) for a in ("--force", s)] + (
+        ["--until", plan.until] if plan.until else []
+    )
     with prefect_server(r):
         code = supervise([sys.executable, "-m", "mard_core.cli", "run-stages", *args])
     if code:
@@ -203,14 +240,30 @@ def run_stages(
 def predict(
     drug_a: Annotated[str | None, typer.Argument(help="Drug A: DrugBank id or name")] = None,
     drug_b: Annotated[str | None, typer.Argument(help="Drug B: DrugBank id or name")] = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", help="A merged student directory, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow "
-                        "registry (default: the registry's champion, else the newest completed student)")] = None,
-    baseline: Annotated[str | None, typer.Option(
-        "--baseline", help="Answer with this baseline instead of a student model: knowledge_rules")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", readable=False, help="CSV/TSV/JSONL file of drug pairs")] = None,
-    split: Annotated[str | None, typer.Option(
-        "--split", help="Retrieval index of this split strategy (default: the one the student learned from)")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="A merged student directory, or models:/NAME@ALIAS or models:/NAME/VERSION from the MLflow "
+            "registry (default: the registry's champion, else the newest completed student)",
+        ),
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline", help="Answer with this baseline instead of a student model: knowledge_rules"
+        ),
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", readable=False, help="CSV/TSV/JSONL file of drug pairs")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Retrieval index of this split strategy (default: the one the student learned from)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
 ) -> None:
@@ -239,8 +292,14 @@ def predict(
     weights = choice.weights()
     system = load_system(model=str(weights) if weights else None, baseline=choice.baseline)  # once per batch
     try:
-        results = predict_pairs(pairs, system, RetrievalIndex.load(choice.index), drugs,
-                                load_calibrator(choice.calibration) if choice.calibration else None, choice.summary())
+        results = predict_pairs(
+            pairs,
+            system,
+            RetrievalIndex.load(choice.index),
+            drugs,
+            load_calibrator(choice.calibration) if choice.calibration else None,
+            choice.summary(),
+        )
     finally:
         system.close()
     if as_json:
@@ -267,11 +326,15 @@ def status(root: RootOpt = None, as_json: Annotated[bool, typer.Option("--json")
     for col in ("stage", "state", "duration (s)", "output"):
         table.add_column(col)
     recorded = record["stages"]
-    extra = sorted((s for s in recorded if s not in NAMES), key=lambda s: recorded[s]["seq"])  # eval-* systems
+    extra = sorted(
+        (s for s in recorded if s not in NAMES), key=lambda s: recorded[s]["seq"]
+    )  # eval-* systems
     for stage in (*NAMES, *extra):
         entry = recorded.get(stage, {"state": "not run"})
         duration = entry.get("duration_s")
-        table.add_row(stage, entry["state"], "" if duration is None else f"{duration:.1f}", entry.get("out", ""))
+        table.add_row(
+            stage, entry["state"], "" if duration is None else f"{duration:.1f}", entry.get("out", "")
+        )
     Console().print(table)
 
 
@@ -287,7 +350,9 @@ def _latest_tables(root: Path | None, split: str) -> tuple[Path, Path]:
 def evidence(
     drug_a: Annotated[str, typer.Argument(help="Drug A: DrugBank id or name")],
     drug_b: Annotated[str, typer.Argument(help="Drug B: DrugBank id or name")],
-    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    split: Annotated[
+        str, typer.Option("--split", help="Retrieval index of this split strategy")
+    ] = "cold_drug",
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
 ) -> None:
@@ -301,7 +366,9 @@ def evidence(
 @app.command()
 def audit(
     input_file: Annotated[Path, typer.Option("--input", help='JSONL of {"drug_a", "drug_b", "text"}')],
-    split: Annotated[str, typer.Option("--split", help="Retrieval index of this split strategy")] = "cold_drug",
+    split: Annotated[
+        str, typer.Option("--split", help="Retrieval index of this split strategy")
+    ] = "cold_drug",
     root: RootOpt = None,
 ) -> None:
     """Score reasoning chains against their own answers (MFS, each step's verdict and reason), one JSON line per
@@ -341,7 +408,9 @@ def main() -> None:
     except MardError as exc:
         _fail(str(exc))
     except MemoryError:
-        _fail("out of memory; free memory or use a machine with more (for `mard predict`, a smaller --input file)")
+        _fail(
+            "out of memory; free memory or use a machine with more (for `mard predict`, a smaller --input file)"
+        )
     except Exception as exc:
         full = _disk_full(exc)
         if full is None:
@@ -351,7 +420,9 @@ def main() -> None:
         except OSError:  # stdout is what is full: drop what it still buffers, or exiting prints a traceback
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         where = f"{full.filename}: " if full.filename else ""
-        _fail(f"{where}no space left on device; free disk space (or use another --root / --out) and run again")
+        _fail(
+            f"{where}no space left on device; free disk space (or use another --root / --out) and run again"
+        )
 
 
 if __name__ == "__main__":

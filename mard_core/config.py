@@ -11,6 +11,7 @@ Config classes are frozen pydantic dataclasses (see :mod:`mard_core.validation`)
 when the config loads: types, ranges, known names, that the files it names exist. Any problem is one
 ``InputError`` naming the file and the key, e.g. ``my.yaml: release.demo_drugs: must be > 0, got -5``.
 """
+
 from __future__ import annotations
 
 from dataclasses import field
@@ -74,8 +75,10 @@ class PipelineConfig:
     @model_validator(mode="after")
     def _teachers_split_is_built(self) -> Self:
         if self.teachers.split not in self.splits.strategies:
-            raise ValueError(f"teachers.split: {self.teachers.split!r} is not among splits.strategies "
-                             f"{list(self.splits.strategies)}")
+            raise ValueError(
+                f"teachers.split: {self.teachers.split!r} is not among splits.strategies "
+                f"{list(self.splits.strategies)}"
+            )
         return self
 
 

@@ -1,4 +1,5 @@
 """Errors that MARD reports to users as one clear line (the CLI prints them without a traceback)."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def echo(value: object, limit: int = ECHO_LIMIT) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters with an ellipsis (user input can be
     arbitrarily long)."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def readable_file(path: Path, what: str = "") -> Path:

@@ -48,7 +48,9 @@ from schemas import TRAJECTORIES
 PURPOSE_PARTS: dict[str, tuple[str, ...]] = {"train": ("train",), "eval": ("valid", "test")}
 PURPOSE_FILE = "purpose.json"
 MANIFEST = "manifest.json"
-GENERATE_VERSION = "2"  # bump when sampling, trajectory rows or the stage layout change (2: teachers.yaml kept)
+GENERATE_VERSION = (
+    "2"  # bump when sampling, trajectory rows or the stage layout change (2: teachers.yaml kept)
+)
 STRATUM = ("family", "subtype", "direction")
 _HASH_KEY = b"mard.work_hash"
 _SECONDS_KEY = b"mard.generation_s"  # how long the shard took to generate, for throughput over reused shards
@@ -73,8 +75,9 @@ def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data
 
 
-def load_generate_config(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
-                         ) -> GenerateConfig:
+def load_generate_config(
+    path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
+) -> GenerateConfig:
     """``GenerateConfig`` from a teachers YAML file: its ``teachers:`` list and optional ``generate:`` knobs;
     ``{name}`` placeholders in the teachers' strings come from ``placeholders``."""
     data = _read_yaml(path)
@@ -88,8 +91,9 @@ def load_generate_config(path: str | os.PathLike[str], placeholders: Mapping[str
     return parse_config(GenerateConfig, {**section, "teachers": teachers}, str(path))
 
 
-def load_teachers(path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
-                  ) -> tuple[TeacherSpec, ...]:
+def load_teachers(
+    path: str | os.PathLike[str], placeholders: Mapping[str, str] | None = None
+) -> tuple[TeacherSpec, ...]:
     """The ``teachers:`` list of a teachers YAML file (see :func:`load_generate_config`)."""
     return load_generate_config(path, placeholders).teachers
 
@@ -99,12 +103,15 @@ def load_teachers(path: str | os.PathLike[str], placeholders: Mapping[str, str] 
 
 def train_pair_counts(train: pl.DataFrame) -> dict[str, int]:
     """How many training pairs each drug appears in."""
-    counts = pl.concat([train.select(pl.col("drug_a").alias("drug")), train.select(pl.col("drug_b").alias("drug"))])
+    counts = pl.concat(
+        [train.select(pl.col("drug_a").alias("drug")), train.select(pl.col("drug_b").alias("drug"))]
+    )
     return dict(counts.group_by("drug").len().iter_rows())
 
 
-def sample_pairs(train: pl.DataFrame, cfg: GenerateConfig, train_counts: Mapping[str, int] | None = None
-                 ) -> pl.DataFrame:
+def sample_pairs(
+    train: pl.DataFrame, cfg: GenerateConfig, train_counts: Mapping[str, int] | None = None
+) -> pl.DataFrame:
     """A seeded sample of training pairs: ``per_stratum`` per (family, subtype, direction), a guaranteed share
     of rare pairs, at most ``max_pairs``, each presented in a seeded random A/B order.
 
@@ -120,14 +127,19 @@ def sample_pairs(train: pl.DataFrame, cfg: GenerateConfig, train_counts: Mapping
     rarer = [min(counts.get(a, 0), counts.get(b, 0)) for a, b in zip(df["drug_a"], df["drug_b"], strict=True)]
     shuffle = np.random.default_rng(cfg.seed).permutation(df.height)
     df = df.with_columns(pl.Series("_shuffle", shuffle), pl.Series("rarer_count", rarer, dtype=pl.Int64))
-    df = df.with_columns((pl.col("rarer_count") <= cfg.rare_max_count).alias("rare"),
-                         (pl.col("_shuffle").rank("ordinal").over(STRATUM) - 1).alias("_rank"))
+    df = df.with_columns(
+        (pl.col("rarer_count") <= cfg.rare_max_count).alias("rare"),
+        (pl.col("_shuffle").rank("ordinal").over(STRATUM) - 1).alias("_rank"),
+    )
     by_priority = ["_rank", "_shuffle"]
     quota = min(cfg.max_pairs, math.ceil(cfg.rare_share * cfg.max_pairs)) if cfg.include_rare else 0
     rare = df.filter(pl.col("rare")).sort(by_priority).head(quota)
-    rest = (df.filter(pl.col("_rank") < cfg.per_stratum)
-            .join(rare.select("drug_a", "drug_b"), on=["drug_a", "drug_b"], how="anti")
-            .sort(by_priority).head(cfg.max_pairs - rare.height))
+    rest = (
+        df.filter(pl.col("_rank") < cfg.per_stratum)
+        .join(rare.select("drug_a", "drug_b"), on=["drug_a", "drug_b"], how="anti")
+        .sort(by_priority)
+        .head(cfg.max_pairs - rare.height)
+    )
     sample = pl.concat([rare, rest]).sort("drug_a", "drug_b").drop("_shuffle", "_rank")
     return present_in_random_order(sample, cfg.seed)
 
@@ -178,12 +190,16 @@ def build_items(pairs: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame)
     """Prompts for the ordered queries (``query_a``, ``query_b``, ``gold``) of ``pairs``, in row order."""
     missing = [c for c in ("query_a", "query_b", "gold") if c not in pairs.columns]
     if missing:
-        raise InputError(f"generation pairs: missing columns {missing} (present pairs with sample_pairs or "
-                         "metrics.present_in_random_order)")
+        raise InputError(
+            f"generation pairs: missing columns {missing} (present pairs with sample_pairs or "
+            "metrics.present_in_random_order)"
+        )
     if "drugbank_id" not in drugs.columns or "name" not in drugs.columns:
         raise InputError(f"drugs table: needs drugbank_id and name columns, has {drugs.columns}")
     synonyms = drugs["synonyms"].to_list() if "synonyms" in drugs.columns else [None] * drugs.height
-    names = {d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)}
+    names = {
+        d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)
+    }
     items = []
     for qa, qb, gold in pairs.select("query_a", "query_b", "gold").iter_rows():
         unknown = [d for d in (qa, qb) if d not in names]
@@ -205,11 +221,17 @@ def _shard_seed(seed: int, teacher: str, shard: int) -> int:
 
 
 def _work_hash(teacher: TeacherSpec, items: Sequence[WorkItem], part: str, split: str, seed: int) -> str:
-    return _digest({
-        "teacher": asdict(teacher), "template": TEMPLATE_VERSION, "part": part, "split": split, "seed": seed,
-        "knowledge": KNOWLEDGE_VERSION if teacher.is_knowledge else None,
-        "items": [(i.a.drugbank_id, i.b.drugbank_id, i.gold, prompt_hash(i.prompt)) for i in items],
-    })
+    return _digest(
+        {
+            "teacher": asdict(teacher),
+            "template": TEMPLATE_VERSION,
+            "part": part,
+            "split": split,
+            "seed": seed,
+            "knowledge": KNOWLEDGE_VERSION if teacher.is_knowledge else None,
+            "items": [(i.a.drugbank_id, i.b.drugbank_id, i.gold, prompt_hash(i.prompt)) for i in items],
+        }
+    )
 
 
 def shard_complete(path: Path, work_hash: str) -> bool:
@@ -221,18 +243,37 @@ def shard_complete(path: Path, work_hash: str) -> bool:
     return meta.get(_HASH_KEY) == work_hash.encode()
 
 
-def _row(job: ShardJob, item: WorkItem, sample: int, text: str, prompt_tokens: int | None,
-         completion_tokens: int | None, latency: float) -> dict[str, Any]:
+def _row(
+    job: ShardJob,
+    item: WorkItem,
+    sample: int,
+    text: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    latency: float,
+) -> dict[str, Any]:
     parsed = parse_completion(text, item.a_names, item.b_names, item.evidence_ids)
     answer = parsed.answer.label if parsed.answer else None
     return {
-        "drug_a": item.a.drugbank_id, "drug_b": item.b.drugbank_id, "split": job.split, "part": job.part,
-        "teacher": job.teacher.name, "sample": sample, "prompt_hash": prompt_hash(item.prompt),
-        "prompt": item.prompt, "evidence_ids": item.evidence_ids, "text": text,
+        "drug_a": item.a.drugbank_id,
+        "drug_b": item.b.drugbank_id,
+        "split": job.split,
+        "part": job.part,
+        "teacher": job.teacher.name,
+        "sample": sample,
+        "prompt_hash": prompt_hash(item.prompt),
+        "prompt": item.prompt,
+        "evidence_ids": item.evidence_ids,
+        "text": text,
         "steps": [{"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps],
-        "answer": answer, "confidence": parsed.answer.confidence if parsed.answer else None, "gold": item.gold,
-        "correct": answer == item.gold, "parse_errors": parsed.errors, "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens, "latency_s": latency,
+        "answer": answer,
+        "confidence": parsed.answer.confidence if parsed.answer else None,
+        "gold": item.gold,
+        "correct": answer == item.gold,
+        "parse_errors": parsed.errors,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "latency_s": latency,
     }
 
 
@@ -254,8 +295,11 @@ def _model_rows(job: ShardJob) -> list[dict[str, Any]]:
     """All prompts of the shard in one ``generate`` call on a backend loaded once for the task."""
     with make_backend(job.teacher.backend) as backend:
         outputs = backend.generate([i.prompt for i in job.items], job.teacher.params(job.seed))
-    return [_row(job, item, k, c.text, c.prompt_tokens, c.completion_tokens, c.latency_s)
-            for item, completions in zip(job.items, outputs, strict=True) for k, c in enumerate(completions)]
+    return [
+        _row(job, item, k, c.text, c.prompt_tokens, c.completion_tokens, c.latency_s)
+        for item, completions in zip(job.items, outputs, strict=True)
+        for k, c in enumerate(completions)
+    ]
 
 
 def write_shard(path: Path, rows: Sequence[Mapping[str, Any]], work_hash: str, seconds: float) -> None:
@@ -351,19 +395,24 @@ def check_purpose(out_dir: Path, purpose: str, part: str) -> None:
     if part not in PARTS:
         raise InputError(f"generation part {part!r} is not one of {list(PARTS)}")
     if part not in PURPOSE_PARTS[purpose]:
-        raise InputError(f"{out_dir}: a {purpose!r} directory takes only the parts {list(PURPOSE_PARTS[purpose])}; "
-                         f"refusing to write {part!r} trajectories there (evaluation pairs never enter training)")
+        raise InputError(
+            f"{out_dir}: a {purpose!r} directory takes only the parts {list(PURPOSE_PARTS[purpose])}; "
+            f"refusing to write {part!r} trajectories there (evaluation pairs never enter training)"
+        )
     marker = out_dir / PURPOSE_FILE
     if marker.exists():
         recorded = json.loads(marker.read_text()).get("purpose")
         if recorded != purpose:
-            raise InputError(f"{out_dir}: directory is kept for purpose {recorded!r} ({marker}), not {purpose!r}")
+            raise InputError(
+                f"{out_dir}: directory is kept for purpose {recorded!r} ({marker}), not {purpose!r}"
+            )
     else:
         write_json_atomic(marker, {"purpose": purpose})
 
 
-def _plan(teacher: TeacherSpec, items: Sequence[WorkItem], root: Path, cfg: GenerateConfig, part: str,
-          split: str) -> list[ShardJob]:
+def _plan(
+    teacher: TeacherSpec, items: Sequence[WorkItem], root: Path, cfg: GenerateConfig, part: str, split: str
+) -> list[ShardJob]:
     """The teacher's shard jobs; clears leftover temporary files and shards beyond the current count."""
     folder = root / teacher.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -374,20 +423,29 @@ def _plan(teacher: TeacherSpec, items: Sequence[WorkItem], root: Path, cfg: Gene
             stale.unlink()
     jobs = []
     for shard in range(n_shards):
-        chunk = tuple(items[shard * cfg.shard_size:(shard + 1) * cfg.shard_size])
+        chunk = tuple(items[shard * cfg.shard_size : (shard + 1) * cfg.shard_size])
         seed = _shard_seed(cfg.seed, teacher.name, shard)
         work = _work_hash(teacher, chunk, part, split, seed)
         jobs.append(ShardJob(teacher, shard, folder / f"{shard:05d}.parquet", chunk, part, split, seed, work))
     return jobs
 
 
-def _teacher_stats(jobs: Sequence[ShardJob], outcome: _Outcome, skipped: set[tuple[str, int]]) -> dict[str, Any]:
+def _teacher_stats(
+    jobs: Sequence[ShardJob], outcome: _Outcome, skipped: set[tuple[str, int]]
+) -> dict[str, Any]:
     name = jobs[0].teacher.name
-    failed = [{"shard": j.shard, "error": outcome.failures[(name, j.shard)]}
-              for j in jobs if (name, j.shard) in outcome.failures]
+    failed = [
+        {"shard": j.shard, "error": outcome.failures[(name, j.shard)]}
+        for j in jobs
+        if (name, j.shard) in outcome.failures
+    ]
     done = [j.path for j in jobs if (name, j.shard) not in outcome.failures]
     cols = ["correct", "parse_errors", "prompt_tokens", "completion_tokens"]
-    table = pl.read_parquet(done, columns=cols) if done else pl.from_arrow(TRAJECTORIES.empty_table()).select(cols)
+    table = (
+        pl.read_parquet(done, columns=cols)
+        if done
+        else pl.from_arrow(TRAJECTORIES.empty_table()).select(cols)
+    )
     timed = [t for t in map(shard_timing, done) if t[1] is not None]
     task_s = sum(seconds for _, seconds in timed)
     n = table.height
@@ -407,9 +465,17 @@ def _teacher_stats(jobs: Sequence[ShardJob], outcome: _Outcome, skipped: set[tup
     }
 
 
-def generate_shards(out_dir: str | os.PathLike[str], pairs: pl.DataFrame, index_dir: str | os.PathLike[str],
-                    drugs: pl.DataFrame, teachers: Sequence[TeacherSpec], cfg: GenerateConfig,
-                    part: str = "train", split: str = "cold_drug", purpose: str = "train") -> dict[str, Any]:
+def generate_shards(
+    out_dir: str | os.PathLike[str],
+    pairs: pl.DataFrame,
+    index_dir: str | os.PathLike[str],
+    drugs: pl.DataFrame,
+    teachers: Sequence[TeacherSpec],
+    cfg: GenerateConfig,
+    part: str = "train",
+    split: str = "cold_drug",
+    purpose: str = "train",
+) -> dict[str, Any]:
     """Generate (or resume) every teacher's shards for the ordered queries of ``pairs`` and return per-teacher
     stats (trajectories, generation throughput over every shard, reused ones included, token totals, accuracy vs
     gold, parse-error rate, failed shards).
@@ -426,16 +492,31 @@ def generate_shards(out_dir: str | os.PathLike[str], pairs: pl.DataFrame, index_
     items = build_items(pairs, RetrievalIndex.load(index_dir), drugs)
     root = out / "shards" / part
     plans = {t.name: _plan(t, items, root, cfg, part, split) for t in teachers}
-    skipped = {(j.teacher.name, j.shard) for jobs in plans.values() for j in jobs if shard_complete(j.path, j.work_hash)}
+    skipped = {
+        (j.teacher.name, j.shard)
+        for jobs in plans.values()
+        for j in jobs
+        if shard_complete(j.path, j.work_hash)
+    }
     todo = [j for jobs in plans.values() for j in jobs if (j.teacher.name, j.shard) not in skipped]
     outcome = (_run_ray if cfg.executor == "ray" else _run_local)(todo, cfg) if todo else _Outcome()
     stats = {name: _teacher_stats(jobs, outcome, skipped) for name, jobs in plans.items()}
-    report = {"out_dir": str(out), "part": part, "split": split, "purpose": purpose, "pairs": len(items),
-              "shard_size": cfg.shard_size, "executor": cfg.executor, "wall_s": round(time.perf_counter() - start, 3),
-              "teachers": stats}
+    report = {
+        "out_dir": str(out),
+        "part": part,
+        "split": split,
+        "purpose": purpose,
+        "pairs": len(items),
+        "shard_size": cfg.shard_size,
+        "executor": cfg.executor,
+        "wall_s": round(time.perf_counter() - start, 3),
+        "teachers": stats,
+    }
     manifest_path = root / MANIFEST
     earlier = json.loads(manifest_path.read_text())["teachers"] if manifest_path.is_file() else {}
-    write_json_atomic(manifest_path, {**report, "teachers": {**earlier, **stats}})  # teachers of other calls stay listed
+    write_json_atomic(
+        manifest_path, {**report, "teachers": {**earlier, **stats}}
+    )  # teachers of other calls stay listed
     return report
 
 
@@ -457,9 +538,9 @@ def read_trajectories(out_dir: str | os.PathLike[str], part: str = "train") -> p
     return df
 
 
-
-def corpus_texts(train: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame, n_pairs: int, seed: int
-                 ) -> list[str]:
+def corpus_texts(
+    train: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame, n_pairs: int, seed: int
+) -> list[str]:
     """Prompts and gold completions of a seeded sample of training pairs: the text a demo tokenizer is trained
     on, so that prompts, chains and answers tokenize compactly."""
     cfg = GenerateConfig(max_pairs=n_pairs, per_stratum=max(1, n_pairs), seed=seed)

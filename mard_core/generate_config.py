@@ -1,6 +1,7 @@
 """Settings of teacher generation (``mard_core.generate``): the teachers stage of the pipeline config, and the
 teachers file it names (its ``teachers:`` list and ``generate:`` knobs); torch-free, so loading a config
 stays fast."""
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,10 @@ class TeacherSpec:
     def _knowledge_family(self) -> Self:
         kind = self.backend["backend"]
         if (kind == KNOWLEDGE) != (self.family == KNOWLEDGE):
-            raise ValueError(f"family 'knowledge' goes with backend 'knowledge' and only with it "
-                             f"(family {self.family!r}, backend {kind!r})")
+            raise ValueError(
+                f"family 'knowledge' goes with backend 'knowledge' and only with it "
+                f"(family {self.family!r}, backend {kind!r})"
+            )
         if kind == KNOWLEDGE and self.n != 1:
             raise ValueError(f"the knowledge teacher is deterministic; n must be 1, got {self.n}")
         return self
@@ -84,8 +87,9 @@ class TeacherSpec:
         return KnowledgeConfig(**_options(self.backend))
 
     def params(self, seed: int) -> GenerationParams:
-        return GenerationParams(n=self.n, temperature=self.temperature, top_p=self.top_p,
-                                max_tokens=self.max_tokens, seed=seed)
+        return GenerationParams(
+            n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, seed=seed
+        )
 
     def gpus(self, default: float) -> float:
         if self.num_gpus is not None:

@@ -7,6 +7,7 @@ batches, and after every chunk whatever the parser has finished with is freed, `
 bounded whatever the file holds: besides the batches, one record (``max_record_bytes``) or one chunk's worth
 of other elements, and at most ``MISC_BYTES`` before the root or after it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,6 @@ MISC_BYTES = 1 << 20  # allowed before the root element and after its end (DrugB
 ERROR_RESERVE_BYTES = 32 << 20
 
 
-
-
 def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
     members = [m for m in zf.infolist() if not m.is_dir()]
     for m in members:
@@ -56,7 +55,9 @@ def _zip_member(path: Path, zf: zipfile.ZipFile) -> zipfile.ZipInfo:
     if not xml:
         raise InputError(f"{path}: zip archive holds no .xml member (found: {[m.filename for m in members]})")
     if len(xml) > 1:
-        raise InputError(f"{path}: zip archive holds several XML members {[m.filename for m in xml]}; expected one")
+        raise InputError(
+            f"{path}: zip archive holds several XML members {[m.filename for m in xml]}; expected one"
+        )
     return xml[0]
 
 
@@ -123,7 +124,9 @@ def read_header(path: Path) -> dict[str, str]:
             raise InputError(f"{path}: no XML root element in the first {MISC_BYTES:,} bytes")
         root = first[1]
         if root.getroottree().docinfo.doctype:
-            raise InputError(f"{path}: has a DOCTYPE declaration; DrugBank files have none (refused for safety)")
+            raise InputError(
+                f"{path}: has a DOCTYPE declaration; DrugBank files have none (refused for safety)"
+            )
         if root.tag != ROOT_TAG:
             raise InputError(f"{path}: root element is {root.tag!r}, expected <drugbank> in namespace {NS}")
         return {"version": root.get("version", ""), "exported_on": root.get("exported-on", "")}
@@ -255,7 +258,9 @@ def _proteins(drug_id: str, drug: etree._Element) -> Iterator[dict[str, Any]]:
             }
 
 
-def ingest(source: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), progress: Any = None) -> dict[str, Any]:
+def ingest(
+    source: Path, out_dir: Path, cfg: IngestConfig = IngestConfig(), progress: Any = None
+) -> dict[str, Any]:
     """Parse ``source`` into Parquet tables under ``out_dir`` and return the manifest fields.
 
     ``progress``, if given, is called with the number of source bytes read so far (for progress bars).
@@ -305,7 +310,9 @@ def _ingest(source: Path, out_dir: Path, cfg: IngestConfig, progress: Any) -> di
     }
 
 
-def _parse(source: Path, out_dir: Path, cfg: IngestConfig, progress: Any) -> tuple[dict[str, int], str | None, set[str]]:
+def _parse(
+    source: Path, out_dir: Path, cfg: IngestConfig, progress: Any
+) -> tuple[dict[str, int], str | None, set[str]]:
     """The streaming pass: every top-level <drug> into the table writers; returns row counts."""
     writers = {
         name: _TableWriter(out_dir / f"{name}.parquet", schema, cfg.batch_rows, cfg.compression)
@@ -447,6 +454,10 @@ def previous_release(root: Path, current: Path) -> Path | None:
     candidates = []
     for other in (root / "ingest").glob("*/manifest.json"):
         m = read_manifest(other.parent)
-        if m and m["source"].get("sha256") != manifest["source"].get("sha256") and m["exported_on"] < manifest["exported_on"]:
+        if (
+            m
+            and m["source"].get("sha256") != manifest["source"].get("sha256")
+            and m["exported_on"] < manifest["exported_on"]
+        ):
             candidates.append((m["exported_on"], other.parent.name, other.parent))
     return max(candidates)[2] if candidates else None

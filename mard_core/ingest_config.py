@@ -1,4 +1,5 @@
 """Settings of the ingest stage (``mard_core.ingest``); torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -17,4 +18,6 @@ class IngestConfig:
     # Largest uncompressed zip member read (DrugBank's is ~2 GB): refuses decompression bombs. A plain .xml is
     # not capped: its size on disk is what is parsed, and memory stays bounded whatever it holds.
     max_uncompressed_bytes: PositiveInt = 16 << 30
-    max_record_bytes: PositiveInt = 64 << 20  # largest <drug> record; held whole, up to ~35x its size in memory
+    max_record_bytes: PositiveInt = (
+        64 << 20
+    )  # largest <drug> record; held whole, up to ~35x its size in memory

@@ -12,6 +12,7 @@ Choices among candidates (which sibling, step, protein, citation) come from a ha
 completion and the kind, so the same input always gives the same negatives. A kind with no candidate (no
 sibling subtype, no protein claim, a single evidence id) yields no negative.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,11 @@ def _direction_flipped(source: Completion, key: str) -> Negative | None:
     direction = Label.parse(source.label).direction
     if direction not in FLIPPED_DIRECTION:
         return None
-    return Negative(DIRECTION_FLIPPED, _with_label(source, direction=FLIPPED_DIRECTION[direction]),
-                    f"direction {direction} -> {FLIPPED_DIRECTION[direction]}")
+    return Negative(
+        DIRECTION_FLIPPED,
+        _with_label(source, direction=FLIPPED_DIRECTION[direction]),
+        f"direction {direction} -> {FLIPPED_DIRECTION[direction]}",
+    )
 
 
 def _sibling_subtype(source: Completion, key: str, siblings: Mapping[str, Sequence[str]]) -> Negative | None:
@@ -76,13 +80,18 @@ def _sibling_subtype(source: Completion, key: str, siblings: Mapping[str, Sequen
     if not options:
         return None
     sibling = _pick(options, key)
-    return Negative(SIBLING_SUBTYPE, _with_label(source, subtype=sibling), f"subtype {label.subtype} -> {sibling}")
+    return Negative(
+        SIBLING_SUBTYPE, _with_label(source, subtype=sibling), f"subtype {label.subtype} -> {sibling}"
+    )
 
 
 def _modality_inverted(source: Completion, key: str) -> Negative | None:
     modality = Label.parse(source.label).modality
-    return Negative(MODALITY_INVERTED, _with_label(source, modality=INVERSE_MODALITY[modality]),
-                    f"modality {modality} -> {INVERSE_MODALITY[modality]}")
+    return Negative(
+        MODALITY_INVERTED,
+        _with_label(source, modality=INVERSE_MODALITY[modality]),
+        f"modality {modality} -> {INVERSE_MODALITY[modality]}",
+    )
 
 
 def _replace_step(source: Completion, index: int, text: str) -> Completion:
@@ -106,7 +115,9 @@ def _wrong_protein(source: Completion, key: str, prompt: str, proteins: Sequence
         return None
     new = _pick(others, f"{key}|{index}")
     text = re.sub(rf"\b{re.escape(protein)}\b", lambda _m: new, source.steps[index], count=1)
-    return Negative(WRONG_PROTEIN, _replace_step(source, index, text), f"step {index + 1}: {protein} -> {new}")
+    return Negative(
+        WRONG_PROTEIN, _replace_step(source, index, text), f"step {index + 1}: {protein} -> {new}"
+    )
 
 
 def _citation_swapped(source: Completion, key: str, prompt: str) -> Negative | None:
@@ -119,13 +130,19 @@ def _citation_swapped(source: Completion, key: str, prompt: str) -> Negative | N
     text = source.steps[index]
     options = [e for e in evidence if e not in _CITE.findall(text)]
     new = _pick(options, f"{key}|{index}|{match.start()}")
-    text = f"{text[:match.start()]}[{new}]{text[match.end():]}"
-    return Negative(CITATION_SWAPPED, _replace_step(source, index, text),
-                    f"step {index + 1}: {match.group(1)} -> {new}")
+    text = f"{text[: match.start()]}[{new}]{text[match.end() :]}"
+    return Negative(
+        CITATION_SWAPPED, _replace_step(source, index, text), f"step {index + 1}: {match.group(1)} -> {new}"
+    )
 
 
-def hard_negatives(prompt: str, source: Completion, siblings: Mapping[str, Sequence[str]],
-                   proteins: Sequence[str], kinds: Sequence[str] = NEGATIVE_KINDS) -> list[Negative]:
+def hard_negatives(
+    prompt: str,
+    source: Completion,
+    siblings: Mapping[str, Sequence[str]],
+    proteins: Sequence[str],
+    kinds: Sequence[str] = NEGATIVE_KINDS,
+) -> list[Negative]:
     """The negatives of ``source`` (a chosen completion for ``prompt``), one per kind that applies, in ``kinds`` order.
 
     ``siblings`` maps a family to its subtype names (:func:`family_subtypes`); ``proteins`` lists the

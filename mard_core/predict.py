@@ -14,6 +14,7 @@ started and stopped by MARD) or ``backend={"backend": "openai", "base_url": "htt
 (an already running server) to :func:`load_system`. It is just another backend: the prompts, parser and output
 are the same as for the in-process transformers student.
 """
+
 from __future__ import annotations
 
 import csv
@@ -61,11 +62,20 @@ class DrugLookup:
             return drugs[name].to_list() if name in drugs.columns else [None] * drugs.height
 
         for drug_id, name, secondary, synonyms, salts in zip(
-                drugs["drugbank_id"].to_list(), drugs["name"].to_list(), column("secondary_ids"),
-                column("synonyms"), column("salt_names"), strict=True):
+            drugs["drugbank_id"].to_list(),
+            drugs["name"].to_list(),
+            column("secondary_ids"),
+            column("synonyms"),
+            column("salt_names"),
+            strict=True,
+        ):
             aliases = [s for s in (*(synonyms or ()), *(salts or ())) if s]
             self._names[drug_id] = tuple(dict.fromkeys([name, *aliases]))
-            for kind, values in (("id", [drug_id, *(secondary or ())]), ("name", [name]), ("synonym", aliases)):
+            for kind, values in (
+                ("id", [drug_id, *(secondary or ())]),
+                ("name", [name]),
+                ("synonym", aliases),
+            ):
                 for value in values:
                     self._keys[kind].setdefault(_key(value), set()).add(drug_id)
 
@@ -91,10 +101,14 @@ class DrugLookup:
                 return DrugRef(found[0], self._names[found[0]][0])
             if found:
                 options = ", ".join(f"{self._names[d][0]} ({d})" for d in found)
-                raise InputError(f"drug {echo(text)} is ambiguous: it is a {kind} of {options}; use a DrugBank id")
+                raise InputError(
+                    f"drug {echo(text)} is ambiguous: it is a {kind} of {options}; use a DrugBank id"
+                )
         known = sorted({k for kind in _PRIORITY for k in self._keys[kind]})
         close = difflib.get_close_matches(key, known, n=10, cutoff=0.6)
-        drugs = dict.fromkeys(d for c in close for kind in _PRIORITY for d in sorted(self._keys[kind].get(c, ())))
+        drugs = dict.fromkeys(
+            d for c in close for kind in _PRIORITY for d in sorted(self._keys[kind].get(c, ()))
+        )
         shown = [f"{self._names[d][0]} ({d})" for d in list(drugs)[:5]]
         hint = f"; close matches: {', '.join(shown)}" if shown else ""
         raise UnknownDrugError(f"drug {echo(text)} is not in the drugs table{hint}")
@@ -110,8 +124,13 @@ def resolve_drug(name_or_id: str, drugs: pl.DataFrame | DrugLookup) -> DrugRef:
     return lookup.resolve(name_or_id)
 
 
-def load_system(model: str | None = None, backend: Mapping[str, Any] | None = None, baseline: str | None = None,
-                device: str = "auto", max_tokens: int = 256) -> System:
+def load_system(
+    model: str | None = None,
+    backend: Mapping[str, Any] | None = None,
+    baseline: str | None = None,
+    device: str = "auto",
+    max_tokens: int = 256,
+) -> System:
     """The answering system: the student on ``model`` (a model directory, served by the transformers backend)
     or on ``backend`` (any ``make_backend`` spec, e.g. vLLM), or the ``baseline`` named (:data:`BASELINES`).
     Exactly one of the three: nothing answers by default."""
@@ -142,12 +161,18 @@ def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:
 
 def _direction_text(direction: str, a: DrugRef, b: DrugRef) -> str:
     return {"A to B": f"{a.name} affects {b.name}", "B to A": f"{b.name} affects {a.name}"}.get(
-        direction, "both drugs alike")
+        direction, "both drugs alike"
+    )
 
 
-def predict_pairs(pairs: Sequence[tuple[str, str]], system: System, index: RetrievalIndex,
-                  drugs: pl.DataFrame | DrugLookup, calibrator: Callable[[Any], np.ndarray] | None = None,
-                  model: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+def predict_pairs(
+    pairs: Sequence[tuple[str, str]],
+    system: System,
+    index: RetrievalIndex,
+    drugs: pl.DataFrame | DrugLookup,
+    calibrator: Callable[[Any], np.ndarray] | None = None,
+    model: Mapping[str, Any] | None = None,
+) -> list[dict[str, Any]]:
     """Answer ordered pairs of drug names/ids: one JSON-ready dict per pair with the label and its parts,
     confidence (raw and calibrated), the chain's steps with each citation's evidence sentence quoted, and
     ``model``: which model answered (a dict with at least ``source`` and ``description``, e.g.
@@ -159,35 +184,59 @@ def predict_pairs(pairs: Sequence[tuple[str, str]], system: System, index: Retri
         if a.drugbank_id == b.drugbank_id:
             raise InputError(f"pair ({echo(a_text)}, {echo(b_text)}): both name {a.name} ({a.drugbank_id})")
         refs.append((a, b))
-    queries = [Query(a.drugbank_id, b.drugbank_id, lookup.names(a.drugbank_id), lookup.names(b.drugbank_id),
-                     tuple(index.retrieve(a.drugbank_id, b.drugbank_id))) for a, b in refs]
+    queries = [
+        Query(
+            a.drugbank_id,
+            b.drugbank_id,
+            lookup.names(a.drugbank_id),
+            lookup.names(b.drugbank_id),
+            tuple(index.retrieve(a.drugbank_id, b.drugbank_id)),
+        )
+        for a, b in refs
+    ]
     results = []
     predictions = checked_predictions(system, queries)
     for (a_text, b_text), (a, b), query, pred in zip(pairs, refs, queries, predictions, strict=True):
         evidence = {e.id: e for e in query.evidence}
         parsed = parse_completion(pred.text or "", query.names_a, query.names_b, list(evidence))
-        steps = [{"index": s.index, "text": s.text,
-                  "citations": [{"id": c, "quote": evidence[c].sentence if c in evidence else None,
-                                 "source": evidence[c].field if c in evidence else None,
-                                 "drug_id": evidence[c].drug_id if c in evidence else None} for c in s.citations]}
-                 for s in parsed.steps]
+        steps = [
+            {
+                "index": s.index,
+                "text": s.text,
+                "citations": [
+                    {
+                        "id": c,
+                        "quote": evidence[c].sentence if c in evidence else None,
+                        "source": evidence[c].field if c in evidence else None,
+                        "drug_id": evidence[c].drug_id if c in evidence else None,
+                    }
+                    for c in s.citations
+                ],
+            }
+            for s in parsed.steps
+        ]
         parts = pred.label.split("/") if pred.label else [None] * 4
-        calibrated = (float(calibrator([pred.confidence])[0])
-                      if calibrator is not None and pred.confidence is not None else None)
-        results.append({
-            "query": [a_text, b_text],
-            "drug_a": {"drugbank_id": a.drugbank_id, "name": a.name},
-            "drug_b": {"drugbank_id": b.drugbank_id, "name": b.name},
-            "label": pred.label,
-            **dict(zip(("family", "subtype", "direction", "modality"), parts, strict=True)),
-            "direction_text": _direction_text(parts[2], a, b) if pred.label else None,
-            "confidence": pred.confidence,
-            "calibrated_confidence": calibrated,
-            "steps": steps,
-            "parse_errors": parsed.errors if pred.text else [],
-            "system": system.name,
-            "model": dict(model) if model is not None else None,
-        })
+        calibrated = (
+            float(calibrator([pred.confidence])[0])
+            if calibrator is not None and pred.confidence is not None
+            else None
+        )
+        results.append(
+            {
+                "query": [a_text, b_text],
+                "drug_a": {"drugbank_id": a.drugbank_id, "name": a.name},
+                "drug_b": {"drugbank_id": b.drugbank_id, "name": b.name},
+                "label": pred.label,
+                **dict(zip(("family", "subtype", "direction", "modality"), parts, strict=True)),
+                "direction_text": _direction_text(parts[2], a, b) if pred.label else None,
+                "confidence": pred.confidence,
+                "calibrated_confidence": calibrated,
+                "steps": steps,
+                "parse_errors": parsed.errors if pred.text else [],
+                "system": system.name,
+                "model": dict(model) if model is not None else None,
+            }
+        )
     return results
 
 
@@ -198,11 +247,15 @@ def format_text(result: Mapping[str, Any]) -> str:
     if result["label"] is None:
         lines.append("  Interaction: no answer")
     else:
-        lines.append(f"  Interaction: {result['family']} / {result['subtype']} / {result['direction']} "
-                     f"({result['direction_text']}) / {result['modality']}")
+        lines.append(
+            f"  Interaction: {result['family']} / {result['subtype']} / {result['direction']} "
+            f"({result['direction_text']}) / {result['modality']}"
+        )
     if result["calibrated_confidence"] is not None:
-        lines.append(f"  Confidence: {result['calibrated_confidence']:.2f} "
-                     f"(calibrated; raw {result['confidence']:.2f})")
+        lines.append(
+            f"  Confidence: {result['calibrated_confidence']:.2f} "
+            f"(calibrated; raw {result['confidence']:.2f})"
+        )
     elif result["confidence"] is not None:
         lines.append(f"  Confidence: {result['confidence']:.2f} (uncalibrated)")
     if result["steps"]:
@@ -210,8 +263,11 @@ def format_text(result: Mapping[str, Any]) -> str:
     for step in result["steps"]:
         lines.append(f"    {step['index']}. {step['text']}")
         for cite in step["citations"]:
-            quote = (f"\"{cite['quote']}\" (DrugBank: {cite['source']})" if cite["quote"] is not None
-                     else "(not among the evidence given)")
+            quote = (
+                f'"{cite["quote"]}" (DrugBank: {cite["source"]})'
+                if cite["quote"] is not None
+                else "(not among the evidence given)"
+            )
             lines.append(f"       [{cite['id']}] {quote}")
     lines += [f"  Parse problem: {e}" for e in result.get("parse_errors") or []]
     model = result.get("model")
@@ -251,7 +307,9 @@ def read_pairs(path: str | Path, drugs: pl.DataFrame | DrugLookup) -> list[tuple
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text (byte {exc.start}); expected a CSV, TSV or JSONL file") from None
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}); expected a CSV, TSV or JSONL file"
+        ) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}") from None
     pairs: list[tuple[str, str]] = []
@@ -270,14 +328,19 @@ def read_pairs(path: str | Path, drugs: pl.DataFrame | DrugLookup) -> list[tuple
     else:
         lookup = drugs if isinstance(drugs, DrugLookup) else DrugLookup(drugs)
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-        rows = [(n, row) for n, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), 1)
-                if any(c.strip() for c in row)]
+        rows = [
+            (n, row)
+            for n, row in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), 1)
+            if any(c.strip() for c in row)
+        ]
         if rows and tuple(_column(c) for c in rows[0][1]) in _HEADERS:
             rows = rows[1:]
         elif rows and len(rows[0][1]) == 2 and all(c.strip() and not lookup.knows(c) for c in rows[0][1]):
             n, (a, b) = rows[0]
-            raise InputError(f"{path}:{n}: neither {echo(a.strip())} nor {echo(b.strip())} is a known drug: a header "
-                             "must be drug_a,drug_b (or a,b / drug1,drug2); a data row needs correct names")
+            raise InputError(
+                f"{path}:{n}: neither {echo(a.strip())} nor {echo(b.strip())} is a known drug: a header "
+                "must be drug_a,drug_b (or a,b / drug1,drug2); a data row needs correct names"
+            )
         pairs = [_pair(row, f"{path}:{n}") for n, row in rows]
     if not pairs:
         raise InputError(f"{path}: no drug pairs")

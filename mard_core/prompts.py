@@ -12,6 +12,7 @@ The student writes the direction as one dedicated token (``<dir_ab>``, ``<dir_ba
 reads both forms. Claims are read from a small fixed grammar (below) so that each can be checked against
 DrugBank fields; a step outside the grammar is kept, with no claim, and counts as unverifiable.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -120,8 +121,9 @@ def render_answer(label: str, confidence: float, direction_token: bool = False) 
     return f"ANSWER: {family}/{subtype}/{direction}/{modality} | confidence {confidence:.2f}"
 
 
-def render_completion(steps: Sequence[tuple[str, Sequence[str]]], label: str, confidence: float,
-                      direction_token: bool = False) -> str:
+def render_completion(
+    steps: Sequence[tuple[str, Sequence[str]]], label: str, confidence: float, direction_token: bool = False
+) -> str:
     body = [render_step(i, text, cites) for i, (text, cites) in enumerate(steps, 1)]
     return "\n".join([*body, render_answer(label, confidence, direction_token)]) + "\n"
 
@@ -133,6 +135,7 @@ _CITE = re.compile(r"\[(E\d+)\]")
 _ANSWER = re.compile(r"^\s*ANSWER\s*:\s*(.+?)\s*(?:\|\s*confidence\s*([0-9]*\.?[0-9]+)\s*)?$", re.IGNORECASE)
 _DIRECTIONS = ("A to B", "B to A", "Bidirectional")
 
+
 def _polarity(verb: str) -> str:
     return "increase" if verb.lower().startswith("increase") else "decrease"
 
@@ -141,7 +144,10 @@ def _polarity(verb: str) -> str:
 # drug, {P} a protein/gene, other groups effect or process phrases.
 _CLAIM_PATTERNS: list[tuple[str, Callable[[tuple[str, ...]], tuple[str, str, str | None]]]] = [
     (r"{D} is an? (substrate|inhibitor|inducer) of (?:the )?{P}", lambda g: (g[0].lower(), g[1], None)),
-    (r"{D} (inhibits|induces) {P}", lambda g: ("inhibitor" if g[0].lower() == "inhibits" else "inducer", g[1], None)),
+    (
+        r"{D} (inhibits|induces) {P}",
+        lambda g: ("inhibitor" if g[0].lower() == "inhibits" else "inducer", g[1], None),
+    ),
     (r"{D} is metaboli[sz]ed by {P}", lambda g: ("substrate", g[0], None)),
     (r"{D} (?:targets|acts on|binds) {P}", lambda g: ("target", g[0], None)),
     (r"{D} (increases|decreases) the (.+?) of {D2}", lambda g: ("process", g[1].lower(), _polarity(g[0]))),
@@ -188,8 +194,12 @@ def parse_answer(line: str) -> tuple[Answer | None, str | None]:
     return Answer(family, subtype, direction, modality, conf), None
 
 
-def parse_completion(text: str, a_names: Sequence[str] = (), b_names: Sequence[str] = (),
-                     evidence_ids: Sequence[str] | None = None) -> Parsed:
+def parse_completion(
+    text: str,
+    a_names: Sequence[str] = (),
+    b_names: Sequence[str] = (),
+    evidence_ids: Sequence[str] | None = None,
+) -> Parsed:
     """Steps, citations, claims and the answer of a completion; malformed parts go to ``errors``."""
     parsed = Parsed()
     answer_lines = 0

@@ -17,6 +17,7 @@ Validation runs in a GX ephemeral context (in-memory stores, analytics and progr
 fetched) on pandas frames converted from Arrow; only the columns a suite names are read. A failed
 validation is a result (``success=False``), not an exception: the caller raises ``QualityGateError``.
 """
+
 from __future__ import annotations
 
 import json
@@ -224,7 +225,9 @@ def load_suite(name: str, *, suite_dir: Path = SUITE_DIR) -> list[dict[str, Any]
     for i, entry in enumerate(entries):
         where = f"{path}: expectation #{i}"
         if not isinstance(entry, dict) or not {"type", "kwargs"} <= entry.keys() <= _ENTRY_KEYS:
-            raise QualityConfigError(f"{where}: must be an object with keys 'type', 'kwargs' and optional 'notes'")
+            raise QualityConfigError(
+                f"{where}: must be an object with keys 'type', 'kwargs' and optional 'notes'"
+            )
         if not isinstance(entry["kwargs"], dict):
             raise QualityConfigError(f"{where}: 'kwargs' must be an object")
         try:
@@ -349,7 +352,9 @@ def _validate(
     with _staged_dir(docs_dir) as site_dir:
         context = _context(site_dir)
         source = context.data_sources.add_pandas("mard")
-        gx_suites = {s: context.suites.add(gx.ExpectationSuite(name=s, expectations=e)) for s, e in built.items()}
+        gx_suites = {
+            s: context.suites.add(gx.ExpectationSuite(name=s, expectations=e)) for s, e in built.items()
+        }
         results = {}
         for table, (suite, data) in jobs.items():
             frame = _frame(data, _referenced_columns(built[suite]))
@@ -387,7 +392,9 @@ def _substitute(value: Any, params: Mapping[str, Any], where: str) -> Any:
         if _PARAM in value:
             name = value[_PARAM]
             if len(value) != 1 or not isinstance(name, str):
-                raise QualityConfigError(f'{where}: a parameter reference must be exactly {{"$param": "<name>"}}')
+                raise QualityConfigError(
+                    f'{where}: a parameter reference must be exactly {{"$param": "<name>"}}'
+                )
             if name not in params:
                 raise QualityConfigError(f"{where}: unknown parameter {name!r} (given: {sorted(params)})")
             return _param_value(params[name])
@@ -529,11 +536,21 @@ def _staged_dir(target: Path | None) -> Iterator[Path | None]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def gate_tables(stage_dir: Path, params: Mapping[str, Any], out_dir: Path, config: QualityConfig) -> dict[str, Any]:
+def gate_tables(
+    stage_dir: Path, params: Mapping[str, Any], out_dir: Path, config: QualityConfig
+) -> dict[str, Any]:
     """Validate every Parquet table of a stage output with its suite; the manifest fields of the gate stage."""
-    tables = {p.stem: p for p in sorted(Path(stage_dir).glob("*.parquet")) if (SUITE_DIR / f"{p.stem}.json").is_file()}
+    tables = {
+        p.stem: p
+        for p in sorted(Path(stage_dir).glob("*.parquet"))
+        if (SUITE_DIR / f"{p.stem}.json").is_file()
+    }
     report = validate_tables(tables, params, out_dir, docs=config.docs)
-    return {"success": report.success, "row_counts": report.row_counts, "summary_markdown": report.summary_markdown()}
+    return {
+        "success": report.success,
+        "row_counts": report.row_counts,
+        "summary_markdown": report.summary_markdown(),
+    }
 
 
 def _ingest_gate_params(stage_dir: Path, previous_dir: Path | None, config: QualityConfig) -> dict[str, Any]:
@@ -572,5 +589,7 @@ def gate(stage_dir: Path, previous_dir: Path | None, out_dir: Path, config: Qual
     stage_dir = Path(stage_dir)
     build = _GATE_PARAMS.get(stage_dir.parent.name)
     if build is None:
-        raise QualityConfigError(f"{stage_dir}: no quality gate is defined for stage {stage_dir.parent.name!r}")
+        raise QualityConfigError(
+            f"{stage_dir}: no quality gate is defined for stage {stage_dir.parent.name!r}"
+        )
     return gate_tables(stage_dir, build(stage_dir, previous_dir, config), out_dir, config)

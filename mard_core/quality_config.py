@@ -1,4 +1,5 @@
 """Settings of the data-quality gates (``mard_core.quality``); torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,4 +1,5 @@
 """Settings of the register stage (``mard_core.registry``); torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 from pydantic.dataclasses import dataclass

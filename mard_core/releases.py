@@ -1,4 +1,5 @@
 """Release hash verification: a registry of known DrugBank releases (version -> sha256, size)."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ class Verification:
     matched: bool
 
     def line(self) -> str:
-        state = f"matches {self.version}" if self.matched else (
-            f"does NOT match {self.version}" if self.version else "matches no known release"
+        state = (
+            f"matches {self.version}"
+            if self.matched
+            else (f"does NOT match {self.version}" if self.version else "matches no known release")
         )
         return f"{self.path}  sha256={self.sha256}  size={self.size}  {state}"
 
@@ -58,11 +61,11 @@ def _load(path: Path) -> dict[str, Release]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
         entries = data.get("releases") or {}
-        return {
-            str(v): Release(str(v), str(e["sha256"]).lower(), int(e["size"])) for v, e in entries.items()
-        }
+        return {str(v): Release(str(v), str(e["sha256"]).lower(), int(e["size"])) for v, e in entries.items()}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a valid release registry (need releases: {{V: {{sha256, size}}}}): {exc}") from None
+        raise InputError(
+            f"{path}: not a valid release registry (need releases: {{V: {{sha256, size}}}}): {exc}"
+        ) from None
 
 
 def load_registry(user_registry: Path | None = None) -> dict[str, Release]:
@@ -102,7 +105,9 @@ def find_release(registry: dict[str, Release], sha256: str, size: int) -> str | 
     return next((r.version for r in registry.values() if r.sha256 == sha256 and r.size == size), None)
 
 
-def verify(path: Path, version: str | None, registry: dict[str, Release], cache_file: Path | None = None) -> Verification:
+def verify(
+    path: Path, version: str | None, registry: dict[str, Release], cache_file: Path | None = None
+) -> Verification:
     """Hash ``path``'s bytes (never a cached hash) and compare with ``version``'s entry (or find the release
     it matches when version is None); ``cache_file`` is refreshed for the stage keys that use it."""
     readable_file(path)
@@ -125,7 +130,9 @@ def require_verified(v: Verification, registry: dict[str, Release]) -> None:
     if v.matched:
         return
     if v.version is None:
-        raise HashMismatchError(f"{v.path}: sha256 {v.sha256} matches no known release; pass --version and add its hash")
+        raise HashMismatchError(
+            f"{v.path}: sha256 {v.sha256} matches no known release; pass --version and add its hash"
+        )
     exp = registry[v.version]
     raise HashMismatchError(
         f"{v.path}: sha256 {v.sha256} (size {v.size}) does not match release {v.version} "

@@ -21,6 +21,7 @@ Similarity of two drugs is the mean, over the feature kinds the query drug has, 
 strings (Tanimoto). The fingerprint is a proxy for a structural fingerprint (no RDKit here): it sees shared
 substrings of the SMILES text, not substructures.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,12 +60,42 @@ _WEIGHTS = {"protein": 2, "category": 1, "atc": 1, "similar_interaction": 2, "te
 _WORD = re.compile(r"\w+")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])")
 _CITATION = re.compile(r"\s*\[[A-Z]\d+(?:\s*,\s*[A-Z]\d+)*\]")
-_DRUG_COLUMNS = ("drugbank_id", "name", "secondary_ids", "synonyms", "salt_names", "categories", "atc_codes",
-                 "smiles", "description", "mechanism_of_action")
-_PROTEIN_COLUMNS = ("drug_id", "kind", "be_id", "name", "actions", "position", "uniprot_id", "gene_name",
-                    "inhibition_strength", "induction_strength")
-_FACT_COLUMNS = ("drug_idx", "kind", "field", "sentence", "protein_kind", "uniprot_id", "gene_name",
-                 "protein_name", "actions", "value")
+_DRUG_COLUMNS = (
+    "drugbank_id",
+    "name",
+    "secondary_ids",
+    "synonyms",
+    "salt_names",
+    "categories",
+    "atc_codes",
+    "smiles",
+    "description",
+    "mechanism_of_action",
+)
+_PROTEIN_COLUMNS = (
+    "drug_id",
+    "kind",
+    "be_id",
+    "name",
+    "actions",
+    "position",
+    "uniprot_id",
+    "gene_name",
+    "inhibition_strength",
+    "induction_strength",
+)
+_FACT_COLUMNS = (
+    "drug_idx",
+    "kind",
+    "field",
+    "sentence",
+    "protein_kind",
+    "uniprot_id",
+    "gene_name",
+    "protein_name",
+    "actions",
+    "value",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +149,7 @@ class NameMatcher:
         found: set[int] = set()
         for i, token in enumerate(tokens):
             for n in self._lengths.get(token, ()):
-                ids = self._phrases.get(" ".join(tokens[i:i + n]))
+                ids = self._phrases.get(" ".join(tokens[i : i + n]))
                 if ids:
                     found |= ids
         return found
@@ -173,35 +204,46 @@ def _known_pairs(interactions_or_pairs: pl.DataFrame, ids: list[str]) -> pl.Data
     elif {"drug_id", "partner_id"} <= set(cols):
         x, y = "drug_id", "partner_id"
     else:
-        raise InputError("interactions_or_pairs: expected a ddi_pairs table (drug_a, drug_b) or an interactions "
-                         f"table (drug_id, partner_id); got columns {cols}")
+        raise InputError(
+            "interactions_or_pairs: expected a ddi_pairs table (drug_a, drug_b) or an interactions "
+            f"table (drug_id, partner_id); got columns {cols}"
+        )
     desc = pl.col("description") if "description" in cols else pl.lit(None, dtype=pl.String)
     n = len(ids)
-    df = interactions_or_pairs.select(_to_idx(x, ids).alias("x"), _to_idx(y, ids).alias("y"),
-                                      desc.cast(pl.String).alias("description"))
+    df = interactions_or_pairs.select(
+        _to_idx(x, ids).alias("x"), _to_idx(y, ids).alias("y"), desc.cast(pl.String).alias("description")
+    )
     df = df.filter((pl.col("x") >= 0) & (pl.col("y") >= 0) & (pl.col("x") != pl.col("y")))
     key = pl.min_horizontal("x", "y") * n + pl.max_horizontal("x", "y")
-    return (df.select(key.alias("key"), "description")
-            .sort(["key", "description"], nulls_last=True)
-            .unique(subset="key", keep="first", maintain_order=True))
+    return (
+        df.select(key.alias("key"), "description")
+        .sort(["key", "description"], nulls_last=True)
+        .unique(subset="key", keep="first", maintain_order=True)
+    )
 
 
-def _train_table(train_pairs: pl.DataFrame, ids: list[str], hidden: np.ndarray,
-                 known: pl.DataFrame) -> pl.DataFrame:
+def _train_table(
+    train_pairs: pl.DataFrame, ids: list[str], hidden: np.ndarray, known: pl.DataFrame
+) -> pl.DataFrame:
     """Visible training rows (no hidden drug) as drug indices a < b, with the known pair description."""
     df, _ = canonical_pairs(train_pairs, "train pairs")
     df = df.with_columns(_to_idx("drug_a", ids).alias("a"), _to_idx("drug_b", ids).alias("b"))
     unknown = df.filter((pl.col("a") < 0) | (pl.col("b") < 0))
     if unknown.height:
         row = unknown.row(0, named=True)
-        raise InputError(f"train pairs: pair ({row['drug_a']}, {row['drug_b']}) names a drug missing from the "
-                         f"drugs table ({unknown.height} such rows)")
+        raise InputError(
+            f"train pairs: pair ({row['drug_a']}, {row['drug_b']}) names a drug missing from the "
+            f"drugs table ({unknown.height} such rows)"
+        )
     a, b = df["a"].to_numpy(), df["b"].to_numpy()
     df = df.filter(pl.Series(~(hidden[a] | hidden[b]))).with_columns(
-        (pl.col("a") * len(ids) + pl.col("b")).alias("key"))
-    return (df.join(known, on="key", how="left")
-            .select(pl.col("a").cast(pl.Int32), pl.col("b").cast(pl.Int32), "label", *LABEL_FIELDS, "description")
-            .sort(["a", "b", "label", *LABEL_FIELDS]))
+        (pl.col("a") * len(ids) + pl.col("b")).alias("key")
+    )
+    return (
+        df.join(known, on="key", how="left")
+        .select(pl.col("a").cast(pl.Int32), pl.col("b").cast(pl.Int32), "label", *LABEL_FIELDS, "description")
+        .sort(["a", "b", "label", *LABEL_FIELDS])
+    )
 
 
 def _frame(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pl.DataFrame:
@@ -230,13 +272,19 @@ def _fact_table(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]
     _require(drug_proteins, _PROTEIN_COLUMNS, "drug_proteins table")
     bad_kind = drug_proteins.filter(~pl.col("kind").is_in(pl.Series(PROTEIN_ORDER).implode()))
     if bad_kind.height:
-        raise InputError(f"drug_proteins table: kind {bad_kind['kind'][0]!r} is not one of {list(PROTEIN_ORDER)}")
-    dp = drug_proteins.with_columns(_to_idx("drug_id", ids).alias("drug_idx"),
-                                    pl.col("kind").replace_strict(PROTEIN_ORDER, range(4)).alias("_order"))
+        raise InputError(
+            f"drug_proteins table: kind {bad_kind['kind'][0]!r} is not one of {list(PROTEIN_ORDER)}"
+        )
+    dp = drug_proteins.with_columns(
+        _to_idx("drug_id", ids).alias("drug_idx"),
+        pl.col("kind").replace_strict(PROTEIN_ORDER, range(4)).alias("_order"),
+    )
     unknown = dp.filter(pl.col("drug_idx") < 0)
     if unknown.height:
         raise InputError(f"drug_proteins table: drug_id {unknown['drug_id'][0]!r} is not in the drugs table")
-    dp = dp.sort(["drug_idx", "_order", "position", "be_id", "uniprot_id", "gene_name", "name"], nulls_last=True)
+    dp = dp.sort(
+        ["drug_idx", "_order", "position", "be_id", "uniprot_id", "gene_name", "name"], nulls_last=True
+    )
     names = drugs["name"].to_list()
     rows: list[tuple[Any, ...]] = []
     seen: set[tuple[Any, ...]] = set()
@@ -246,16 +294,48 @@ def _fact_table(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]
         if ident in seen:
             continue
         seen.add(ident)
-        rows.append((r["drug_idx"], "protein", f"{r['kind']}s", _protein_sentence(names[r["drug_idx"]], r),
-                     r["kind"], r["uniprot_id"], r["gene_name"], r["name"], list(actions), None))
-    for i, (name, cats, atcs) in enumerate(zip(names, drugs["categories"].to_list(), drugs["atc_codes"].to_list())):
+        rows.append(
+            (
+                r["drug_idx"],
+                "protein",
+                f"{r['kind']}s",
+                _protein_sentence(names[r["drug_idx"]], r),
+                r["kind"],
+                r["uniprot_id"],
+                r["gene_name"],
+                r["name"],
+                list(actions),
+                None,
+            )
+        )
+    for i, (name, cats, atcs) in enumerate(
+        zip(names, drugs["categories"].to_list(), drugs["atc_codes"].to_list())
+    ):
         for cat in dict.fromkeys(_as_list(cats)):
-            rows.append((i, "category", "categories", f"{name} is in the category {cat}", None, None, None, None,
-                         [], cat))
+            rows.append(
+                (
+                    i,
+                    "category",
+                    "categories",
+                    f"{name} is in the category {cat}",
+                    None,
+                    None,
+                    None,
+                    None,
+                    [],
+                    cat,
+                )
+            )
         for code in dict.fromkeys(_as_list(atcs)):
-            rows.append((i, "atc", "atc_codes", f"{name} has ATC code {code}", None, None, None, None, [], code))
-    schema = pa.schema([(c, {"drug_idx": pa.int32(), "actions": pa.list_(pa.string())}.get(c, pa.string()))
-                        for c in _FACT_COLUMNS])
+            rows.append(
+                (i, "atc", "atc_codes", f"{name} has ATC code {code}", None, None, None, None, [], code)
+            )
+    schema = pa.schema(
+        [
+            (c, {"drug_idx": pa.int32(), "actions": pa.list_(pa.string())}.get(c, pa.string()))
+            for c in _FACT_COLUMNS
+        ]
+    )
     return _frame(rows, schema).sort("drug_idx", maintain_order=True)
 
 
@@ -266,8 +346,9 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return sorted_keys[pos] == keys
 
 
-def _text_table(drugs: pl.DataFrame, matcher: NameMatcher, hidden: np.ndarray,
-                nontrain_keys: np.ndarray) -> pl.DataFrame:
+def _text_table(
+    drugs: pl.DataFrame, matcher: NameMatcher, hidden: np.ndarray, nontrain_keys: np.ndarray
+) -> pl.DataFrame:
     """Free-text sentences that name no hidden drug and no drug whose pair with their drug is held out."""
     n = drugs.height
     rows: list[tuple[int, str, str, list[int]]] = []
@@ -284,8 +365,14 @@ def _text_table(drugs: pl.DataFrame, matcher: NameMatcher, hidden: np.ndarray,
                 clean = _CITATION.sub("", sentence).strip()
                 if clean:
                     rows.append((i, field, clean, named))
-    schema = pa.schema([("drug_idx", pa.int32()), ("field", pa.string()), ("sentence", pa.string()),
-                        ("named", pa.list_(pa.int32()))])
+    schema = pa.schema(
+        [
+            ("drug_idx", pa.int32()),
+            ("field", pa.string()),
+            ("sentence", pa.string()),
+            ("named", pa.list_(pa.int32())),
+        ]
+    )
     return _frame(rows, schema)
 
 
@@ -303,27 +390,45 @@ def _coded(rows: pl.DataFrame, n: int) -> sparse.csr_matrix:
     return _binary(rows["drug_idx"].to_numpy(), rows["col"].to_numpy(), (n, n_cols))
 
 
-def drug_features(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]) -> list[sparse.csr_matrix]:
+def drug_features(
+    drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]
+) -> list[sparse.csr_matrix]:
     """Binary feature matrices: (protein, action) pairs, categories, SMILES n-gram fingerprint bits."""
     n = len(ids)
-    protein = (drug_proteins.select(_to_idx("drug_id", ids).alias("drug_idx"),
-                                    pl.coalesce("uniprot_id", "be_id", "name").alias("protein"), "actions")
-               .explode("actions")
-               .select("drug_idx", pl.concat_str([pl.col("protein").fill_null(""),
-                                                  pl.col("actions").fill_null("").str.to_lowercase()],
-                                                 separator="|").alias("feature")))
-    categories = (drugs.with_row_index("drug_idx").select("drug_idx", "categories").explode("categories")
-                  .drop_nulls("categories")
-                  .select(pl.col("drug_idx").cast(pl.Int64),
-                          pl.col("categories").str.strip_chars().str.to_lowercase().alias("feature")))
+    protein = (
+        drug_proteins.select(
+            _to_idx("drug_id", ids).alias("drug_idx"),
+            pl.coalesce("uniprot_id", "be_id", "name").alias("protein"),
+            "actions",
+        )
+        .explode("actions")
+        .select(
+            "drug_idx",
+            pl.concat_str(
+                [pl.col("protein").fill_null(""), pl.col("actions").fill_null("").str.to_lowercase()],
+                separator="|",
+            ).alias("feature"),
+        )
+    )
+    categories = (
+        drugs.with_row_index("drug_idx")
+        .select("drug_idx", "categories")
+        .explode("categories")
+        .drop_nulls("categories")
+        .select(
+            pl.col("drug_idx").cast(pl.Int64),
+            pl.col("categories").str.strip_chars().str.to_lowercase().alias("feature"),
+        )
+    )
     fp_rows, fp_cols = [], []
     for i, smiles in enumerate(drugs["smiles"].to_list()):
-        grams = {smiles[j:j + k] for k in FINGERPRINT_NGRAMS for j in range(len(smiles or "") - k + 1)}
+        grams = {smiles[j : j + k] for k in FINGERPRINT_NGRAMS for j in range(len(smiles or "") - k + 1)}
         bits = {zlib.crc32(g.encode()) % FINGERPRINT_BITS for g in grams}
         fp_rows += [i] * len(bits)
         fp_cols += sorted(bits)
-    fingerprint = _binary(np.asarray(fp_rows, dtype=np.int64), np.asarray(fp_cols, dtype=np.int64),
-                          (n, FINGERPRINT_BITS))
+    fingerprint = _binary(
+        np.asarray(fp_rows, dtype=np.int64), np.asarray(fp_cols, dtype=np.int64), (n, FINGERPRINT_BITS)
+    )
     return [_coded(protein, n), _coded(categories, n), fingerprint]
 
 
@@ -337,7 +442,9 @@ def _top(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return positive[order], sim[positive[order]]
 
 
-def _neighbors(features: list[sparse.csr_matrix], candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _neighbors(
+    features: list[sparse.csr_matrix], candidates: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For every drug, its k most similar candidate drugs (itself excluded): indices (-1 padded) and scores."""
     n = features[0].shape[0]
     idx = np.full((n, k), -1, dtype=np.int32)
@@ -363,8 +470,8 @@ def _neighbors(features: list[sparse.csr_matrix], candidates: np.ndarray, k: int
         total[np.flatnonzero(own), cand_pos[rows[own]]] = 0.0
         for r, row in enumerate(rows):
             cols, values = _top(total[r], k)
-            idx[row, :len(cols)] = candidates[cols]
-            sims[row, :len(cols)] = values
+            idx[row, : len(cols)] = candidates[cols]
+            sims[row, : len(cols)] = values
     return idx, sims
 
 
@@ -387,9 +494,17 @@ def _allocate(lengths: list[int], weights: list[int], budget: int) -> list[int]:
 class RetrievalIndex:
     """Evidence retrieval for one split; build with ``build`` or ``load``."""
 
-    def __init__(self, cfg: RetrievalConfig, hidden: list[str], drugs: pl.DataFrame, facts: pl.DataFrame,
-                 text: pl.DataFrame, train: pl.DataFrame, neighbor_idx: np.ndarray,
-                 neighbor_sim: np.ndarray) -> None:
+    def __init__(
+        self,
+        cfg: RetrievalConfig,
+        hidden: list[str],
+        drugs: pl.DataFrame,
+        facts: pl.DataFrame,
+        text: pl.DataFrame,
+        train: pl.DataFrame,
+        neighbor_idx: np.ndarray,
+        neighbor_sim: np.ndarray,
+    ) -> None:
         """From the stored tables (see ``save``); use ``build`` or ``load`` rather than calling this."""
         self.cfg = cfg
         self.hidden_drugs = frozenset(hidden)
@@ -400,18 +515,33 @@ class RetrievalIndex:
         self._names: list[str] = drugs["name"].to_list()
         self._matcher = NameMatcher(drugs["match_names"].to_list())
         n = len(self.drug_ids)
-        self._facts: dict[str, list[list[Evidence]]] = {k: [[] for _ in range(n)] for k in ("protein", "category",
-                                                                                           "atc")}
+        self._facts: dict[str, list[list[Evidence]]] = {
+            k: [[] for _ in range(n)] for k in ("protein", "category", "atc")
+        }
         for r in facts.iter_rows(named=True):
-            self._facts[r["kind"]][r["drug_idx"]].append(Evidence(
-                id="", kind=r["kind"], drug_id=self.drug_ids[r["drug_idx"]], sentence=r["sentence"],
-                field=r["field"], protein_kind=r["protein_kind"], uniprot_id=r["uniprot_id"],
-                gene_name=r["gene_name"], protein_name=r["protein_name"], actions=tuple(r["actions"] or ()),
-                value=r["value"]))
+            self._facts[r["kind"]][r["drug_idx"]].append(
+                Evidence(
+                    id="",
+                    kind=r["kind"],
+                    drug_id=self.drug_ids[r["drug_idx"]],
+                    sentence=r["sentence"],
+                    field=r["field"],
+                    protein_kind=r["protein_kind"],
+                    uniprot_id=r["uniprot_id"],
+                    gene_name=r["gene_name"],
+                    protein_name=r["protein_name"],
+                    actions=tuple(r["actions"] or ()),
+                    value=r["value"],
+                )
+            )
         self._text: list[list[tuple[Evidence, frozenset[int]]]] = [[] for _ in range(n)]
         for i, field, sentence, named in text.iter_rows():
-            self._text[i].append((Evidence(id="", kind="text", drug_id=self.drug_ids[i], sentence=sentence,
-                                           field=field), frozenset(named)))
+            self._text[i].append(
+                (
+                    Evidence(id="", kind="text", drug_id=self.drug_ids[i], sentence=sentence, field=field),
+                    frozenset(named),
+                )
+            )
         vocab = train.select("label", *LABEL_FIELDS).unique().sort("label", *LABEL_FIELDS)
         self._labels: list[tuple[str, ...]] = list(vocab.iter_rows())
         coded = train.join(vocab.with_row_index("code"), on=["label", *LABEL_FIELDS], how="left")
@@ -421,9 +551,15 @@ class RetrievalIndex:
         self._descriptions = coded["description"]
 
     @classmethod
-    def build(cls, drugs: pl.DataFrame, drug_proteins: pl.DataFrame, interactions_or_pairs: pl.DataFrame,
-              train_pairs: pl.DataFrame, hidden_drugs: Iterable[str],
-              cfg: RetrievalConfig | None = None) -> RetrievalIndex:
+    def build(
+        cls,
+        drugs: pl.DataFrame,
+        drug_proteins: pl.DataFrame,
+        interactions_or_pairs: pl.DataFrame,
+        train_pairs: pl.DataFrame,
+        hidden_drugs: Iterable[str],
+        cfg: RetrievalConfig | None = None,
+    ) -> RetrievalIndex:
         """Index a split from what its training part may see.
 
         ``interactions_or_pairs``: every known pair (the ddi_pairs or interactions table; for a temporal split the
@@ -443,12 +579,23 @@ class RetrievalIndex:
         train_keys = np.unique(train["a"].cast(pl.Int64).to_numpy() * len(ids) + train["b"].to_numpy())
         nontrain = np.setdiff1d(known["key"].to_numpy(), train_keys)
         table = drugs.select(
-            pl.col("drugbank_id").alias("drug_id"), "name",
-            pl.concat_list("name", pl.col("synonyms").fill_null([]), pl.col("salt_names").fill_null([]),
-                           "drugbank_id", pl.col("secondary_ids").fill_null([])).list.drop_nulls().alias("match_names"))
+            pl.col("drugbank_id").alias("drug_id"),
+            "name",
+            pl.concat_list(
+                "name",
+                pl.col("synonyms").fill_null([]),
+                pl.col("salt_names").fill_null([]),
+                "drugbank_id",
+                pl.col("secondary_ids").fill_null([]),
+            )
+            .list.drop_nulls()
+            .alias("match_names"),
+        )
         facts = _fact_table(drugs, drug_proteins, ids)
         text = _text_table(drugs, NameMatcher(table["match_names"].to_list()), hidden_mask, nontrain)
-        candidates = np.unique(np.concatenate([train["a"].to_numpy(), train["b"].to_numpy()])).astype(np.int64)
+        candidates = np.unique(np.concatenate([train["a"].to_numpy(), train["b"].to_numpy()])).astype(
+            np.int64
+        )
         idx, sims = _neighbors(drug_features(drugs, drug_proteins, ids), candidates, cfg.k_similar + 1)
         return cls(cfg, hidden, table, facts, text, train, idx, sims)
 
@@ -461,8 +608,13 @@ class RetrievalIndex:
             for name, table in self._tables.items():
                 table.write_parquet(tmp / f"{name}.parquet")
             np.savez(tmp / "neighbors.npz", idx=self._neighbor_idx, sim=self._neighbor_sim)
-            meta = {"format": FORMAT_VERSION, "config": asdict(self.cfg), "hidden_drugs": sorted(self.hidden_drugs),
-                    "n_drugs": len(self.drug_ids), "n_train_rows": self._tables["train"].height}
+            meta = {
+                "format": FORMAT_VERSION,
+                "config": asdict(self.cfg),
+                "hidden_drugs": sorted(self.hidden_drugs),
+                "n_drugs": len(self.drug_ids),
+                "n_train_rows": self._tables["train"].height,
+            }
             (tmp / "index.json").write_text(json.dumps(meta, indent=1))
             replace_dir(tmp, out)
         finally:
@@ -478,7 +630,9 @@ class RetrievalIndex:
             raise InputError(f"retrieval index {src}: no index.json (not a saved index)")
         meta = json.loads(meta_path.read_text())
         if meta.get("format") != FORMAT_VERSION:
-            raise InputError(f"retrieval index {src}: format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+            raise InputError(
+                f"retrieval index {src}: format {meta.get('format')!r}, expected {FORMAT_VERSION}"
+            )
         names = ("drugs", "facts", "text", "train")
         missing = [f for f in (*(f"{n}.parquet" for n in names), "neighbors.npz") if not (src / f).is_file()]
         if missing:
@@ -486,8 +640,16 @@ class RetrievalIndex:
         tables = {name: pl.read_parquet(src / f"{name}.parquet") for name in names}
         with np.load(src / "neighbors.npz") as npz:
             idx, sim = npz["idx"], npz["sim"]
-        return cls(RetrievalConfig(**meta["config"]), meta["hidden_drugs"], tables["drugs"], tables["facts"],
-                   tables["text"], tables["train"], idx, sim)
+        return cls(
+            RetrievalConfig(**meta["config"]),
+            meta["hidden_drugs"],
+            tables["drugs"],
+            tables["facts"],
+            tables["text"],
+            tables["train"],
+            idx,
+            sim,
+        )
 
     def _index(self, drug: str) -> int:
         try:
@@ -497,9 +659,12 @@ class RetrievalIndex:
 
     def _neighbors_of(self, drug: int, exclude: int) -> list[tuple[int, float]]:
         """The ``k_similar`` training drugs most similar to ``drug`` (by index), other than ``exclude``."""
-        out = [(int(j), float(s)) for j, s in zip(self._neighbor_idx[drug], self._neighbor_sim[drug])
-               if j >= 0 and j != exclude]
-        return out[:self.cfg.k_similar]
+        out = [
+            (int(j), float(s))
+            for j, s in zip(self._neighbor_idx[drug], self._neighbor_sim[drug])
+            if j >= 0 and j != exclude
+        ]
+        return out[: self.cfg.k_similar]
 
     def _interaction(self, row: int, s: int, p: int, query: int, similarity: float) -> Evidence:
         label, family, subtype, direction, modality = self._labels[self._codes[row]]
@@ -510,14 +675,25 @@ class RetrievalIndex:
         shown = {"A to B": f"{sn} to {pn}", "B to A": f"{pn} to {sn}"}.get(direction, direction.lower())
         desc = self._descriptions[row]
         text = desc if desc and self._matcher.find(desc) <= {s, p} else f"{sn} and {pn} interact."
-        sentence = (f"{sn} (similar to {self._names[query]}, similarity {similarity:.2f}) with {pn} in training "
-                    f"data: {text} Label: {family} / {subtype} / {shown} / {modality}.")
-        return Evidence(id="", kind="similar_interaction", drug_id=self.drug_ids[s], sentence=sentence,
-                        field="interactions", value=label, partner_id=self.drug_ids[p],
-                        similar_to=self.drug_ids[query], similarity=round(similarity, 4))
+        sentence = (
+            f"{sn} (similar to {self._names[query]}, similarity {similarity:.2f}) with {pn} in training "
+            f"data: {text} Label: {family} / {subtype} / {shown} / {modality}."
+        )
+        return Evidence(
+            id="",
+            kind="similar_interaction",
+            drug_id=self.drug_ids[s],
+            sentence=sentence,
+            field="interactions",
+            value=label,
+            partner_id=self.drug_ids[p],
+            similar_to=self.drug_ids[query],
+            similarity=round(similarity, 4),
+        )
 
-    def _analogues(self, query: int, near: list[tuple[int, float]], partners: list[int],
-                   used: set[int]) -> list[Evidence]:
+    def _analogues(
+        self, query: int, near: list[tuple[int, float]], partners: list[int], used: set[int]
+    ) -> list[Evidence]:
         """Training interactions of ``query``'s neighbours with ``partners``, interleaved by neighbour rank."""
         n, cap = len(self.drug_ids), self.cfg.max_interactions_per_neighbor
         per_neighbor: list[list[Evidence]] = []
@@ -530,7 +706,9 @@ class RetrievalIndex:
                 if start == stop or key in used or len(items) >= cap:
                     continue
                 used.add(key)
-                items += [self._interaction(r, s, p, query, similarity) for r in range(start, stop)][:cap - len(items)]
+                items += [self._interaction(r, s, p, query, similarity) for r in range(start, stop)][
+                    : cap - len(items)
+                ]
             per_neighbor.append(items)
         depth = max((len(x) for x in per_neighbor), default=0)
         return [x[i] for i in range(depth) for x in per_neighbor if i < len(x)]
@@ -553,11 +731,18 @@ class RetrievalIndex:
         used: set[int] = set()
         analogues_a = self._analogues(a, near_a, [b] + [t for t, _ in near_b], used)
         analogues_b = self._analogues(b, near_b, [a] + [s for s, _ in near_a], used)
-        queues = [("protein", self._facts["protein"][a]), ("protein", self._facts["protein"][b]),
-                  ("category", self._facts["category"][a]), ("category", self._facts["category"][b]),
-                  ("atc", self._facts["atc"][a]), ("atc", self._facts["atc"][b]),
-                  ("similar_interaction", analogues_a), ("similar_interaction", analogues_b),
-                  ("text", self._sentences(a, b)), ("text", self._sentences(b, a))]
+        queues = [
+            ("protein", self._facts["protein"][a]),
+            ("protein", self._facts["protein"][b]),
+            ("category", self._facts["category"][a]),
+            ("category", self._facts["category"][b]),
+            ("atc", self._facts["atc"][a]),
+            ("atc", self._facts["atc"][b]),
+            ("similar_interaction", analogues_a),
+            ("similar_interaction", analogues_b),
+            ("text", self._sentences(a, b)),
+            ("text", self._sentences(b, a)),
+        ]
         takes = _allocate([len(q) for _, q in queues], [_WEIGHTS[k] for k, _ in queues], self.cfg.max_items)
         items = [e for (_, q), t in zip(queues, takes) for e in q[:t]]
         return [replace(e, id=f"E{i}") for i, e in enumerate(items, 1)]

@@ -4,6 +4,7 @@ Each pipeline run (identified by the orchestrator's root run id) has one JSON fi
 stages update their entry as they start, finish, fail or are found cached. A stage recorded as running whose
 process is gone (killed) reads as ``interrupted``.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,11 @@ def record(root: Path, run_id: str, stage: str, **fields: Any) -> None:
     """Merge ``fields`` (state, out, duration_s, error, ...) into ``stage``'s entry of run ``run_id``."""
     path = _path(root, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.loads(path.read_text()) if path.is_file() else {"run_id": run_id, "started": time.time(), "stages": {}}
+    data = (
+        json.loads(path.read_text())
+        if path.is_file()
+        else {"run_id": run_id, "started": time.time(), "stages": {}}
+    )
     data["updated"] = time.time()
     entry = data["stages"].setdefault(stage, {"seq": len(data["stages"])})
     entry.update(fields, updated=time.time(), pid=os.getpid(), host=socket.gethostname())
@@ -45,8 +50,10 @@ def _alive(entry: dict[str, Any]) -> bool:
 
 def with_liveness(run: dict[str, Any]) -> dict[str, Any]:
     """``run`` with every stage still marked running by a process that no longer exists shown as interrupted."""
-    stages = {name: {**e, "state": "interrupted"} if e.get("state") == "running" and not _alive(e) else e
-              for name, e in run["stages"].items()}
+    stages = {
+        name: {**e, "state": "interrupted"} if e.get("state") == "running" and not _alive(e) else e
+        for name, e in run["stages"].items()
+    }
     return {**run, "stages": stages}
 
 

@@ -5,6 +5,7 @@ that stops a run promptly on SIGINT/SIGTERM.
 Production sets PREFECT_API_URL (a Prefect server backed by PostgreSQL) and MLFLOW_TRACKING_URI; those
 win over these defaults, which only fill in what the environment leaves unset.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -43,7 +44,9 @@ def configure_services(root: Path) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
     }
     if not os.environ.get("PREFECT_API_URL"):
-        defaults["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{state / 'prefect' / 'prefect.db'}"
+        defaults["PREFECT_API_DATABASE_CONNECTION_URL"] = (
+            f"sqlite+aiosqlite:///{state / 'prefect' / 'prefect.db'}"
+        )
     applied = {k: v for k, v in defaults.items() if not os.environ.get(k)}
     os.environ.update(applied)
     return applied
@@ -78,20 +81,49 @@ def prefect_server(root: Path, timeout_s: float = 90.0) -> Iterator[str]:
         return
     port, log = _free_port(), root / ".services" / "prefect-server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app", "--host",
-           "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "prefect.server.api.server:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "error",
+        "--lifespan",
+        "on",
+    ]
+    env = {
+        **os.environ,
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
     with open(log, "ab") as out:
-        proc = subprocess.Popen(dying_with_this_process(cmd), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            dying_with_this_process(cmd),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + timeout_s
         while not _healthy(url):
             if proc.poll() is not None or time.monotonic() > deadline:
-                state = f"exited with code {proc.returncode}" if proc.poll() is not None else f"not up in {timeout_s:.0f} s"
-                raise MardError(f"the temporary Prefect server {state} (log: {log}); start one with `make serve` "
-                                "and set PREFECT_API_URL=http://127.0.0.1:4200/api")
+                state = (
+                    f"exited with code {proc.returncode}"
+                    if proc.poll() is not None
+                    else f"not up in {timeout_s:.0f} s"
+                )
+                raise MardError(
+                    f"the temporary Prefect server {state} (log: {log}); start one with `make serve` "
+                    "and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+                )
             time.sleep(0.2)
         os.environ["PREFECT_API_URL"] = url
         yield url
@@ -127,8 +159,10 @@ def supervise(cmd: list[str], grace_s: float = 5.0) -> int:
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(grace_s)
                 break
-        raise MardError(f"stopped by {signal.Signals(signum).name}; finished stages and resumable work are kept: "
-                        "run the same command again to continue")
+        raise MardError(
+            f"stopped by {signal.Signals(signum).name}; finished stages and resumable work are kept: "
+            "run the same command again to continue"
+        )
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -153,8 +187,10 @@ def hold_root(root: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise MardError(f"{root}: another `mard run` (pid {holder}) is writing this data root; wait for it to "
-                            "end or stop it, or use another --root") from None
+            raise MardError(
+                f"{root}: another `mard run` (pid {holder}) is writing this data root; wait for it to "
+                "end or stop it, or use another --root"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield

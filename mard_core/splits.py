@@ -18,6 +18,7 @@ rebuilt for swapped rows), exact duplicates are removed and rows are sorted befo
 same input in any row order or orientation gives identical parts. Rows of one unordered pair always go to the
 same part.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,7 +58,9 @@ def canonical_pairs(pairs: pl.DataFrame, what: str = "pairs") -> tuple[pl.DataFr
     """
     missing = [c for c in SPLIT_COLUMNS if c not in pairs.columns]
     if missing:
-        raise InputError(f"{what}: missing columns {missing}; expected the ddi_pairs columns {list(SPLIT_COLUMNS)}")
+        raise InputError(
+            f"{what}: missing columns {missing}; expected the ddi_pairs columns {list(SPLIT_COLUMNS)}"
+        )
     df = pairs.select([pl.col(c).cast(pl.String) for c in SPLIT_COLUMNS])
     nulls = [c for c in SPLIT_COLUMNS if df[c].null_count()]
     if nulls:
@@ -81,12 +84,16 @@ def canonical_pairs(pairs: pl.DataFrame, what: str = "pairs") -> tuple[pl.DataFr
             "is not family/subtype/direction/modality, so it cannot be re-oriented"
         )
     flipped = pl.col("direction").replace_strict(_FLIP, return_dtype=pl.String)
-    df = df.with_columns(
-        pl.when(swap).then(pl.col("drug_b")).otherwise(pl.col("drug_a")).alias("drug_a"),
-        pl.when(swap).then(pl.col("drug_a")).otherwise(pl.col("drug_b")).alias("drug_b"),
-        pl.when(swap).then(flipped).otherwise(pl.col("direction")).alias("direction"),
-        swap.alias("_swap"),
-    ).with_columns(pl.when("_swap").then(rebuilt).otherwise(pl.col("label")).alias("label")).drop("_swap")
+    df = (
+        df.with_columns(
+            pl.when(swap).then(pl.col("drug_b")).otherwise(pl.col("drug_a")).alias("drug_a"),
+            pl.when(swap).then(pl.col("drug_a")).otherwise(pl.col("drug_b")).alias("drug_b"),
+            pl.when(swap).then(flipped).otherwise(pl.col("direction")).alias("direction"),
+            swap.alias("_swap"),
+        )
+        .with_columns(pl.when("_swap").then(rebuilt).otherwise(pl.col("label")).alias("label"))
+        .drop("_swap")
+    )
     unique = df.unique().sort(list(SPLIT_COLUMNS))
     return unique, df.height - unique.height
 
@@ -102,22 +109,26 @@ def _codes(df: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     return a, b, np.cumsum(new_pair) - 1, len(drugs)
 
 
-def _random_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, valid_frac: float, test_frac: float,
-                  rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def _random_parts(
+    a: np.ndarray, b: np.ndarray, n_drugs: int, valid_frac: float, test_frac: float, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
     """Pair-level random split; evaluation pairs with a drug unseen in train move to train (counted)."""
     n = len(a)
     perm = rng.permutation(n)
     n_test, n_valid = round(test_frac * n), round(valid_frac * n)
     part = np.full(n, _TRAIN, dtype=np.int8)
     part[perm[:n_test]] = _TEST
-    part[perm[n_test:n_test + n_valid]] = _VALID
+    part[perm[n_test : n_test + n_valid]] = _VALID
     seen = np.zeros(n_drugs, dtype=bool)
     seen[a[part == _TRAIN]] = True
     seen[b[part == _TRAIN]] = True
     seen_list = seen.tolist()
     moved = 0
-    for p, x, y in zip(perm[:n_test + n_valid].tolist(), a[perm[:n_test + n_valid]].tolist(),
-                       b[perm[:n_test + n_valid]].tolist()):
+    for p, x, y in zip(
+        perm[: n_test + n_valid].tolist(),
+        a[perm[: n_test + n_valid]].tolist(),
+        b[perm[: n_test + n_valid]].tolist(),
+    ):
         if not (seen_list[x] and seen_list[y]):
             part[p] = _TRAIN
             seen_list[x] = seen_list[y] = True
@@ -125,14 +136,15 @@ def _random_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, valid_frac: float,
     return part, moved
 
 
-def _cold_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, strategy: str, cfg: SplitConfig,
-                rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+def _cold_parts(
+    a: np.ndarray, b: np.ndarray, n_drugs: int, strategy: str, cfg: SplitConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Drug-level split for cold_drug / cold_pair; returns pair parts (-1 = dropped) and the report."""
     perm = rng.permutation(n_drugs)
     n_test, n_valid = round(cfg.test_frac * n_drugs), round(cfg.valid_frac * n_drugs)
     group = np.full(n_drugs, _TRAIN, dtype=np.int8)
     group[perm[:n_test]] = _TEST
-    group[perm[n_test:n_test + n_valid]] = _VALID
+    group[perm[n_test : n_test + n_valid]] = _VALID
     ga, gb = group[a], group[b]
     lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
     part = np.full(len(a), _DROP, dtype=np.int8)
@@ -161,8 +173,10 @@ def _cold_parts(a: np.ndarray, b: np.ndarray, n_drugs: int, strategy: str, cfg: 
 def _assemble(df: pl.DataFrame, row_part: np.ndarray) -> dict[str, pl.DataFrame]:
     column = pl.Series("_part", row_part)
     tagged = df.with_columns(column)
-    return {name: tagged.filter(pl.col("_part") == code).drop("_part")
-            for name, code in zip(PARTS, (_TRAIN, _VALID, _TEST))}
+    return {
+        name: tagged.filter(pl.col("_part") == code).drop("_part")
+        for name, code in zip(PARTS, (_TRAIN, _VALID, _TEST))
+    }
 
 
 def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitParts:
@@ -206,8 +220,9 @@ def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: S
         return SplitParts({"train": old, "valid": old, "test": test}, "temporal", report)
     a, b, pair_id, n_drugs = _codes(old)
     first = np.flatnonzero(np.r_[True, pair_id[1:] != pair_id[:-1]])
-    pair_part, moved = _random_parts(a[first], b[first], n_drugs, cfg.valid_frac, 0.0,
-                                     np.random.default_rng(cfg.seed))
+    pair_part, moved = _random_parts(
+        a[first], b[first], n_drugs, cfg.valid_frac, 0.0, np.random.default_rng(cfg.seed)
+    )
     report["moved_to_train"] = moved
     parts = _assemble(old, pair_part[pair_id])
     parts["test"] = test
@@ -244,7 +259,10 @@ def split_stats(parts: dict[str, pl.DataFrame]) -> dict[str, Any]:
         "pairs_with_unseen_drug": {},
         "label_shift": {},
     }
-    train_label, train_family = _distribution(parts["train"], "label"), _distribution(parts["train"], "family")
+    train_label, train_family = (
+        _distribution(parts["train"], "label"),
+        _distribution(parts["train"], "family"),
+    )
     for p in ("valid", "test"):
         df = parts[p]
         unseen_a = ~pl.col("drug_a").is_in(train_drugs)
@@ -257,7 +275,8 @@ def split_stats(parts: dict[str, pl.DataFrame]) -> dict[str, Any]:
             "tvd_family": _tvd(_distribution(df, "family"), train_family),
             "labels_not_in_train": sorted(set(labels) - set(train_label)),
             "rows_with_label_not_in_train": df.filter(
-                ~pl.col("label").is_in(parts["train"]["label"].unique().implode())).height,
+                ~pl.col("label").is_in(parts["train"]["label"].unique().implode())
+            ).height,
         }
     stats.update(getattr(parts, "report", {}))
     return stats
@@ -272,19 +291,29 @@ def check_split(parts: dict[str, pl.DataFrame], strategy: str) -> list[str]:
     if strategy not in STRATEGIES:
         raise InputError(f"check_split: strategy {strategy!r} is not one of {list(STRATEGIES)}")
     problems = [f"part {p!r} is missing" for p in PARTS if p not in parts]
-    problems += [f"part {p!r} has columns {parts[p].columns}, expected {list(SPLIT_COLUMNS)}"
-                 for p in PARTS if p in parts and tuple(parts[p].columns) != SPLIT_COLUMNS]
+    problems += [
+        f"part {p!r} has columns {parts[p].columns}, expected {list(SPLIT_COLUMNS)}"
+        for p in PARTS
+        if p in parts and tuple(parts[p].columns) != SPLIT_COLUMNS
+    ]
     if problems:
         return problems
     for p in PARTS:
         bad = parts[p].filter(pl.col("drug_a") >= pl.col("drug_b"))
         if bad.height:
-            problems.append(f"{p}: {bad.height} pairs not in canonical order drug_a < drug_b: {_examples(bad)}")
-    keys = pl.concat([parts[p].select("drug_a", "drug_b").unique().with_columns(pl.lit(p).alias("part"))
-                      for p in PARTS])
-    shared = keys.group_by("drug_a", "drug_b").agg(pl.col("part").sort()).filter(pl.col("part").list.len() > 1)
+            problems.append(
+                f"{p}: {bad.height} pairs not in canonical order drug_a < drug_b: {_examples(bad)}"
+            )
+    keys = pl.concat(
+        [parts[p].select("drug_a", "drug_b").unique().with_columns(pl.lit(p).alias("part")) for p in PARTS]
+    )
+    shared = (
+        keys.group_by("drug_a", "drug_b").agg(pl.col("part").sort()).filter(pl.col("part").list.len() > 1)
+    )
     if shared.height:
-        problems.append(f"{shared.height} pairs are in more than one part: {_examples(shared.sort('drug_a', 'drug_b'))}")
+        problems.append(
+            f"{shared.height} pairs are in more than one part: {_examples(shared.sort('drug_a', 'drug_b'))}"
+        )
     train_drugs = _drugs(parts["train"]).implode()
     expected = {"random": 0, "cold_drug": 1, "cold_pair": 2}.get(strategy)
     unseen = {}
@@ -293,15 +322,21 @@ def check_split(parts: dict[str, pl.DataFrame], strategy: str) -> list[str]:
         unseen[p] = set(drugs.filter(~drugs.is_in(train_drugs)).to_list())
         if expected is None:
             continue
-        n_unseen = (~pl.col("drug_a").is_in(train_drugs)).cast(pl.Int8) + (~pl.col("drug_b").is_in(train_drugs))
+        n_unseen = (~pl.col("drug_a").is_in(train_drugs)).cast(pl.Int8) + (
+            ~pl.col("drug_b").is_in(train_drugs)
+        )
         bad = parts[p].filter(n_unseen != expected)
         if bad.height:
-            problems.append(f"{strategy}: {bad.height} {p} pairs do not have exactly {expected} drug(s) unseen in "
-                            f"train: {_examples(bad)}")
+            problems.append(
+                f"{strategy}: {bad.height} {p} pairs do not have exactly {expected} drug(s) unseen in "
+                f"train: {_examples(bad)}"
+            )
     if strategy in ("cold_drug", "cold_pair"):
         both = unseen["valid"] & unseen["test"]
         if both:
-            problems.append(f"{strategy}: {len(both)} held-out drugs are in both valid and test: {sorted(both)[:3]}")
+            problems.append(
+                f"{strategy}: {len(both)} held-out drugs are in both valid and test: {sorted(both)[:3]}"
+            )
     return problems
 
 
@@ -316,7 +351,9 @@ def audit_table(parts: dict[str, pl.DataFrame]) -> pl.DataFrame:
     train_drugs = _drugs(train).implode()
     train_keys = train.select("drug_a", "drug_b").unique().with_columns(in_train=pl.lit(True))
     return (
-        pl.concat([parts[p].select("drug_a", "drug_b").with_columns(part=pl.lit(p)) for p in ("valid", "test")])
+        pl.concat(
+            [parts[p].select("drug_a", "drug_b").with_columns(part=pl.lit(p)) for p in ("valid", "test")]
+        )
         .join(train_keys, on=["drug_a", "drug_b"], how="left")
         .with_columns(
             in_train=pl.col("in_train").fill_null(False),

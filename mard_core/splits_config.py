@@ -1,4 +1,5 @@
 """Settings of the splits stage (``mard_core.splits``); torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 import typing

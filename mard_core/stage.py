@@ -5,6 +5,7 @@ A stage is a pure function of (its config, its inputs, its code version). Its ou
 an atomic rename of the whole directory, and it (not any orchestrator's cache) says the stage is done. A run
 that finds a complete, intact output does nothing.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -135,8 +136,9 @@ class StageRun:
         return not verify_output(self.out)
 
 
-def materialize(out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Mapping[str, Any],
-                resume: bool = False) -> Path:
+def materialize(
+    out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Mapping[str, Any], resume: bool = False
+) -> Path:
     """Build ``out`` atomically: ``build(work_dir)`` fills a work directory and returns manifest fields.
 
     The manifest (``meta``, file hashes, wall time and what ``build`` returned) is written last and the
@@ -167,11 +169,17 @@ def materialize(out: Path, build: Callable[[Path], Mapping[str, Any]], meta: Map
     return out
 
 
-def run_stage(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False,
-              resume: bool = False) -> Path:
+def run_stage(
+    run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False, resume: bool = False
+) -> Path:
     """Produce ``run.out`` with ``build`` unless an intact output exists; a damaged one is rebuilt."""
     if not force and run.is_complete():
         return run.out
-    meta = {"stage": run.stage, "key": run.key, "version": run.version, "config": run.config,
-            "inputs": dict(run.inputs)}
+    meta = {
+        "stage": run.stage,
+        "key": run.key,
+        "version": run.version,
+        "config": run.config,
+        "inputs": dict(run.inputs),
+    }
     return materialize(run.out, build, meta, resume)

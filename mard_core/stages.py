@@ -6,6 +6,7 @@ and the task that builds it (``module:function`` in ``tasks/``, called with a :c
 imported, so this package stays free of the orchestrator). The run plan (``mard run --from/--only/--until/
 --force``), ``mard status`` and the Prefect flow (``flows/pipeline.py``) are all derived from this table.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -31,38 +32,121 @@ class Stage:
 GATE = "tasks.quality:quality_gate"
 
 STAGES: tuple[Stage, ...] = (
-    Stage("demo-release", "tasks.release:release", (), (), ("release",),
-          "the configured release file, or the synthetic demo release when release.source is unset"),
-    Stage("ingest", "tasks.ingest:ingest", ("demo-release",), (), ("release", "ingest"),
-          "hash check (release.verify), then the XML streamed into Parquet tables"),
-    Stage("gate-ingest", GATE, ("ingest",), (), ("quality",), "GX suites per table, row counts vs the previous release"),
-    Stage("label", "tasks.label:label", ("ingest",), ("gate-ingest",), ("label",),
-          "every DDI sentence -> Family/Subtype/Direction/Modality; one row per unordered pair"),
+    Stage(
+        "demo-release",
+        "tasks.release:release",
+        (),
+        (),
+        ("release",),
+        "the configured release file, or the synthetic demo release when release.source is unset",
+    ),
+    Stage(
+        "ingest",
+        "tasks.ingest:ingest",
+        ("demo-release",),
+        (),
+        ("release", "ingest"),
+        "hash check (release.verify), then the XML streamed into Parquet tables",
+    ),
+    Stage(
+        "gate-ingest",
+        GATE,
+        ("ingest",),
+        (),
+        ("quality",),
+        "GX suites per table, row counts vs the previous release",
+    ),
+    Stage(
+        "label",
+        "tasks.label:label",
+        ("ingest",),
+        ("gate-ingest",),
+        ("label",),
+        "every DDI sentence -> Family/Subtype/Direction/Modality; one row per unordered pair",
+    ),
     Stage("gate-label", GATE, ("label",), (), ("quality",), "GX suites of the labelled pairs"),
-    Stage("splits", "tasks.splits:make_splits", ("ingest", "label"), ("gate-label",), ("splits",),
-          "random, cold_drug, cold_pair (and temporal with the previous release's labelled pairs)"),
+    Stage(
+        "splits",
+        "tasks.splits:make_splits",
+        ("ingest", "label"),
+        ("gate-label",),
+        ("splits",),
+        "random, cold_drug, cold_pair (and temporal with the previous release's labelled pairs)",
+    ),
     Stage("gate-splits", GATE, ("splits",), (), ("quality",), "split audits: no leaked pairs or drugs"),
-    Stage("index", "tasks.index:build_index", ("ingest", "label", "splits"), ("gate-splits",), ("retrieval",),
-          "leak-free retrieval index per split strategy"),
-    Stage("models", "tasks.models:build_models", ("ingest", "splits", "index"), (), ("models", "teachers"),
-          "demo models: tiny teachers, warmed-up student base, PRM base"),
-    Stage("teachers", "tasks.teachers:run_teachers", ("ingest", "splits", "index", "models"), (), ("teachers",),
-          "teacher trajectories on a stratified sample, sharded on Ray, resumable"),
-    Stage("prm", "tasks.prm:train_prm", ("ingest", "splits", "models", "teachers"), (), ("prm", "screen"),
-          "verified step labels, process reward model, trajectory screening"),
+    Stage(
+        "index",
+        "tasks.index:build_index",
+        ("ingest", "label", "splits"),
+        ("gate-splits",),
+        ("retrieval",),
+        "leak-free retrieval index per split strategy",
+    ),
+    Stage(
+        "models",
+        "tasks.models:build_models",
+        ("ingest", "splits", "index"),
+        (),
+        ("models", "teachers"),
+        "demo models: tiny teachers, warmed-up student base, PRM base",
+    ),
+    Stage(
+        "teachers",
+        "tasks.teachers:run_teachers",
+        ("ingest", "splits", "index", "models"),
+        (),
+        ("teachers",),
+        "teacher trajectories on a stratified sample, sharded on Ray, resumable",
+    ),
+    Stage(
+        "prm",
+        "tasks.prm:train_prm",
+        ("ingest", "splits", "models", "teachers"),
+        (),
+        ("prm", "screen"),
+        "verified step labels, process reward model, trajectory screening",
+    ),
     Stage("gate-prm", GATE, ("prm",), (), ("quality",), "no held-out pair among the screened trajectories"),
-    Stage("sft", "tasks.train:sft", ("prm", "models"), ("gate-prm",), ("sft",),
-          "LoRA SFT with the mirror-symmetric KL on the direction token"),
-    Stage("sft-no-mirror", "tasks.train:sft", ("prm", "models"), ("gate-prm",), ("sft",),
-          "the same SFT with mirror_lambda 0 (the ablation)"),
-    Stage("dpo", "tasks.train:dpo", ("sft", "prm", "ingest"), (), ("dpo",),
-          "PRM-weighted DPO against hard negatives and PRM rejects"),
-    Stage("evaluate", "tasks.evaluate:evaluate",
-          ("ingest", "splits", "index", "models", "sft", "sft-no-mirror", "dpo"), (), ("evaluate", "teachers"),
-          "every system on every split strategy, one cached stage each; the leaderboard"),
-    Stage("register", "tasks.register:register", ("ingest", "label", "splits", "index", "dpo", "evaluate"), (),
-          ("register", "evaluate", "teachers"),
-          "comparison with the champion, MLflow model version, alias when it does not regress"),
+    Stage(
+        "sft",
+        "tasks.train:sft",
+        ("prm", "models"),
+        ("gate-prm",),
+        ("sft",),
+        "LoRA SFT with the mirror-symmetric KL on the direction token",
+    ),
+    Stage(
+        "sft-no-mirror",
+        "tasks.train:sft",
+        ("prm", "models"),
+        ("gate-prm",),
+        ("sft",),
+        "the same SFT with mirror_lambda 0 (the ablation)",
+    ),
+    Stage(
+        "dpo",
+        "tasks.train:dpo",
+        ("sft", "prm", "ingest"),
+        (),
+        ("dpo",),
+        "PRM-weighted DPO against hard negatives and PRM rejects",
+    ),
+    Stage(
+        "evaluate",
+        "tasks.evaluate:evaluate",
+        ("ingest", "splits", "index", "models", "sft", "sft-no-mirror", "dpo"),
+        (),
+        ("evaluate", "teachers"),
+        "every system on every split strategy, one cached stage each; the leaderboard",
+    ),
+    Stage(
+        "register",
+        "tasks.register:register",
+        ("ingest", "label", "splits", "index", "dpo", "evaluate"),
+        (),
+        ("register", "evaluate", "teachers"),
+        "comparison with the champion, MLflow model version, alias when it does not regress",
+    ),
 )
 NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 _BY_NAME = {s.name: s for s in STAGES}
@@ -121,8 +205,12 @@ class Plan:
         return StageCall(entry.name, {i: outputs[i] for i in entry.inputs}, cfg, root)
 
 
-def make_plan(from_stage: str | None = None, only: str | None = None, until: str | None = None,
-              force: Iterable[str] = ()) -> Plan:
+def make_plan(
+    from_stage: str | None = None,
+    only: str | None = None,
+    until: str | None = None,
+    force: Iterable[str] = (),
+) -> Plan:
     """``from_stage``: rebuild it and every stage after it; ``only``: rebuild it and stop there; ``until``: run
     what it needs and stop there, rebuilding nothing; ``force``: rebuild these.
 
@@ -133,7 +221,7 @@ def make_plan(from_stage: str | None = None, only: str | None = None, until: str
         raise InputError("use one of --from, --only and --until")
     forced = {stage(s).name for s in force}
     if from_stage:
-        forced |= set(NAMES[NAMES.index(stage(from_stage).name):])
+        forced |= set(NAMES[NAMES.index(stage(from_stage).name) :])
     if only:
         forced.add(stage(only).name)
     return Plan(frozenset(forced), stage(only or until).name if (only or until) else None)

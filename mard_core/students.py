@@ -26,6 +26,7 @@ The pipeline outputs (ingest, retrieval index, calibration) are those of the stu
 When a student's outputs are not under the data root (e.g. a champion trained on another machine), the choice
 fails rather than pair the student with another run's data or calibration.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,9 @@ class Choice:
 
     source: str  # directory | registry | champion | newest-completed | baseline
     description: str  # what the `Model:` line says
-    model: Path | None  # the merged student directory (for a registered version: its cache); None for a baseline
+    model: (
+        Path | None
+    )  # the merged student directory (for a registered version: its cache); None for a baseline
     baseline: str | None
     ingest: Path
     index: Path  # the retrieval index of ``split``: index/<key>/<split>
@@ -75,33 +78,59 @@ class Choice:
 
     def summary(self) -> dict[str, Any]:
         """The ``model`` field of `mard predict`'s JSON output."""
-        return {"source": self.source, "description": self.description, **self.identity, "split": self.split,
-                "ingest": str(self.ingest), "index": str(self.index),
-                "calibration": str(self.calibration) if self.calibration else None}
+        return {
+            "source": self.source,
+            "description": self.description,
+            **self.identity,
+            "split": self.split,
+            "ingest": str(self.ingest),
+            "index": str(self.index),
+            "calibration": str(self.calibration) if self.calibration else None,
+        }
 
 
 def _outputs(root: Path, stage: str) -> list[tuple[Path, dict[str, Any]]]:
     """The finished outputs (manifest written) of ``stage`` (a glob: ``eval-*``), newest ``created`` first (the
     manifest's mtime breaks ties: ``created`` has whole seconds)."""
-    found = [(out, m) for out in root.glob(f"{stage}/*")
-             if out.is_dir() and not out.name.startswith(".") and (m := read_manifest(out)) is not None]
-    return sorted(found, key=lambda om: (str(om[1].get("created", "")), (om[0] / MANIFEST).stat().st_mtime_ns),
-                  reverse=True)
+    found = [
+        (out, m)
+        for out in root.glob(f"{stage}/*")
+        if out.is_dir() and not out.name.startswith(".") and (m := read_manifest(out)) is not None
+    ]
+    return sorted(
+        found,
+        key=lambda om: (str(om[1].get("created", "")), (om[0] / MANIFEST).stat().st_mtime_ns),
+        reverse=True,
+    )
 
 
 def _manifest(root: Path, stage: str, key: str | None) -> dict[str, Any]:
     return (read_manifest(root / stage / key) if key else None) or {}
 
 
-def _lineage(root: Path, stage: str, key: str | None, prm_key: str | None, split: str | None, what: str,
-             preferred: frozenset[str] = frozenset()) -> tuple[Path, Path, str, Path | None]:
+def _lineage(
+    root: Path,
+    stage: str,
+    key: str | None,
+    prm_key: str | None,
+    split: str | None,
+    what: str,
+    preferred: frozenset[str] = frozenset(),
+) -> tuple[Path, Path, str, Path | None]:
     """Ingest, index (of the split), split and calibration file of student output ``stage/key`` (module doc).
     ``preferred``: ``<eval stage>/<key>`` outputs to take first."""
     placeholder = "{" + stage.replace("-", "_") + "}"  # how an evaluated system names this student
-    evals = sorted(((out, m) for out, m in _outputs(root, "eval-*")
-                    if key and m.get("inputs", {}).get(stage) == key
-                    and m.get("config", {}).get("system", {}).get("model") == placeholder),
-                   key=lambda om: f"{om[0].parent.name}/{om[0].name}" in preferred, reverse=True)
+    evals = sorted(
+        (
+            (out, m)
+            for out, m in _outputs(root, "eval-*")
+            if key
+            and m.get("inputs", {}).get(stage) == key
+            and m.get("config", {}).get("system", {}).get("model") == placeholder
+        ),
+        key=lambda om: f"{om[0].parent.name}/{om[0].name}" in preferred,
+        reverse=True,
+    )
     if evals:
         inputs, config = evals[0][1]["inputs"], evals[0][1]["config"]
         ingest_key, index_key, split = inputs.get("ingest"), inputs.get("index"), split or config.get("split")
@@ -111,11 +140,20 @@ def _lineage(root: Path, stage: str, key: str | None, prm_key: str | None, split
         ingest_key, index_key = prm.get("ingest"), teachers.get("inputs", {}).get("index")
         split = split or teachers.get("config", {}).get("split")
     if not (_manifest(root, "ingest", ingest_key) and _manifest(root, "index", index_key)):
-        raise MardError(f"{what}: the ingest and retrieval index it was trained and evaluated with are not under "
-                        f"{root}; use the --root of the pipeline that built it")
+        raise MardError(
+            f"{what}: the ingest and retrieval index it was trained and evaluated with are not under "
+            f"{root}; use the --root of the pipeline that built it"
+        )
     split = split or DEFAULT_SPLIT
-    calibration = next((cal for out, m in evals if m["config"].get("strategy") == split
-                        for cal in sorted((out / "calibration").glob("*.parquet"))), None)
+    calibration = next(
+        (
+            cal
+            for out, m in evals
+            if m["config"].get("strategy") == split
+            for cal in sorted((out / "calibration").glob("*.parquet"))
+        ),
+        None,
+    )
     return root / "ingest" / ingest_key, _strategy(root / "index" / index_key, split), split, calibration
 
 
@@ -133,17 +171,29 @@ def newest_data(root: Path, split: str | None) -> tuple[Path, Path, str]:
         if _manifest(root, "ingest", ingest_key):
             split = split or DEFAULT_SPLIT
             return root / "ingest" / ingest_key, _strategy(out, split), split
-    raise InputError(f"{root}: no ingested release with a retrieval index; run `mard run` first (or pass --root)")
+    raise InputError(
+        f"{root}: no ingested release with a retrieval index; run `mard run` first (or pass --root)"
+    )
 
 
 def _student_output(out: Path, source: str, description: str, split: str | None) -> Choice:
     manifest = read_manifest(out) or {}
     root, stage, key = out.parent.parent, out.parent.name, out.name
-    ingest, index, split, calibration = _lineage(root, stage, key, manifest.get("inputs", {}).get("prm"), split,
-                                                 description)
+    ingest, index, split, calibration = _lineage(
+        root, stage, key, manifest.get("inputs", {}).get("prm"), split, description
+    )
     model = merged_dir(out)
-    return Choice(source, description, model, None, ingest, index, split, calibration,
-                  {"path": str(model), "student": f"{stage}/{key}"})
+    return Choice(
+        source,
+        description,
+        model,
+        None,
+        ingest,
+        index,
+        split,
+        calibration,
+        {"path": str(model), "student": f"{stage}/{key}"},
+    )
 
 
 def _directory(root: Path, path: Path, split: str | None) -> Choice:
@@ -151,19 +201,32 @@ def _directory(root: Path, path: Path, split: str | None) -> Choice:
     if read_manifest(path) and (path / MERGED_DIR).is_dir():  # a student stage output given for its student
         path = merged_dir(path)
     if not (path / "config.json").is_file():
-        raise InputError(f"{path}: not a model directory (no config.json); pass a merged student such as "
-                         "<root>/dpo/<key>/merged, or models:/NAME@ALIAS")
+        raise InputError(
+            f"{path}: not a model directory (no config.json); pass a merged student such as "
+            "<root>/dpo/<key>/merged, or models:/NAME@ALIAS"
+        )
     if path.name == MERGED_DIR and "prm" in (read_manifest(path.parent) or {}).get("inputs", {}):
         return _student_output(path.parent, "directory", f"{path} (--model)", split)
     ingest, index, split = newest_data(root, split)
-    return Choice("directory", f"{path} (--model; not a pipeline output: uncalibrated)", path, None, ingest, index,
-                  split, None, {"path": str(path)})
+    return Choice(
+        "directory",
+        f"{path} (--model; not a pipeline output: uncalibrated)",
+        path,
+        None,
+        ingest,
+        index,
+        split,
+        None,
+        {"path": str(path)},
+    )
 
 
 def _newest_student(root: Path, split: str | None) -> Choice | None:
     for out, _ in _outputs(root, STUDENT_STAGE):
         if not verify_output(out):
-            return _student_output(out, "newest-completed", f"{merged_dir(out)} (newest completed student)", split)
+            return _student_output(
+                out, "newest-completed", f"{merged_dir(out)} (newest completed student)", split
+            )
     return None
 
 
@@ -184,7 +247,11 @@ def _version(client: MlflowClient, name: str, alias: str | None, version: str | 
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+        return (
+            client.get_model_version_by_alias(name, alias)
+            if alias
+            else client.get_model_version(name, version)
+        )
     except MlflowException as exc:
         if exc.error_code in _ABSENT:
             return None
@@ -196,14 +263,28 @@ def _registered(root: Path, version: ModelVersion, source: str, via: str, split:
     description = f"{version.name} v{version.version} ({via})"
     evaluated = _manifest(root, "evaluate", tags.get("evaluate_key")).get("inputs", {})
     ingest, index, split, calibration = _lineage(
-        root, STUDENT_STAGE, tags.get("dpo_key"), tags.get("input_prm"), split or tags.get("split"), description,
-        frozenset(f"{stage}/{key}" for stage, key in evaluated.items()))
+        root,
+        STUDENT_STAGE,
+        tags.get("dpo_key"),
+        tags.get("input_prm"),
+        split or tags.get("split"),
+        description,
+        frozenset(f"{stage}/{key}" for stage, key in evaluated.items()),
+    )
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", version.name)
     model = root / ".cache" / "models" / safe / f"v{version.version}-{version.run_id}"
     uri = f"models:/{version.name}@{alias}" if alias else via
-    identity = {"name": version.name, "version": str(version.version), **({"alias": alias} if alias else {}),
-                "uri": uri, "path": str(model), "student": f"{STUDENT_STAGE}/{tags.get('dpo_key')}"}
-    return Choice(source, description, model, None, ingest, index, split, calibration, identity, version.run_id)
+    identity = {
+        "name": version.name,
+        "version": str(version.version),
+        **({"alias": alias} if alias else {}),
+        "uri": uri,
+        "path": str(model),
+        "student": f"{STUDENT_STAGE}/{tags.get('dpo_key')}",
+    }
+    return Choice(
+        source, description, model, None, ingest, index, split, calibration, identity, version.run_id
+    )
 
 
 def _download(run_id: str, into: Path, what: str) -> None:
@@ -215,16 +296,25 @@ def _download(run_id: str, into: Path, what: str) -> None:
     into.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=into.parent) as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MERGED_ARTIFACT, dst_path=tmp)
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=MERGED_ARTIFACT, dst_path=tmp
+            )
         except (MlflowException, OSError) as exc:
-            raise MardError(f"{what}: cannot fetch its weights ({MERGED_ARTIFACT} of run {run_id}): "
-                            f"{str(exc).splitlines()[0]}") from None
+            raise MardError(
+                f"{what}: cannot fetch its weights ({MERGED_ARTIFACT} of run {run_id}): "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
         if not into.exists():
             os.replace(local, into)
 
 
-def choose(root: Path, model: str | None = None, baseline: str | None = None, split: str | None = None,
-           register: RegisterConfig | None = None) -> Choice:
+def choose(
+    root: Path,
+    model: str | None = None,
+    baseline: str | None = None,
+    split: str | None = None,
+    register: RegisterConfig | None = None,
+) -> Choice:
     """The model that answers and its pipeline outputs under data root ``root`` (module doc); ``split``: the
     retrieval index's split strategy, by default the student's own; ``register``: which registered model and
     alias is the champion (default :class:`RegisterConfig`'s)."""
@@ -237,8 +327,17 @@ def choose(root: Path, model: str | None = None, baseline: str | None = None, sp
         if baseline not in BASELINES:
             raise InputError(f"--baseline {echo(baseline)}: expected one of {', '.join(sorted(BASELINES))}")
         ingest, index, split = newest_data(root, split)
-        return Choice("baseline", f"{baseline} baseline (--baseline; no language model)", None, baseline, ingest,
-                      index, split, None, {"name": baseline})
+        return Choice(
+            "baseline",
+            f"{baseline} baseline (--baseline; no language model)",
+            None,
+            baseline,
+            ingest,
+            index,
+            split,
+            None,
+            {"name": baseline},
+        )
     if model is not None and model.startswith("models:/"):
         found = MODEL_URI.fullmatch(model)
         if found is None:
@@ -256,7 +355,9 @@ def choose(root: Path, model: str | None = None, baseline: str | None = None, sp
         return _registered(root, champion, "champion", register.alias, split)
     newest = _newest_student(root, split)
     if newest is None:
-        raise InputError(f"{root}: no student model: no {register.model_name}@{register.alias} in the MLflow "
-                         f"registry and no completed {STUDENT_STAGE} output; run `mard run` (or pass --model DIR "
-                         "or models:/NAME@ALIAS, or --baseline knowledge_rules)")
+        raise InputError(
+            f"{root}: no student model: no {register.model_name}@{register.alias} in the MLflow "
+            f"registry and no completed {STUDENT_STAGE} output; run `mard run` (or pass --model DIR "
+            "or models:/NAME@ALIAS, or --baseline knowledge_rules)"
+        )
     return newest

@@ -108,8 +108,14 @@ def _model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> P
     return _CONFIG_CLASSES[cfg.arch](**common)
 
 
-def warm_up(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, docs: Sequence[str], cfg: WarmupConfig,
-            seed: int, max_length: int) -> None:
+def warm_up(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerFast,
+    docs: Sequence[str],
+    cfg: WarmupConfig,
+    seed: int,
+    max_length: int,
+) -> None:
     """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when visible."""
     if not docs:
         raise InputError("warm-up: no documents to train on")
@@ -121,8 +127,13 @@ def warm_up(model: torch.nn.Module, tokenizer: PreTrainedTokenizerFast, docs: Se
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in tqdm(range(cfg.steps), desc="warm-up", unit="step", leave=False):
-            batch = tokenizer(rng.sample(texts, min(cfg.batch_size, len(texts))), return_tensors="pt",
-                              padding=True, truncation=True, max_length=max_length).to(device)
+            batch = tokenizer(
+                rng.sample(texts, min(cfg.batch_size, len(texts))),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+            ).to(device)
             loss = model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -174,13 +185,20 @@ def _portable_tokenizer_class(path: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def build_demo_models(out_dir: Path, texts: Sequence[str], docs: Sequence[str], cfg: ModelsConfig,
-                      student_tokens: Sequence[str]) -> dict[str, str]:
+def build_demo_models(
+    out_dir: Path, texts: Sequence[str], docs: Sequence[str], cfg: ModelsConfig, student_tokens: Sequence[str]
+) -> dict[str, str]:
     """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``; the
     tokenizers learn ``texts``; the models named in ``cfg.warmup.models`` are warmed up on ``docs``."""
-    plan = {**{f"tiny-{arch}": (cfg.shape(arch), ()) for arch in cfg.teacher_archs},
-            "student-base": (cfg.shape("llama"), tuple(student_tokens)), "prm-base": (cfg.shape("llama"), ())}
+    plan = {
+        **{f"tiny-{arch}": (cfg.shape(arch), ()) for arch in cfg.teacher_archs},
+        "student-base": (cfg.shape("llama"), tuple(student_tokens)),
+        "prm-base": (cfg.shape("llama"), ()),
+    }
     no_warmup = WarmupConfig(steps=0)
-    return {name: build_tiny_model(out_dir / name, texts, shape, tokens, docs,
-                                   cfg.warmup if name in cfg.warmup.models else no_warmup).name
-            for name, (shape, tokens) in plan.items()}
+    return {
+        name: build_tiny_model(
+            out_dir / name, texts, shape, tokens, docs, cfg.warmup if name in cfg.warmup.models else no_warmup
+        ).name
+        for name, (shape, tokens) in plan.items()
+    }

@@ -1,4 +1,5 @@
 """Settings of the demo models stage (``mard_core.tiny``); torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 from dataclasses import field, replace
@@ -65,7 +66,9 @@ class ModelsConfig:
     def _warmup_models_are_built(self) -> Self:
         unknown = sorted(set(self.warmup.models) - set(self.model_names()))
         if unknown:
-            raise ValueError(f"warmup.models: unknown {unknown}; the demo models are {sorted(self.model_names())}")
+            raise ValueError(
+                f"warmup.models: unknown {unknown}; the demo models are {sorted(self.model_names())}"
+            )
         return self
 
     def model_names(self) -> tuple[str, ...]:

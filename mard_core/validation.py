@@ -6,6 +6,7 @@ NaN/infinity are refused. Scalar fields use the strict types below, so a YAML va
 or ``yes`` for a number, ``1`` for a flag) is refused rather than coerced; floats accept ints. Containers stay
 lax, so YAML lists become tuples.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,6 +5,7 @@ against the ``drug_proteins`` table (:class:`Facts`), process/effect claims agai
 (perpetrator, modality, mechanism family), citations against the prompt's evidence ids. The PRM's step labels
 (:mod:`mard_core.prm.labels`) and the Mechanism Fidelity Score (:mod:`mard_core.metrics.mfs`) both use it.
 """
+
 from __future__ import annotations
 
 import re
@@ -70,8 +71,11 @@ class Facts:
     def from_tables(cls, drugs: pl.DataFrame, drug_proteins: pl.DataFrame) -> Facts:
         """Build from the ingest tables ``drugs`` (schemas.DRUGS) and ``drug_proteins`` (schemas.DRUG_PROTEINS)."""
         require_columns(drugs, ("drugbank_id", "name", "synonyms"), "drugs table")
-        require_columns(drug_proteins, ("drug_id", "kind", "name", "actions", "uniprot_id", "gene_name"),
-                        "drug_proteins table")
+        require_columns(
+            drug_proteins,
+            ("drug_id", "kind", "name", "actions", "uniprot_id", "gene_name"),
+            "drug_proteins table",
+        )
         names = {
             row["drugbank_id"]: tuple(dict.fromkeys([row["name"], *(row["synonyms"] or [])]))
             for row in drugs.select("drugbank_id", "name", "synonyms").iter_rows(named=True)
@@ -104,7 +108,9 @@ class Facts:
                 return found
         return ()
 
-    def records(self, drug_id: str, relation: str, protein: str, kinds: Collection[str] | None = None) -> bool:
+    def records(
+        self, drug_id: str, relation: str, protein: str, kinds: Collection[str] | None = None
+    ) -> bool:
         """Whether DrugBank records ``drug_id`` in ``relation`` (a key of ``PROTEIN_RELATIONS``) to ``protein``
         (only rows of ``kinds`` when given): "target" needs a target row, the others a confirming action."""
         rows = [r for r in self.relations(drug_id, protein) if kinds is None or r.kind in kinds]
@@ -145,11 +151,14 @@ def _gold_polarity(gold: Label, taxonomy: Taxonomy) -> str:
     for polarity, modality in modalities.items():
         if modality == gold.modality:
             return polarity
-    raise InputError(f"gold label {gold}: modality {gold.modality!r} is not one of {sorted(modalities.values())}")
+    raise InputError(
+        f"gold label {gold}: modality {gold.modality!r} is not one of {sorted(modalities.values())}"
+    )
 
 
-def _mechanism_verdict(claim: Claim, polarity: str, gold: Label, names: Mapping[str, str],
-                       taxonomy: Taxonomy) -> StepVerdict:
+def _mechanism_verdict(
+    claim: Claim, polarity: str, gold: Label, names: Mapping[str, str], taxonomy: Taxonomy
+) -> StepVerdict:
     """A process/effect claim of ``polarity`` against the gold label: perpetrator, mechanism, modality."""
     gold_polarity = _gold_polarity(gold, taxonomy)
     if claim.relation == "process":
@@ -167,21 +176,25 @@ def _mechanism_verdict(claim: Claim, polarity: str, gold: Label, names: Mapping[
     if gold.direction != BIDIRECTIONAL:
         perpetrator = "A" if gold.direction == A_TO_B else "B"
         if claim.drug != perpetrator:
-            problems.append(f"wrong direction: gold is {gold.direction}, so {names[perpetrator]} acts on "
-                            f"{names['B' if perpetrator == 'A' else 'A']}, not {names[claim.drug]} on "
-                            f"{names[perpetrator]}")
+            problems.append(
+                f"wrong direction: gold is {gold.direction}, so {names[perpetrator]} acts on "
+                f"{names['B' if perpetrator == 'A' else 'A']}, not {names[claim.drug]} on "
+                f"{names[perpetrator]}"
+            )
     if family != gold.family:
         problems.append(f"wrong mechanism: {claim.obj!r} is {family}, gold family is {gold.family}")
     elif polarity != gold_polarity:
-        problems.append(f"wrong modality: claims {polarity} of {claim.obj!r}, gold modality is "
-                        f"{gold.modality}")
+        problems.append(
+            f"wrong modality: claims {polarity} of {claim.obj!r}, gold modality is {gold.modality}"
+        )
     if problems:
         return StepVerdict(INCORRECT, "; ".join(problems))
     return StepVerdict(CORRECT, f"{polarity} of {claim.obj} by {names[claim.drug]} fits gold {gold}")
 
 
-def _claim_verdict(claim: Claim, ids: Mapping[str, str], gold: Label, facts: Facts,
-                   taxonomy: Taxonomy) -> StepVerdict:
+def _claim_verdict(
+    claim: Claim, ids: Mapping[str, str], gold: Label, facts: Facts, taxonomy: Taxonomy
+) -> StepVerdict:
     if claim.relation in PROTEIN_RELATIONS:
         return _protein_verdict(claim, ids[claim.drug], facts)
     if claim.polarity is None:
@@ -190,8 +203,15 @@ def _claim_verdict(claim: Claim, ids: Mapping[str, str], gold: Label, facts: Fac
     return _mechanism_verdict(claim, claim.polarity, gold, names, taxonomy)
 
 
-def verify_step(step: Step, a_id: str, b_id: str, gold_label: str, facts: Facts,
-                evidence_ids: Sequence[str] | None, taxonomy: Taxonomy | None = None) -> StepVerdict:
+def verify_step(
+    step: Step,
+    a_id: str,
+    b_id: str,
+    gold_label: str,
+    facts: Facts,
+    evidence_ids: Sequence[str] | None,
+    taxonomy: Taxonomy | None = None,
+) -> StepVerdict:
     """Label one step correct / incorrect / unverifiable, with the reason.
 
     ``step.claims`` must have been read with the drugs' names (see :func:`parse_step`). ``evidence_ids``

@@ -10,6 +10,7 @@ streamed to a temp file and renamed into the download directory under a content-
 directory is then scanned like the drop directory. Credentials go into the Authorization header only: they are
 never logged, stored or put into an error message.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,10 @@ def credentials_from_env(cfg: WatchConfig) -> Credentials | None:
         return None
     if not user or not password:
         missing = cfg.username_env if not user else cfg.password_env
-        raise WatchError(f"DrugBank credentials: ${missing} is not set "
-                         f"(set both ${cfg.username_env} and ${cfg.password_env})")
+        raise WatchError(
+            f"DrugBank credentials: ${missing} is not set "
+            f"(set both ${cfg.username_env} and ${cfg.password_env})"
+        )
     return Credentials(user, password, f"${cfg.username_env}/${cfg.password_env}")
 
 
@@ -93,8 +96,10 @@ class Unregistered:
     size: int
 
     def hint(self) -> str:
-        return (f"{self.path}: sha256 {self.sha256} matches no registered release; "
-                f"add its hash with `mard verify {self.path} --add VERSION`")
+        return (
+            f"{self.path}: sha256 {self.sha256} matches no registered release; "
+            f"add its hash with `mard verify {self.path} --add VERSION`"
+        )
 
 
 @dataclass
@@ -108,10 +113,13 @@ class WatchReport:
 
     def rows(self) -> list[dict[str, str]]:
         """One row per new or unregistered file (for a table artifact)."""
-        return ([{"status": "new release", "version": r.version, "sha256": r.sha256, "path": r.path}
-                 for r in self.releases]
-                + [{"status": "unregistered", "version": "", "sha256": u.sha256, "path": u.path}
-                   for u in self.unregistered])
+        return [
+            {"status": "new release", "version": r.version, "sha256": r.sha256, "path": r.path}
+            for r in self.releases
+        ] + [
+            {"status": "unregistered", "version": "", "sha256": u.sha256, "path": u.path}
+            for u in self.unregistered
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,8 +154,11 @@ def candidate_files(directory: Path) -> list[Path]:
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory}: watched path is not a directory")
     directory.mkdir(parents=True, exist_ok=True)
-    files = [p for p in directory.iterdir()
-             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RELEASE_SUFFIXES]
+    files = [
+        p
+        for p in directory.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in RELEASE_SUFFIXES
+    ]
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
@@ -156,24 +167,36 @@ def _check_url(url: str) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"watch url {url!r}: expected an http(s) URL")
     if parts.username or parts.password:
-        raise InputError("watch url: credentials must not be part of the URL; "
-                         "use the environment or a Secret block")
+        raise InputError(
+            "watch url: credentials must not be part of the URL; use the environment or a Secret block"
+        )
 
 
 def _http_error(url: str, response: httpx.Response, credentials: Credentials | None) -> WatchError:
     code = response.status_code
     if code in (401, 403):
-        why = (f"the credentials from {credentials.source} were rejected" if credentials
-               else "no credentials were given (set the username/password variables or a Secret block)")
+        why = (
+            f"the credentials from {credentials.source} were rejected"
+            if credentials
+            else "no credentials were given (set the username/password variables or a Secret block)"
+        )
         return WatchError(f"DrugBank download {url}: HTTP {code} {response.reason_phrase}: {why}")
     if code >= 500:
-        return WatchError(f"DrugBank download {url}: HTTP {code} {response.reason_phrase}: "
-                          "the download service failed; try again later")
+        return WatchError(
+            f"DrugBank download {url}: HTTP {code} {response.reason_phrase}: "
+            "the download service failed; try again later"
+        )
     return WatchError(f"DrugBank download {url}: unexpected HTTP {code} {response.reason_phrase}")
 
 
-def download(url: str, dest: Path, state: WatchState, credentials: Credentials | None, timeout_s: float,
-             log: Logger = LOG) -> Path | None:
+def download(
+    url: str,
+    dest: Path,
+    state: WatchState,
+    credentials: Credentials | None,
+    timeout_s: float,
+    log: Logger = LOG,
+) -> Path | None:
     """Fetch ``url`` into ``dest`` unless unchanged since the last fetch; the saved file, or None (304)."""
     _check_url(url)
     dest.mkdir(parents=True, exist_ok=True)
@@ -184,8 +207,10 @@ def download(url: str, dest: Path, state: WatchState, credentials: Credentials |
     tmp = dest / f".download-{uuid.uuid4().hex}.part"
     start, size, digest, head = time.perf_counter(), 0, hashlib.sha256(), b""
     try:
-        with httpx.Client(timeout=timeout_s, follow_redirects=True, auth=auth) as client, \
-                client.stream("GET", url, headers=headers) as response:
+        with (
+            httpx.Client(timeout=timeout_s, follow_redirects=True, auth=auth) as client,
+            client.stream("GET", url, headers=headers) as response,
+        ):
             if response.status_code == 304:
                 log.info("DrugBank download %s: not modified since the last fetch", url)
                 return None
@@ -197,8 +222,10 @@ def download(url: str, dest: Path, state: WatchState, credentials: Credentials |
                     digest.update(chunk)
                     f.write(chunk)
                     size += len(chunk)
-            validators = {"etag": response.headers.get("etag", ""),
-                          "last_modified": response.headers.get("last-modified", "")}
+            validators = {
+                "etag": response.headers.get("etag", ""),
+                "last_modified": response.headers.get("last-modified", ""),
+            }
         target = dest / f"drugbank-{digest.hexdigest()[:16]}{'.zip' if head == ZIP_MAGIC else '.xml'}"
         os.replace(tmp, target)
     except httpx.HTTPError as exc:
@@ -207,13 +234,19 @@ def download(url: str, dest: Path, state: WatchState, credentials: Credentials |
         tmp.unlink(missing_ok=True)
     state.http[url] = {k: v for k, v in validators.items() if v}
     state.save()
-    log.info("DrugBank download %s: saved %s (%d bytes in %.1f s)", url, target, size,
-             time.perf_counter() - start)
+    log.info(
+        "DrugBank download %s: saved %s (%d bytes in %.1f s)", url, target, size, time.perf_counter() - start
+    )
     return target
 
 
-def watch(root: Path, cfg: WatchConfig, on_release: Callable[[DetectedRelease], None],
-          credentials: Credentials | None = None, log: Logger = LOG) -> WatchReport:
+def watch(
+    root: Path,
+    cfg: WatchConfig,
+    on_release: Callable[[DetectedRelease], None],
+    credentials: Credentials | None = None,
+    log: Logger = LOG,
+) -> WatchReport:
     """One pass over the configured sources; ``on_release`` is called for each new verified release.
 
     A release is remembered only after ``on_release`` returns, so a failure there means it is offered again
@@ -246,8 +279,12 @@ def watch(root: Path, cfg: WatchConfig, on_release: Callable[[DetectedRelease], 
         release = DetectedRelease(version, digest, str(path), size)
         log.info("new DrugBank release %s: %s (sha256 %s)", release.version, path, digest)
         on_release(release)
-        state.seen[digest] = {"version": release.version, "path": release.path, "size": release.size,
-                              "detected": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        state.seen[digest] = {
+            "version": release.version,
+            "path": release.path,
+            "size": release.size,
+            "detected": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         state.save()
         report.releases.append(release)
     return report

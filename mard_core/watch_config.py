@@ -1,4 +1,5 @@
 """Settings of the release watcher (``mard_core.watch``, the ``mard-watch`` flow's parameter)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,10 +14,14 @@ class WatchConfig:
     """Where new releases come from. Relative directories are resolved against the data root."""
 
     drop_dir: NonEmptyStr | None = None
-    url: NonEmptyStr | None = None  # DrugBank download service, e.g. https://go.drugbank.com/releases/latest/downloads/all-full-database
+    url: NonEmptyStr | None = (
+        None  # DrugBank download service, e.g. https://go.drugbank.com/releases/latest/downloads/all-full-database
+    )
     username_env: NonEmptyStr = "DRUGBANK_USERNAME"
     password_env: NonEmptyStr = "DRUGBANK_PASSWORD"
-    secret_block: NonEmptyStr | None = None  # a Prefect Secret block holding "user:password" (read by the flow)
+    secret_block: NonEmptyStr | None = (
+        None  # a Prefect Secret block holding "user:password" (read by the flow)
+    )
     download_dir: NonEmptyStr = "releases"
     timeout_s: PositiveFloat = 60.0
 

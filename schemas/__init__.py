@@ -2,6 +2,7 @@
 
 Each stage writes Parquet with exactly these schemas; tests and data-quality gates read them from here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -86,7 +87,9 @@ DDI_PAIRS = pa.schema(
     [
         pa.field("drug_a", pa.string(), nullable=False),  # canonical order: drug_a < drug_b
         pa.field("drug_b", pa.string(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),  # Family/Subtype/Direction/Modality, (drug_a, drug_b) order
+        pa.field(
+            "label", pa.string(), nullable=False
+        ),  # Family/Subtype/Direction/Modality, (drug_a, drug_b) order
         pa.field("family", pa.string(), nullable=False),
         pa.field("subtype", pa.string(), nullable=False),
         pa.field("direction", pa.string(), nullable=False),  # "A to B" | "B to A" | "Bidirectional"

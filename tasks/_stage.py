@@ -4,6 +4,7 @@ The manifest in the output directory says whether a stage is done (see ``mard_co
 is only a fast path on top: the policy returns the stage key when the output is complete and intact, and no
 key otherwise, so a deleted or damaged output is always rebuilt and a wiped Prefect database costs nothing.
 """
+
 from __future__ import annotations
 
 import time
@@ -34,7 +35,9 @@ class StageCache(CachePolicy):
 
     spec: Callable[[StageCall], StageRun | None] | None = None  # None: the call builds nothing
 
-    def compute_key(self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any) -> str | None:
+    def compute_key(
+        self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
+    ) -> str | None:
         if self.spec is None or inputs.get("force"):
             return None
         run = self.spec(inputs["call"])
@@ -44,8 +47,9 @@ class StageCache(CachePolicy):
         return f"{run.stage}-{run.key}"
 
 
-def execute(run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False,
-            resume: bool = False) -> str:
+def execute(
+    run: StageRun, build: Callable[[Path], Mapping[str, Any]], force: bool = False, resume: bool = False
+) -> str:
     """Run one stage inside a Prefect task: reuse an intact output, else build it atomically."""
     logger = get_run_logger()
     if not force and run.is_complete():

@@ -1,4 +1,5 @@
 """MLflow tracking for stage tasks: one run per stage output, in the "mard" experiment."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,13 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def log_stage(run: StageRun, params: Mapping[str, Any] | None = None, metrics: Mapping[str, Any] | None = None,
-              artifacts: list[Path] | None = None, tags: Mapping[str, str] | None = None) -> str:
+def log_stage(
+    run: StageRun,
+    params: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    artifacts: list[Path] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
     """Log a finished stage to MLflow (tracking URI from the environment); returns the MLflow run id.
 
     Params: the stage config (flattened) plus ``params``; metrics: numeric values of ``metrics`` (flattened,
@@ -32,13 +38,26 @@ def log_stage(run: StageRun, params: Mapping[str, Any] | None = None, metrics: M
     """
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"{run.stage}-{run.key}") as active:
-        mlflow.set_tags({"stage": run.stage, "stage_key": run.key, "stage_dir": str(run.out),
-                         "prefect_flow_run": str(flow_run.root_flow_run_id or ""), **(tags or {})})
-        flat = {k: str(v)[:500] for k, v in {**_flat("", jsonable(run.config)), **_flat("", params or {})}.items()
-                if k and v not in ("", None)}  # a tracking server rejects empty names and values
+        mlflow.set_tags(
+            {
+                "stage": run.stage,
+                "stage_key": run.key,
+                "stage_dir": str(run.out),
+                "prefect_flow_run": str(flow_run.root_flow_run_id or ""),
+                **(tags or {}),
+            }
+        )
+        flat = {
+            k: str(v)[:500]
+            for k, v in {**_flat("", jsonable(run.config)), **_flat("", params or {})}.items()
+            if k and v not in ("", None)
+        }  # a tracking server rejects empty names and values
         mlflow.log_params(flat)
-        numbers = {k: float(v) for k, v in _flat("", metrics or {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        numbers = {
+            k: float(v)
+            for k, v in _flat("", metrics or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if numbers:
             mlflow.log_metrics({k.replace("/", "_"): v for k, v in numbers.items()})
         for path in artifacts or []:

@@ -3,6 +3,7 @@
 A system's stage key covers its spec, the strategy, the evaluation settings and the content addresses of the
 data and of the models it uses, so retraining the student re-evaluates the student systems only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,43 +36,65 @@ METRICS_FILE = "metrics.json"
 
 def placeholders(dirs: Mapping[str, str], split: str) -> dict[str, str]:
     """The values of a system spec's placeholders: the split and the model directories of the stages in ``dirs``."""
-    models = {name: dirs[stage] if stage == "models" else str(merged_dir(dirs[stage]))
-              for name, stage in PLACEHOLDER_STAGE.items() if stage in dirs}
+    models = {
+        name: dirs[stage] if stage == "models" else str(merged_dir(dirs[stage]))
+        for name, stage in PLACEHOLDER_STAGE.items()
+        if stage in dirs
+    }
     return {"split": split, **models}
 
 
-def system_spec(dirs: Mapping[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
-                strategy: str) -> StageRun:
+def system_spec(
+    dirs: Mapping[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any], strategy: str
+) -> StageRun:
     used = placeholder_names(system)
     stages = [*DATA, *sorted(PLACEHOLDER_STAGE[p] for p in used if p in PLACEHOLDER_STAGE)]
-    config = {"system": system, "strategy": strategy, "split": split,
-              "evaluation": dataclasses.replace(cfg, strategies=(strategy,), systems=())}
+    config = {
+        "system": system,
+        "strategy": strategy,
+        "split": split,
+        "evaluation": dataclasses.replace(cfg, strategies=(strategy,), systems=()),
+    }
     stem = result_stem({"system": system["name"], "strategy": strategy})
-    return StageRun(f"eval-{stem}", EVALUATE_VERSION, config, {s: Path(dirs[s]).name for s in stages}, Path(root))
+    return StageRun(
+        f"eval-{stem}", EVALUATE_VERSION, config, {s: Path(dirs[s]).name for s in stages}, Path(root)
+    )
 
 
 @task(name="evaluate-system", cache_policy=StageCache(spec=system_spec), persist_result=True)
-def evaluate_system_task(dirs: Mapping[str, str], root: str, cfg: EvalConfig, split: str, system: dict[str, Any],
-                         strategy: str, force: bool = False) -> str:
+def evaluate_system_task(
+    dirs: Mapping[str, str],
+    root: str,
+    cfg: EvalConfig,
+    split: str,
+    system: dict[str, Any],
+    strategy: str,
+    force: bool = False,
+) -> str:
     """One system on one strategy: metrics.json, predictions, calibration rows, plots; logged to MLflow."""
     run = system_spec(dirs, root, cfg, split, system, strategy)
 
     def build(work: Path) -> dict[str, Any]:
-        result = evaluate_one(system, strategy, cfg, dirs["ingest"], dirs["splits"], dirs["index"],
-                              placeholders(dirs, split))
+        result = evaluate_one(
+            system, strategy, cfg, dirs["ingest"], dirs["splits"], dirs["index"], placeholders(dirs, split)
+        )
         paths = write_report([result], work)
         scalars = leaderboard([result]).to_dicts()[0]
         (work / METRICS_FILE).write_text(json.dumps(scalars, indent=2, default=str))
-        log_stage(run, metrics={k: v for k, v in scalars.items() if k not in ("system", "strategy")},
-                  artifacts=[p for p in paths.values() if p.suffix == ".png"])
+        log_stage(
+            run,
+            metrics={k: v for k, v in scalars.items() if k not in ("system", "strategy")},
+            artifacts=[p for p in paths.values() if p.suffix == ".png"],
+        )
         return {"system": system["name"], "strategy": strategy}
 
     return execute(run, build, force)
 
 
 def evaluate_spec(system_dirs: list[str], root: str) -> StageRun:
-    return StageRun("evaluate", EVALUATE_VERSION, {}, {Path(d).parent.name: Path(d).name for d in system_dirs},
-                    Path(root))
+    return StageRun(
+        "evaluate", EVALUATE_VERSION, {}, {Path(d).parent.name: Path(d).name for d in system_dirs}, Path(root)
+    )
 
 
 @task(name="evaluate", cache_policy=StageCache(spec=evaluate_spec), persist_result=True)
@@ -80,7 +103,9 @@ def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
     run = evaluate_spec(system_dirs, root)
 
     def build(work: Path) -> dict[str, Any]:
-        results = [EvalResult(json.loads((Path(d) / METRICS_FILE).read_text()), pl.DataFrame()) for d in system_dirs]
+        results = [
+            EvalResult(json.loads((Path(d) / METRICS_FILE).read_text()), pl.DataFrame()) for d in system_dirs
+        ]
         board = leaderboard(results)
         board.write_parquet(work / "leaderboard.parquet")
         (work / "leaderboard.md").write_text(leaderboard_markdown(board), encoding="utf-8")
@@ -92,8 +117,11 @@ def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
         return {"rows": board.height}
 
     out = Path(execute(run, build, force))
-    create_markdown_artifact(key="leaderboard", markdown=(out / "leaderboard.md").read_text(encoding="utf-8"),
-                             description="Every system on every split strategy (exact accuracy first)")
+    create_markdown_artifact(
+        key="leaderboard",
+        markdown=(out / "leaderboard.md").read_text(encoding="utf-8"),
+        description="Every system on every split strategy (exact accuracy first)",
+    )
     return str(out)
 
 
@@ -108,6 +136,8 @@ def evaluation_settings(call: StageCall) -> EvalConfig:
 def evaluate(call: StageCall, force: bool = False) -> str:
     """Every planned (system, strategy) as its own cached stage, then the leaderboard that gathers them."""
     split, cfg = call.cfg.teachers.split, evaluation_settings(call)
-    systems = [evaluate_system_task(call.dirs, call.root, cfg, split, spec, strategy, force=force)
-               for spec, strategy in planned_runs(cfg, placeholders(call.dirs, split))]
+    systems = [
+        evaluate_system_task(call.dirs, call.root, cfg, split, spec, strategy, force=force)
+        for spec, strategy in planned_runs(cfg, placeholders(call.dirs, split))
+    ]
     return gather(systems, call.root, force=force)

@@ -1,4 +1,5 @@
 """Index stage: one leakage-free retrieval index per split strategy, built from that split's training part."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,9 @@ def index_spec(call: StageCall) -> StageRun:
     return StageRun("index", INDEX_VERSION, call.cfg.retrieval, call.keys(), Path(call.root))
 
 
-def _build(ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: RetrievalConfig, tmp: Path) -> dict[str, Any]:
+def _build(
+    ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: RetrievalConfig, tmp: Path
+) -> dict[str, Any]:
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
     proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")
     pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
@@ -36,5 +39,8 @@ def _build(ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: RetrievalCo
 def build_index(call: StageCall, force: bool = False) -> str:
     """Write ``index/<key>/<strategy>/`` for every split strategy."""
     dirs = {k: Path(v) for k, v in call.dirs.items()}
-    return execute(index_spec(call), lambda tmp: _build(dirs["ingest"], dirs["label"], dirs["splits"],
-                                                        call.cfg.retrieval, tmp), force)
+    return execute(
+        index_spec(call),
+        lambda tmp: _build(dirs["ingest"], dirs["label"], dirs["splits"], call.cfg.retrieval, tmp),
+        force,
+    )

@@ -1,4 +1,5 @@
 """Ingest stage: the release streamed into Parquet tables."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Label stage: every interaction sentence -> a mechanism label; one row per unordered pair."""
+
 from __future__ import annotations
 
 import json
@@ -41,9 +42,11 @@ def _build(ingest_dir: Path, cfg: LabelConfig, tmp: Path) -> dict[str, Any]:
 def stats_markdown(stats: dict[str, Any]) -> str:
     """Label statistics for the Prefect UI: coverage, families, direction balance, top unmatched phrases."""
     lines = [
-        (f"**{stats['n_pairs']:,} pairs** labelled from {stats['n_elements']:,} interaction elements; "
-        f"coverage {stats['coverage']:.4%}, {stats['n_quarantined']:,} quarantined, "
-        f"{stats['n_disagreements']:,} disagreeing listings."),
+        (
+            f"**{stats['n_pairs']:,} pairs** labelled from {stats['n_elements']:,} interaction elements; "
+            f"coverage {stats['coverage']:.4%}, {stats['n_quarantined']:,} quarantined, "
+            f"{stats['n_disagreements']:,} disagreeing listings."
+        ),
         "",
         "| family | pairs |",
         "|---|---:|",
@@ -55,7 +58,12 @@ def stats_markdown(stats: dict[str, Any]) -> str:
     ]
     unmatched = sorted(stats["unmatched_templates"].items(), key=lambda kv: -kv[1])[:10]
     if unmatched:
-        lines += ["", "| unmatched phrase | elements |", "|---|---:|", *(f"| {k} | {v} |" for k, v in unmatched)]
+        lines += [
+            "",
+            "| unmatched phrase | elements |",
+            "|---|---:|",
+            *(f"| {k} | {v} |" for k, v in unmatched),
+        ]
     return "\n".join(lines)
 
 
@@ -65,7 +73,9 @@ def label(call: StageCall, force: bool = False) -> str:
     cfg = call.cfg.label
     out = Path(execute(label_spec(call), lambda tmp: _build(Path(call.dirs["ingest"]), cfg, tmp), force))
     stats = json.loads((out / "stats.json").read_text())
-    create_markdown_artifact(key="label-stats", markdown=stats_markdown(stats), description="DDI label statistics")
+    create_markdown_artifact(
+        key="label-stats", markdown=stats_markdown(stats), description="DDI label statistics"
+    )
     coverage = (read_manifest(out) or {})["stats"]["coverage"]
     if coverage < cfg.min_coverage:
         raise QualityGateError(

@@ -1,4 +1,5 @@
 """PRM stage: verified step labels, PRM training and evaluation, trajectory screening (``mard_core.prm.stage``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,22 @@ def train_prm(call: StageCall, force: bool = False) -> str:
     dirs = {k: Path(v) for k, v in call.dirs.items()}
 
     def build(work: Path) -> dict[str, Any]:
-        fields = stage.build(dirs["ingest"], dirs["splits"], dirs["models"], dirs["teachers"], call.cfg.prm,
-                             call.cfg.screen, work)
+        fields = stage.build(
+            dirs["ingest"],
+            dirs["splits"],
+            dirs["models"],
+            dirs["teachers"],
+            call.cfg.prm,
+            call.cfg.screen,
+            work,
+        )
         log_stage(run, metrics=fields["metrics"], artifacts=[work / "roc.png", work / "metrics.json"])
         return fields
 
     out = Path(execute(run, build, force))
-    create_table_artifact(key="prm-acceptance", table=pl.read_parquet(out / "acceptance.parquet").to_dicts(),
-                          description="PRM screening: acceptance per teacher and per family")
+    create_table_artifact(
+        key="prm-acceptance",
+        table=pl.read_parquet(out / "acceptance.parquet").to_dicts(),
+        description="PRM screening: acceptance per teacher and per family",
+    )
     return str(out)

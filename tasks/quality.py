@@ -1,4 +1,5 @@
 """The data-quality gate task: run after a stage, it stops the pipeline with a readable report on failure."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,11 +32,14 @@ def gate_spec(call: StageCall) -> StageRun:
 def quality_gate(call: StageCall, force: bool = False) -> str:
     """Validate a stage's tables; publish the summary; raise QualityGateError (naming the report) on failure."""
     stage_dir, previous = _checked(call)
-    out = Path(execute(gate_spec(call), lambda tmp: quality.gate(stage_dir, previous, tmp, call.cfg.quality), force))
+    out = Path(
+        execute(gate_spec(call), lambda tmp: quality.gate(stage_dir, previous, tmp, call.cfg.quality), force)
+    )
     manifest = read_manifest(out) or {}
     stage = stage_dir.parent.name
     create_markdown_artifact(
-        key=f"data-quality-{stage}", markdown=manifest.get("summary_markdown", ""),
+        key=f"data-quality-{stage}",
+        markdown=manifest.get("summary_markdown", ""),
         description=f"Data-quality gate after {stage}: Data Docs at {out / quality.DOCS_DIR / 'index.html'}",
     )
     if not manifest.get("success"):

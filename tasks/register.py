@@ -6,6 +6,7 @@ finds the model version it created by its ``stage_key`` tag); the comparison is 
 moment. The model version carries the student (adapter and merged weights), the record of the
 pairs it knew (``release/known_pairs.parquet``, what the next release's comparison excludes) and its lineage.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,13 @@ REGISTER_VERSION = "2"  # 2: temporal comparison with the champion, known-pairs 
 def register_spec(call: StageCall) -> StageRun:
     cfg, eval_cfg, split = call.cfg.register, evaluation_settings(call), call.cfg.teachers.split
     settings = dataclasses.replace(eval_cfg, strategies=(split,), systems=(registered_spec(eval_cfg, cfg),))
-    return StageRun("register", REGISTER_VERSION, {"register": cfg, "evaluation": settings, "split": split},
-                    call.keys(), Path(call.root))
+    return StageRun(
+        "register",
+        REGISTER_VERSION,
+        {"register": cfg, "evaluation": settings, "split": split},
+        call.keys(),
+        Path(call.root),
+    )
 
 
 @task(name="register", cache_policy=StageCache(spec=register_spec), persist_result=True)
@@ -36,11 +42,20 @@ def register(call: StageCall, force: bool = False) -> str:
     """Compare the DPO student with the champion, register it (adapter + merged weights + known pairs) with
     its lineage, and move the alias to it when it does not regress."""
     run, split = register_spec(call), call.cfg.teachers.split
-    args = (call.dirs, placeholders(call.dirs, split), call.root, call.cfg.register, evaluation_settings(call), split,
-            run.key)
+    args = (
+        call.dirs,
+        placeholders(call.dirs, split),
+        call.root,
+        call.cfg.register,
+        evaluation_settings(call),
+        split,
+        run.key,
+    )
     out = Path(execute(run, lambda work: register_student(*args, work, EXPERIMENT), force))
     version = (read_manifest(out) or {}).get("version")
-    create_markdown_artifact(key="model-promotion",
-                             markdown=f"Registered version {version}.\n\n" + (out / "comparison.md").read_text("utf-8"),
-                             description="Temporal comparison with the champion and the registry decision")
+    create_markdown_artifact(
+        key="model-promotion",
+        markdown=f"Registered version {version}.\n\n" + (out / "comparison.md").read_text("utf-8"),
+        description="Temporal comparison with the champion and the registry decision",
+    )
     return str(out)

@@ -1,5 +1,6 @@
 """The release stage: the configured release file (its hash checked when ``release.verify``), or the synthetic
 demo release, content-addressed like any stage output."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,13 @@ RELEASE_FILE = "release.xml.zip"
 
 def demo_spec(call: StageCall) -> StageRun:
     rel = call.cfg.release
-    return StageRun("demo-release", synth.SYNTH_VERSION, {"drugs": rel.demo_drugs, "seed": rel.demo_seed}, {},
-                    Path(call.root))
+    return StageRun(
+        "demo-release",
+        synth.SYNTH_VERSION,
+        {"drugs": rel.demo_drugs, "seed": rel.demo_seed},
+        {},
+        Path(call.root),
+    )
 
 
 def _demo_spec_or_none(call: StageCall) -> StageRun | None:
@@ -37,7 +43,9 @@ def release(call: StageCall, force: bool = False) -> str:
             registry = load_registry(user_registry(Path(call.root)))
             result = verify(source, rel.version, registry, hash_cache(Path(call.root)))
             require_verified(result, registry)
-            get_run_logger().info("release %s verified as %s (sha256 %s)", source, result.version, result.sha256[:12])
+            get_run_logger().info(
+                "release %s verified as %s (sha256 %s)", source, result.version, result.sha256[:12]
+            )
         return str(source)
 
     def build(tmp: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Split stage: three (four with a previous release) leakage-free split strategies of the labelled pairs."""
+
 from __future__ import annotations
 
 import json
@@ -58,12 +59,22 @@ def make_splits(call: StageCall, force: bool = False) -> str:
     """Write ``splits/<key>/<strategy>/{train,valid,test}.parquet`` and publish the split statistics."""
     previous_call = _previous_label(call)
     previous = Path(label.fn(previous_call)) if previous_call else None  # labelled now if it was not
-    out = Path(execute(splits_spec(call), lambda tmp: _build(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
-                       force))
+    out = Path(
+        execute(
+            splits_spec(call),
+            lambda tmp: _build(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
+            force,
+        )
+    )
     rows = []
     for strategy in (read_manifest(out) or {}).get("strategies", []):
         stats = json.loads((out / strategy / "stats.json").read_text())
-        rows.append({"strategy": strategy, **{f"{p}_pairs": stats["sizes"][p] for p in splits.PARTS},
-                     **{f"{p}_drugs": stats["drugs"][p] for p in splits.PARTS}})
+        rows.append(
+            {
+                "strategy": strategy,
+                **{f"{p}_pairs": stats["sizes"][p] for p in splits.PARTS},
+                **{f"{p}_drugs": stats["drugs"][p] for p in splits.PARTS},
+            }
+        )
     create_table_artifact(key="split-stats", table=rows, description="Achieved split sizes and drug counts")
     return str(out)

@@ -1,4 +1,5 @@
 """Teachers stage: step-by-step trajectories from the teacher ensemble, sharded on Ray and resumable."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,9 @@ def teachers_spec(call: StageCall) -> StageRun:
     return StageRun("teachers", generate.GENERATE_VERSION, cfg, inputs, Path(call.root))
 
 
-def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: TeachersConfig,
-           work: Path) -> dict[str, Any]:
+def _build(
+    ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: TeachersConfig, work: Path
+) -> dict[str, Any]:
     gen = generate.load_generate_config(cfg.path, {"models": str(models_dir)})
     shutil.copyfile(cfg.path, work / generate.TEACHERS_FILE)  # what ran, for the PRM stage's rollouts
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
@@ -37,23 +39,59 @@ def _build(ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path
     counts = generate.train_pair_counts(train)
     samples = {
         "train": generate.sample_pairs(train, gen, counts),
-        "valid": generate.sample_pairs(pl.read_parquet(splits_dir / cfg.split / "valid.parquet"),
-                                       dataclasses.replace(gen, max_pairs=cfg.valid_pairs), counts),
+        "valid": generate.sample_pairs(
+            pl.read_parquet(splits_dir / cfg.split / "valid.parquet"),
+            dataclasses.replace(gen, max_pairs=cfg.valid_pairs),
+            counts,
+        ),
     }
     reports = {}
     for part, purpose in (("train", "train"), ("valid", "eval")):
         samples[part].write_parquet(work / f"{part}_sample.parquet")  # the seeded sample, recorded
-        reports[part] = generate.generate_shards(work / purpose, samples[part], index_dir / cfg.split, drugs,
-                                                 gen.teachers, gen, part=part, split=cfg.split, purpose=purpose)
-    failed = {f"{part}/{t}": s["failed_shards"] for part, r in reports.items() for t, s in r["teachers"].items()
-              if s["failed_shards"]}
+        reports[part] = generate.generate_shards(
+            work / purpose,
+            samples[part],
+            index_dir / cfg.split,
+            drugs,
+            gen.teachers,
+            gen,
+            part=part,
+            split=cfg.split,
+            purpose=purpose,
+        )
+    failed = {
+        f"{part}/{t}": s["failed_shards"]
+        for part, r in reports.items()
+        for t, s in r["teachers"].items()
+        if s["failed_shards"]
+    }
     if failed:
-        raise MardError(f"teacher shards failed after retries (finished shards are kept; re-run to resume): {failed}")
-    stats = {part: {t: {k: s[k] for k in ("trajectories", "trajectories_per_s", "prompt_tokens", "completion_tokens",
-                                          "accuracy", "parse_error_rate")}
-                    for t, s in r["teachers"].items()} for part, r in reports.items()}
-    return {"split": cfg.split, "teachers": [t.name for t in gen.teachers], "samples": {p: s.height for p, s in samples.items()},
-            "stats": stats}
+        raise MardError(
+            f"teacher shards failed after retries (finished shards are kept; re-run to resume): {failed}"
+        )
+    stats = {
+        part: {
+            t: {
+                k: s[k]
+                for k in (
+                    "trajectories",
+                    "trajectories_per_s",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "accuracy",
+                    "parse_error_rate",
+                )
+            }
+            for t, s in r["teachers"].items()
+        }
+        for part, r in reports.items()
+    }
+    return {
+        "split": cfg.split,
+        "teachers": [t.name for t in gen.teachers],
+        "samples": {p: s.height for p, s in samples.items()},
+        "stats": stats,
+    }
 
 
 @task(name="teachers", cache_policy=StageCache(spec=teachers_spec), persist_result=True)
@@ -63,7 +101,9 @@ def run_teachers(call: StageCall, force: bool = False) -> str:
     dirs = {k: Path(v) for k, v in call.dirs.items()}
 
     def build(work: Path) -> dict[str, Any]:
-        fields = _build(dirs["ingest"], dirs["splits"], dirs["index"], dirs["models"], call.cfg.teachers, work)
+        fields = _build(
+            dirs["ingest"], dirs["splits"], dirs["index"], dirs["models"], call.cfg.teachers, work
+        )
         log_stage(run, metrics=fields["stats"])
         return fields
 

@@ -1,4 +1,5 @@
 """Student stages: LoRA SFT with the mirror KL term, then PRM-weighted DPO. Each resumes from its checkpoints."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,8 +36,14 @@ def _finish(work: Path) -> None:
 
 
 def _summary(result: Any) -> dict[str, Any]:
-    return {"steps": result.steps, "train_loss": result.train_loss, "train_tokens": result.train_tokens,
-            "train_s": round(result.train_s, 2), "tokens_per_s": round(result.tokens_per_s, 1), **result.extra}
+    return {
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        "train_tokens": result.train_tokens,
+        "train_s": round(result.train_s, 2),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        **result.extra,
+    }
 
 
 def _sft_config(call: StageCall) -> SFTConfig:
@@ -58,8 +65,11 @@ def sft(call: StageCall, force: bool = False) -> str:
     def build(work: Path) -> dict[str, Any]:
         rows = pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts()
         examples = build_sft_examples(rows)
-        resolved = dataclasses.replace(cfg, output_dir=str(work / RUN_DIR),
-                                       base_model=cfg.base_model or str(Path(models_dir) / "student-base"))
+        resolved = dataclasses.replace(
+            cfg,
+            output_dir=str(work / RUN_DIR),
+            base_model=cfg.base_model or str(Path(models_dir) / "student-base"),
+        )
         result = train_sft(resolved, examples, resume=True)
         _finish(work)
         fields = {"examples": len(examples), "metrics": _summary(result)}
@@ -80,17 +90,28 @@ def dpo(call: StageCall, force: bool = False) -> str:
     sft_dir, prm_dir, ingest_dir = call.dirs["sft"], call.dirs["prm"], call.dirs["ingest"]
 
     def build(work: Path) -> dict[str, Any]:
-        proteins = pl.read_parquet(Path(ingest_dir) / "drug_proteins.parquet")["gene_name"].drop_nulls().unique().sort()
+        proteins = (
+            pl.read_parquet(Path(ingest_dir) / "drug_proteins.parquet")["gene_name"]
+            .drop_nulls()
+            .unique()
+            .sort()
+        )
         pairs = build_preference_pairs(
             pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts(),
             pl.read_parquet(Path(prm_dir) / "rejected.parquet").to_dicts(),
-            siblings=family_subtypes(load_taxonomy()), proteins=proteins.to_list(),
+            siblings=family_subtypes(load_taxonomy()),
+            proteins=proteins.to_list(),
             score_fn=prm_score_fn(PRM.load(Path(prm_dir) / "model")),
         )
-        result = train_dpo(dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)), student_dir(sft_dir), pairs)
+        result = train_dpo(
+            dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)), student_dir(sft_dir), pairs
+        )
         _finish(work)
-        fields = {"pairs": len(pairs), "negative_kinds": dict(Counter(p.kind for p in pairs)),
-                  "metrics": _summary(result)}
+        fields = {
+            "pairs": len(pairs),
+            "negative_kinds": dict(Counter(p.kind for p in pairs)),
+            "metrics": _summary(result),
+        }
         log_stage(run, metrics=fields["metrics"])
         return fields
 

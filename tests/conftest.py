@@ -1,4 +1,5 @@
 """Shared test set-up: project-local Prefect/MLflow state, and small releases built once per session."""
+
 from __future__ import annotations
 
 import os
@@ -22,7 +23,6 @@ from mard_core.splits_config import SplitConfig
 from mard_core.verifier import Facts
 
 configure_services(_STATE)
-
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -56,19 +56,25 @@ def small_release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, objec
 
 
 @pytest.fixture(scope="session")
-def synthetic_world(small_release: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
-                    ) -> dict[str, Any]:
+def synthetic_world(
+    small_release: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """The conftest release ingested, labelled, split (cold_drug) and indexed."""
     release, _ = small_release
     assert zipfile.is_zipfile(release)
     root = tmp_path_factory.mktemp("world")
     (root / "ingest").mkdir()
     ingest(release, root / "ingest")
-    tables = {n: pl.read_parquet(root / "ingest" / f"{n}.parquet") for n in ("drugs", "drug_proteins", "interactions")}
+    tables = {
+        n: pl.read_parquet(root / "ingest" / f"{n}.parquet")
+        for n in ("drugs", "drug_proteins", "interactions")
+    }
     pairs = label_pairs(tables["drugs"], tables["interactions"]).ddi_pairs
     parts = make_split(pairs, "cold_drug", SplitConfig(seed=0))
     hidden = split_hidden_drugs("cold_drug", tables["drugs"]["drugbank_id"].to_list(), parts["train"])
-    RetrievalIndex.build(tables["drugs"], tables["drug_proteins"], pairs, parts["train"], hidden).save(root / "index")
+    RetrievalIndex.build(tables["drugs"], tables["drug_proteins"], pairs, parts["train"], hidden).save(
+        root / "index"
+    )
     return {"root": root, "parts": parts, "index_dir": root / "index", **tables}
 
 
@@ -80,8 +86,12 @@ def student_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories
 
     examples = build_sft_examples(synthetic_trajectories(24))
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base", [e.prompt + e.completion for e in examples],
-                            TinyModelConfig(), extra_special_tokens=DIRECTION_TOKEN_LIST)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny") / "base",
+        [e.prompt + e.completion for e in examples],
+        TinyModelConfig(),
+        extra_special_tokens=DIRECTION_TOKEN_LIST,
+    )
 
 
 EVAL_STRATEGIES = ("random", "cold_drug")
@@ -101,5 +111,10 @@ def real_world(fixture_xml: Path, tmp_path_factory: pytest.TempPathFactory) -> d
         write_split(parts, root / "splits" / strategy)
         hidden = split_hidden_drugs(strategy, drugs["drugbank_id"].to_list(), parts["train"])
         RetrievalIndex.build(drugs, proteins, pairs, parts["train"], hidden).save(root / "index" / strategy)
-    return {"root": root, "drugs": drugs, "drug_proteins": proteins, "pairs": pairs,
-            "facts": Facts.from_tables(drugs, proteins)}
+    return {
+        "root": root,
+        "drugs": drugs,
+        "drug_proteins": proteins,
+        "pairs": pairs,
+        "facts": Facts.from_tables(drugs, proteins),
+    }

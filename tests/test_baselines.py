@@ -1,5 +1,6 @@
 """Baselines on hand-made toy splits: majority, per-drug prior, similarity and knowledge rules in the query
 orientation; the feature MLP learns a separable toy set above the majority; all fit on train only."""
+
 from __future__ import annotations
 
 import itertools
@@ -54,7 +55,9 @@ def test_majority_predicts_the_most_frequent_training_label_as_is() -> None:
 
 
 def test_drug_prior_sums_both_drugs_in_the_query_orientation() -> None:
-    train = pairs([("D1", "D2", MET), ("D1", "D3", MET), ("D2", "D3", BLEED), ("D4", "D5", QT), ("D4", "D6", QT)])
+    train = pairs(
+        [("D1", "D2", MET), ("D1", "D3", MET), ("D2", "D3", BLEED), ("D4", "D5", QT), ("D4", "D6", QT)]
+    )
     system = DrugPriorBaseline(train)
     # Query (D2, D1): D2 as A has MET mirrored (B to A) once and BLEED once; D1 as A has MET twice, which in
     # the query orientation (D1 is B) is MET mirrored: 3 votes of 4.
@@ -68,8 +71,17 @@ def test_drug_prior_sums_both_drugs_in_the_query_orientation() -> None:
 
 
 def analogue(eid: str, similar: str, partner: str, similar_to: str, label: str, sim: float) -> Evidence:
-    return Evidence(id=eid, kind="similar_interaction", drug_id=similar, sentence=f"{similar} with {partner}.",
-                    field="interactions", value=label, partner_id=partner, similar_to=similar_to, similarity=sim)
+    return Evidence(
+        id=eid,
+        kind="similar_interaction",
+        drug_id=similar,
+        sentence=f"{similar} with {partner}.",
+        field="interactions",
+        value=label,
+        partner_id=partner,
+        similar_to=similar_to,
+        similarity=sim,
+    )
 
 
 def test_similarity_takes_the_closest_training_pair_oriented_to_the_query() -> None:
@@ -77,20 +89,30 @@ def test_similarity_takes_the_closest_training_pair_oriented_to_the_query() -> N
     # (S, D2) is a training pair with S similar to the query's B = D1: seen from (A=D2, B=D1) the label mirrors.
     direct = analogue("E1", "S", "D2", "D1", MET, 0.4)
     closer_but_indirect = analogue("E2", "T", "U", "D2", BLEED, 0.9)
-    out = system.predict([q("D2", "D1", (closer_but_indirect, direct)), q("D2", "D1", (closer_but_indirect,)),
-                          q("D2", "D1")])
+    out = system.predict(
+        [q("D2", "D1", (closer_but_indirect, direct)), q("D2", "D1", (closer_but_indirect,)), q("D2", "D1")]
+    )
     assert out[0].label == mirror_label(MET) and out[0].confidence == pytest.approx(0.4)
     assert out[1].label == BLEED and out[1].confidence == pytest.approx(0.9)
     assert out[2].label == QT  # no analogue: majority
 
 
 def test_knowledge_rules_write_a_chain_and_fall_back_to_the_bidirectional_majority() -> None:
-    cyp = {"kind": "protein", "field": "enzymes", "protein_kind": "enzyme", "gene_name": "CYP3A4",
-           "uniprot_id": "P08684"}
-    evidence = (Evidence(id="E1", drug_id="D1", sentence="Drug D1 is an inhibitor of CYP3A4", actions=("inhibitor",),
-                         **cyp),
-                Evidence(id="E2", drug_id="D2", sentence="Drug D2 is a substrate of CYP3A4", actions=("substrate",),
-                         **cyp))
+    cyp = {
+        "kind": "protein",
+        "field": "enzymes",
+        "protein_kind": "enzyme",
+        "gene_name": "CYP3A4",
+        "uniprot_id": "P08684",
+    }
+    evidence = (
+        Evidence(
+            id="E1", drug_id="D1", sentence="Drug D1 is an inhibitor of CYP3A4", actions=("inhibitor",), **cyp
+        ),
+        Evidence(
+            id="E2", drug_id="D2", sentence="Drug D2 is a substrate of CYP3A4", actions=("substrate",), **cyp
+        ),
+    )
     train = pairs([("D1", "D2", MET), ("D3", "D4", QT), ("D3", "D5", QT), ("D4", "D5", BLEED)])
     ctx = SystemContext("random", train, pl.DataFrame(), pl.DataFrame(), load_taxonomy())
     system = KnowledgeRulesBaseline.from_context(ctx, "knowledge_rules")
@@ -107,16 +129,38 @@ def toy_world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]
     """Inhibitors (I) and substrates (S) of one enzyme with group-specific categories and SMILES. Labels: I-S
     pairs metabolism with the inhibitor acting; S-S bleeding; I-I QTc prolongation. A seeded third of the pairs is test."""
     groups = {f"DB9{i:04d}": ("I" if i % 3 == 0 else "S") for i in range(24)}
-    drugs = pl.from_arrow(pa.Table.from_pylist([
-        {f.name: None for f in DRUGS} | {"drugbank_id": d, "name": f"Drug{d}",
-                                         "categories": ["Enzyme Inhibitors" if g == "I" else "Substrates"],
-                                         "smiles": ("CCN1C=NC=N1" if g == "I" else "OC(=O)C1=CC") + "C" * (int(d[3:]) % 5)}
-        for d, g in groups.items()], schema=DRUGS))
-    proteins = pl.from_arrow(pa.Table.from_pylist([
-        {f.name: None for f in DRUG_PROTEINS} | {"drug_id": d, "kind": "enzyme", "uniprot_id": "P08684",
-                                                 "gene_name": "CYP3A4", "position": 1,
-                                                 "actions": ["inhibitor" if g == "I" else "substrate"]}
-        for d, g in groups.items()], schema=DRUG_PROTEINS))
+    drugs = pl.from_arrow(
+        pa.Table.from_pylist(
+            [
+                {f.name: None for f in DRUGS}
+                | {
+                    "drugbank_id": d,
+                    "name": f"Drug{d}",
+                    "categories": ["Enzyme Inhibitors" if g == "I" else "Substrates"],
+                    "smiles": ("CCN1C=NC=N1" if g == "I" else "OC(=O)C1=CC") + "C" * (int(d[3:]) % 5),
+                }
+                for d, g in groups.items()
+            ],
+            schema=DRUGS,
+        )
+    )
+    proteins = pl.from_arrow(
+        pa.Table.from_pylist(
+            [
+                {f.name: None for f in DRUG_PROTEINS}
+                | {
+                    "drug_id": d,
+                    "kind": "enzyme",
+                    "uniprot_id": "P08684",
+                    "gene_name": "CYP3A4",
+                    "position": 1,
+                    "actions": ["inhibitor" if g == "I" else "substrate"],
+                }
+                for d, g in groups.items()
+            ],
+            schema=DRUG_PROTEINS,
+        )
+    )
     rows = []
     for a, b in itertools.combinations(sorted(groups), 2):
         ga, gb = groups[a], groups[b]
@@ -124,8 +168,15 @@ def toy_world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]
             rows.append((a, b, MET if ga == "I" else mirror_label(MET)))
         else:
             rows.append((a, b, QT if ga == "I" else BLEED))
-    all_pairs = pairs(rows).with_columns(test=pl.Series([i % 3 == 0 for i in range(len(rows))]).shuffle(seed=0))
-    return drugs, proteins, all_pairs.filter(~pl.col("test")).drop("test"), all_pairs.filter("test").drop("test")
+    all_pairs = pairs(rows).with_columns(
+        test=pl.Series([i % 3 == 0 for i in range(len(rows))]).shuffle(seed=0)
+    )
+    return (
+        drugs,
+        proteins,
+        all_pairs.filter(~pl.col("test")).drop("test"),
+        all_pairs.filter("test").drop("test"),
+    )
 
 
 def accuracy(system: object, test: pl.DataFrame) -> float:
@@ -147,12 +198,16 @@ def test_feature_mlp_learns_a_separable_toy_set_above_the_majority() -> None:
     assert 0.0 < forward.confidence <= 1.0
     # Seeded: a refit is bit-identical, and so are its answers to the same batch.
     again = FeatureMLPBaseline(train, drugs, proteins, cfg)
-    assert all(torch.equal(w, v) for w, v in zip(again.model.state_dict().values(), mlp.model.state_dict().values()))
+    assert all(
+        torch.equal(w, v) for w, v in zip(again.model.state_dict().values(), mlp.model.state_dict().values())
+    )
     assert again.predict([q(a, b), q(b, a)]) == [forward, backward]
     # Alone in its batch the query keeps its label; BLAS may round the confidence differently for another batch
     # shape (MKL takes another kernel for one row).
     alone = again.predict([q(a, b)])[0]
-    assert alone.label == forward.label and alone.confidence == pytest.approx(forward.confidence, rel=0, abs=1e-6)
+    assert alone.label == forward.label and alone.confidence == pytest.approx(
+        forward.confidence, rel=0, abs=1e-6
+    )
 
 
 def test_feature_mlp_fits_on_train_only_and_rejects_unknown_drugs() -> None:
@@ -163,7 +218,9 @@ def test_feature_mlp_fits_on_train_only_and_rejects_unknown_drugs() -> None:
     # The SVD is fitted on the training drugs only: at most (number of training drugs - 1) components.
     n_train_drugs = len(set(small["drug_a"].to_list()) | set(small["drug_b"].to_list()))
     assert len(next(iter(mlp.vectors.values()))) <= n_train_drugs - 1
-    assert set(mlp.classes) <= set(small["label"].to_list()) | {mirror_label(x) for x in small["label"].to_list()}
+    assert set(mlp.classes) <= set(small["label"].to_list()) | {
+        mirror_label(x) for x in small["label"].to_list()
+    }
     with pytest.raises(InputError, match="not in the drugs table"):
         mlp.predict([q("DB90000", "DB00000")])
     with pytest.raises(InputError, match=r"^system 'feature_mlp': epochs: must be > 0, got 0$"):

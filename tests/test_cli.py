@@ -1,4 +1,5 @@
 """The `mard` command line: real subprocesses for exit codes and one-line errors."""
+
 from __future__ import annotations
 
 import errno
@@ -21,11 +22,20 @@ CLI = "import sys; from mard_core.cli import main; sys.argv = ['mard', *sys.argv
 
 def mard(*args: str, root: Path, prelude: str = "") -> subprocess.CompletedProcess[str]:
     code = prelude + CLI
-    return subprocess.run([sys.executable, "-c", code, *args, "--root", str(root)] if args[0] in ("verify", "ingest", "run")
-                          else [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args, "--root", str(root)]
+        if args[0] in ("verify", "ingest", "run")
+        else [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
-def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run_main(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
     """`mard ARGS` in this process (exit code, stdout, stderr), where a test can make the file system misbehave."""
     monkeypatch.setattr(sys, "argv", ["mard", *args])
     with pytest.raises(SystemExit) as exit_:
@@ -35,7 +45,12 @@ def run_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 
 
 def one_line_error(code: int, err: str, *parts: str) -> bool:
-    return code == 1 and len(err.strip().splitlines()) == 1 and all(p in err for p in parts) and "Traceback" not in err
+    return (
+        code == 1
+        and len(err.strip().splitlines()) == 1
+        and all(p in err for p in parts)
+        and "Traceback" not in err
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +70,9 @@ def test_demo_release_hash_is_registered(demo_release: Path, tmp_path: Path) -> 
 def test_ingest_verify_refuses_wrong_hash_and_user_can_add_theirs(small_release, tmp_path: Path) -> None:
     release, truth = small_release
     out = tmp_path / "tables"
-    bad = mard("ingest", str(release), "--out", str(out), "--version", "demo-400-0", "--verify", root=tmp_path)
+    bad = mard(
+        "ingest", str(release), "--out", str(out), "--version", "demo-400-0", "--verify", root=tmp_path
+    )
     assert bad.returncode == 1 and "does not match release demo-400-0" in bad.stderr and not out.exists()
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     added = mard("verify", str(release), "--add", "5.1.99", root=tmp_path)
@@ -101,7 +118,9 @@ def test_truncated_release_gives_one_line_error_and_no_output(tmp_path: Path, fi
     broken.write_bytes(fixture_xml.read_bytes()[:50_000])
     out = tmp_path / "tables"
     result = mard("ingest", str(broken), "--out", str(out), root=tmp_path)
-    assert result.returncode == 1 and "truncated XML near byte" in result.stderr and str(broken) in result.stderr
+    assert (
+        result.returncode == 1 and "truncated XML near byte" in result.stderr and str(broken) in result.stderr
+    )
     assert not out.exists() and not list(tmp_path.glob(".partial*"))
 
 
@@ -117,9 +136,12 @@ def test_ingest_out_of_memory_gives_one_line_error_and_no_output(tmp_path: Path)
     """A 16 MB record of 4M empty elements (max_record_bytes allows it) needs 500 MB parsed: over the cap."""
     src = tmp_path / "huge-record.zip"
     with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf, zf.open("db.xml", "w") as f:
-        f.write(b'<?xml version="1.0"?>\n<drugbank xmlns="http://www.drugbank.ca" version="5.1">'
-                b'<drug><drugbank-id primary="true">DB00001</drugbank-id>' + b"<x/>" * 4_000_000
-                + b"</drug></drugbank>\n")
+        f.write(
+            b'<?xml version="1.0"?>\n<drugbank xmlns="http://www.drugbank.ca" version="5.1">'
+            b'<drug><drugbank-id primary="true">DB00001</drugbank-id>'
+            + b"<x/>" * 4_000_000
+            + b"</drug></drugbank>\n"
+        )
     out = tmp_path / "tables"
     result = mard("ingest", str(src), "--out", str(out), root=tmp_path, prelude=LIMIT_MEMORY)
     assert one_line_error(result.returncode, result.stderr, f"{src}: ran out of memory while ingesting")
@@ -128,8 +150,16 @@ def test_ingest_out_of_memory_gives_one_line_error_and_no_output(tmp_path: Path)
 
 def test_classify_jsonl_keeps_order(tmp_path: Path) -> None:
     lines = [
-        {"a": "Voriconazole", "b": "Axitinib", "sentence": "The metabolism of Axitinib can be decreased when combined with Voriconazole."},
-        {"a": "Axitinib", "b": "Voriconazole", "sentence": "The metabolism of Axitinib can be decreased when combined with Voriconazole."},
+        {
+            "a": "Voriconazole",
+            "b": "Axitinib",
+            "sentence": "The metabolism of Axitinib can be decreased when combined with Voriconazole.",
+        },
+        {
+            "a": "Axitinib",
+            "b": "Voriconazole",
+            "sentence": "The metabolism of Axitinib can be decreased when combined with Voriconazole.",
+        },
         {"a": "x", "b": "y", "sentence": "Nothing here."},
     ]
     path = tmp_path / "in.jsonl"
@@ -137,15 +167,25 @@ def test_classify_jsonl_keeps_order(tmp_path: Path) -> None:
     result = mard("classify", "--input", str(path), root=tmp_path)
     out = [json.loads(line) for line in result.stdout.splitlines()]
     assert [o["direction"] for o in out] == ["A to B", "B to A", None]
-    assert out[0]["family"] == "PK Metabolism" and out[0]["modality"] == "Inhibition" and out[2]["matched"] is False
+    assert (
+        out[0]["family"] == "PK Metabolism"
+        and out[0]["modality"] == "Inhibition"
+        and out[2]["matched"] is False
+    )
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ("release: {source: /nonexistent/drugbank.zip}\n", "release.source: /nonexistent/drugbank.zip: no such file"),
+        (
+            "release: {source: /nonexistent/drugbank.zip}\n",
+            "release.source: /nonexistent/drugbank.zip: no such file",
+        ),
         ("release: {demo_drugs: -5}\n", "release.demo_drugs: must be > 0, got -5"),
-        ("teachers: {file: /nonexistent/teachers.yaml}\n", "teachers.file: /nonexistent/teachers.yaml: no such file"),
+        (
+            "teachers: {file: /nonexistent/teachers.yaml}\n",
+            "teachers.file: /nonexistent/teachers.yaml: no such file",
+        ),
         ("ingest: {batch_rows: 0}\n", "ingest.batch_rows: must be > 0, got 0"),
         ("ingest: {batch_rowz: 5}\n", "ingest.batch_rowz: unknown key; allowed: batch_rows, compression"),
         ("models: {size: {hidden: 64}}\n", "models.size.hidden: unknown key; allowed: arch, hidden_size, "),
@@ -156,7 +196,9 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path: Path, config: str, m
     path = tmp_path / "config.yaml"
     path.write_text(config)
     result = mard("run", "--config", str(path), root=tmp_path)
-    assert result.returncode == 1 and f"{path}: {message}" in result.stderr and "Traceback" not in result.stderr
+    assert (
+        result.returncode == 1 and f"{path}: {message}" in result.stderr and "Traceback" not in result.stderr
+    )
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / ".services").exists()  # no orchestrator or tracking state was created
 
@@ -165,14 +207,21 @@ def test_output_to_a_full_disk_is_one_line(tmp_path: Path) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")
     with open("/dev/full", "w") as full:  # every write fails with ENOSPC
-        result = subprocess.run([sys.executable, "-c", CLI, "synth", "--drugs", "1", "--out", str(tmp_path / "r.xml")],
-                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [sys.executable, "-c", CLI, "synth", "--drugs", "1", "--out", str(tmp_path / "r.xml")],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert one_line_error(result.returncode, result.stderr, "error: no space left on device; free disk space")
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
-def test_disk_full_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                  wrapped: bool) -> None:
+def test_disk_full_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], wrapped: bool
+) -> None:
     out = tmp_path / "r.xml"
 
     def full(*args: object, **kwargs: object) -> None:
@@ -187,10 +236,12 @@ def test_disk_full_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_out_of_memory_is_one_line_and_other_failures_keep_their_traceback(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     def fail(error: BaseException) -> Callable[..., None]:
         def raise_(*args: object, **kwargs: object) -> None:
             raise error
+
         return raise_
 
     monkeypatch.setattr("mard_core.synth.write_release", fail(MemoryError()))
@@ -202,8 +253,9 @@ def test_out_of_memory_is_one_line_and_other_failures_keep_their_traceback(
         main()
 
 
-def test_classify_refuses_a_binary_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_classify_refuses_a_binary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "in.jsonl"
     path.write_bytes(bytes(range(256)) * 4)
     code, _, err = run_main(monkeypatch, capsys, "classify", "--input", str(path))
@@ -220,8 +272,9 @@ COMMANDS = {  # each command's input file argument
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_a_directory_or_an_unreadable_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str], command: str) -> None:
+def test_a_directory_or_an_unreadable_file_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
     folder, locked = tmp_path / "pairs.csv", tmp_path / "locked.csv"
     folder.mkdir()
     locked.write_text("voriconazole,axitinib\n")
@@ -235,8 +288,9 @@ def test_a_directory_or_an_unreadable_file_is_one_line(tmp_path: Path, monkeypat
     assert one_line_error(code, err, f"{locked}: permission denied") and "Usage" not in err
 
 
-def test_run_names_a_directory_given_as_the_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_names_a_directory_given_as_the_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(f"release: {{source: {tmp_path}}}\n")
     code, _, err = run_main(monkeypatch, capsys, "run", "--config", str(config), "--root", str(tmp_path))

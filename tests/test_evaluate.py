@@ -1,5 +1,6 @@
 """Evaluation harness: metrics of a system whose answers we control equal hand computation; random A/B order,
 mirror consistency, calibration on valid, MFS, cost; the leaderboard, report and system registry."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,14 @@ class ControlledSystem(BaseSystem):
     """Gold (oriented) for every pair, except a fixed wrong label for ``wrong`` pairs and no answer for
     ``silent`` pairs (canonical keys); confidence 0.9 when right, 0.6 when wrong; records its queries."""
 
-    def __init__(self, pairs: pl.DataFrame, wrong: set[tuple[str, str]], silent: set[tuple[str, str]],
-                 name: str = "controlled", contaminated: bool = False) -> None:
+    def __init__(
+        self,
+        pairs: pl.DataFrame,
+        wrong: set[tuple[str, str]],
+        silent: set[tuple[str, str]],
+        name: str = "controlled",
+        contaminated: bool = False,
+    ) -> None:
         self.gold = {(a, b): lab for a, b, lab in pairs.select("drug_a", "drug_b", "label").iter_rows()}
         self.wrong, self.silent = wrong, silent
         self.name, self.possibly_contaminated = name, contaminated
@@ -58,8 +65,9 @@ class ControlledSystem(BaseSystem):
 def evaluate(world: dict[str, Any], system: Any, strategy: str = "random", **cfg: Any) -> Any:
     index = RetrievalIndex.load(world["root"] / "index" / strategy)
     counts = drug_train_counts(part(world, strategy, "train"))
-    return evaluate_system(system, world["root"] / "splits", strategy, index, world["facts"], counts,
-                           EvalConfig(**cfg))
+    return evaluate_system(
+        system, world["root"] / "splits", strategy, index, world["facts"], counts, EvalConfig(**cfg)
+    )
 
 
 def test_metrics_equal_hand_computation(real_world: dict[str, Any]) -> None:
@@ -74,7 +82,7 @@ def test_metrics_equal_hand_computation(real_world: dict[str, Any]) -> None:
     assert metrics["no_answer_rate"] == pytest.approx(1 / n)
     # The wrong label is "A to B" in both orientations, so not a mirror image; nor is a no-answer.
     assert metrics["mirror_consistency"] == pytest.approx((n - 3) / n)
-    assert metrics["brier"] == pytest.approx(((n - 3) * 0.1 ** 2 + 2 * 0.6 ** 2 + 0.0) / n)
+    assert metrics["brier"] == pytest.approx(((n - 3) * 0.1**2 + 2 * 0.6**2 + 0.0) / n)
     assert metrics["calibration_n"] == n and metrics["calibration_missing"] == 0
     assert metrics["cost_prompt_tokens_per_1k"] == pytest.approx(10_000)
     assert metrics["cost_completion_tokens_per_1k"] == pytest.approx(5_000)
@@ -94,8 +102,9 @@ def test_queries_follow_the_random_order_and_gold_is_oriented(real_world: dict[s
     assert 0 < preds["swapped"].sum() < n  # both orientations occur
     assert [(q.drug_a, q.drug_b) for q in system.seen] == list(preds.select("query_a", "query_b").iter_rows())
     for row in preds.iter_rows(named=True):
-        assert (row["query_a"], row["query_b"]) == ((row["drug_b"], row["drug_a"]) if row["swapped"]
-                                                    else (row["drug_a"], row["drug_b"]))
+        assert (row["query_a"], row["query_b"]) == (
+            (row["drug_b"], row["drug_a"]) if row["swapped"] else (row["drug_a"], row["drug_b"])
+        )
         canonical = system.gold[(row["drug_a"], row["drug_b"])]
         assert row["gold"] == (mirror_label(canonical) if row["swapped"] else canonical)
     assert preds["correct"].all()
@@ -134,17 +143,25 @@ def test_sample_cap_is_seeded_and_mfs_appears_for_chains(real_world: dict[str, A
     one = evaluate(real_world, system, max_test_pairs=4)
     two = evaluate(real_world, system, max_test_pairs=4)
     assert one.metrics["n"] == 4
-    assert one.predictions.select("query_a", "query_b").rows() == two.predictions.select("query_a", "query_b").rows()
+    assert (
+        one.predictions.select("query_a", "query_b").rows()
+        == two.predictions.select("query_a", "query_b").rows()
+    )
     assert 0.0 <= one.metrics["mfs_mean"] <= 1.0 and one.metrics["mfs_n_chains"] == 4
     assert one.predictions["text"].str.contains("ANSWER:").all()
 
 
 def test_leaderboard_markdown_and_report(real_world: dict[str, Any], tmp_path: Path) -> None:
-    results = [evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set(), name, flag), strategy)
-               for name, flag in (("clean", False), ("hosted", True)) for strategy in STRATEGIES]
+    results = [
+        evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set(), name, flag), strategy)
+        for name, flag in (("clean", False), ("hosted", True))
+        for strategy in STRATEGIES
+    ]
     board = leaderboard(results)
     assert board.height == 4
-    assert {"system", "strategy", "kind", "possibly_contaminated", "exact_accuracy", "ece"} <= set(board.columns)
+    assert {"system", "strategy", "kind", "possibly_contaminated", "exact_accuracy", "ece"} <= set(
+        board.columns
+    )
     assert "reliability" not in board.columns
     assert board.filter(pl.col("possibly_contaminated"))["system"].unique().to_list() == ["hosted"]
     text = leaderboard_markdown(board)
@@ -166,7 +183,11 @@ def test_evaluate_all_runs_every_system_on_every_strategy(real_world: dict[str, 
     cfg = EvalConfig(strategies=STRATEGIES, systems=("majority", {"name": "drug_prior"}), max_test_pairs=5)
     results = evaluate_all(cfg, root / "ingest", root / "splits", root / "index")
     assert [(m["system"], m["strategy"]) for m, _ in results] == [
-        ("majority", "random"), ("drug_prior", "random"), ("majority", "cold_drug"), ("drug_prior", "cold_drug")]
+        ("majority", "random"),
+        ("drug_prior", "random"),
+        ("majority", "cold_drug"),
+        ("drug_prior", "cold_drug"),
+    ]
     assert all(m["n"] == min(5, part(real_world, m["strategy"], "test").height) for m, _ in results)
 
 
@@ -183,7 +204,9 @@ def test_registry_builds_every_baseline(real_world: dict[str, Any]) -> None:
         build_system({"name": "majority", "k": 1}, ctx)
     with pytest.raises(InputError, match=r"^evaluate: systems: unknown system 'nonsense'; known kinds: "):
         parse_config(EvalConfig, {"systems": ["majority", "nonsense"]}, "evaluate")
-    with pytest.raises(InputError, match=r"^evaluate: systems: duplicate names in \['majority', 'majority'\]"):
+    with pytest.raises(
+        InputError, match=r"^evaluate: systems: duplicate names in \['majority', 'majority'\]"
+    ):
         parse_config(EvalConfig, {"systems": ["majority", "majority"]}, "evaluate")
 
 
@@ -219,10 +242,14 @@ def test_backend_system_parses_completions(real_world: dict[str, Any]) -> None:
 
 
 def test_backend_factories_and_config_file(real_world: dict[str, Any]) -> None:
-    ctx = SystemContext.load(real_world["root"] / "ingest", real_world["root"] / "splits", "random",
-                             {"host": "127.0.0.1"})
-    spec = {"name": "endpoint:api", "backend": {"backend": "openai", "base_url": "http://{host}:9/v1", "model": "m"},
-            "max_tokens": 64}
+    ctx = SystemContext.load(
+        real_world["root"] / "ingest", real_world["root"] / "splits", "random", {"host": "127.0.0.1"}
+    )
+    spec = {
+        "name": "endpoint:api",
+        "backend": {"backend": "openai", "base_url": "http://{host}:9/v1", "model": "m"},
+        "max_tokens": 64,
+    }
     endpoint = SYSTEMS["endpoint"](spec, ctx)
     assert endpoint.possibly_contaminated and endpoint.kind == "endpoint"
     assert endpoint.params.max_tokens == 64 and "127.0.0.1" in endpoint.backend.url

@@ -1,5 +1,6 @@
 """The pipeline flow under Prefect's test harness: real tasks, cache hits across runs, gates that stop the flow,
 stop points taken from the stage table."""
+
 from __future__ import annotations
 
 import shutil
@@ -60,7 +61,9 @@ def test_wiped_orchestrator_cache_still_reuses_outputs(tmp_path: Path, small_rel
     cfg = config(tmp_path, release)
     first = ingest_flow(root=str(root), config=cfg)
     created = read_manifest(Path(first["ingest"]))["created"]
-    shutil.rmtree(get_current_settings().results.local_storage_path, ignore_errors=True)  # Prefect's cache store
+    shutil.rmtree(
+        get_current_settings().results.local_storage_path, ignore_errors=True
+    )  # Prefect's cache store
     assert ingest_flow(root=str(root), config=cfg) == first
     assert read_manifest(Path(first["ingest"]))["created"] == created
 
@@ -117,7 +120,9 @@ def test_a_second_release_gets_a_temporal_split(tmp_path: Path) -> None:
     old, new = tmp_path / "old.xml.zip", tmp_path / "new.xml.zip"
     write_release(old, 60, seed=3, exported_on="2026-01-05")
     write_release(new, 66, seed=3, exported_on="2026-04-02")
-    loose = {"quality": {"max_row_change": 1.0}}  # small releases: a few pathways more is a large relative change
+    loose = {
+        "quality": {"max_row_change": 1.0}
+    }  # small releases: a few pathways more is a large relative change
     first = data_flow(root=str(root), config=config(tmp_path, old, **loose))
     out = data_flow(root=str(root), config=config(tmp_path, new, **loose))
     assert "temporal" in read_manifest(Path(out["splits"]))["strategies"]
@@ -133,7 +138,9 @@ def test_only_a_gate_stops_at_that_gate(tmp_path: Path, small_release, gate: str
     release, _ = small_release
     root = tmp_path / "runs"
     plan = make_plan(only=gate)
-    out = pipeline(root=str(root), config=config(tmp_path, release), force=sorted(plan.force), until=plan.until)
+    out = pipeline(
+        root=str(root), config=config(tmp_path, release), force=sorted(plan.force), until=plan.until
+    )
     assert list(out)[-1] == gate and read_manifest(Path(out[gate]))["success"] is True
     after = {"gate-label": ("splits", "gate-splits", "index"), "gate-splits": ("index",)}[gate]
     assert not any((root / stage).exists() for stage in after)
@@ -149,15 +156,20 @@ def test_stage_runs_appear_in_pipeline_order(tmp_path: Path, small_release) -> N
     from mard_core.stages import Plan
 
     release, _ = small_release
-    state = pipeline(root=str(tmp_path / "runs"), config=config(tmp_path, release), until="index",
-                     return_state=True)
+    state = pipeline(
+        root=str(tmp_path / "runs"), config=config(tmp_path, release), until="index", return_state=True
+    )
     flow_run_id = state.state_details.flow_run_id
 
     async def names() -> list[str]:
         async with get_client() as client:
-            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                               sort=TaskRunSort.EXPECTED_START_TIME_ASC)
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+            )
         return [r.name for r in runs]
 
-    expected = [s.name for s in Plan(until="index").stages() if s.name != "demo-release"]  # external release file
+    expected = [
+        s.name for s in Plan(until="index").stages() if s.name != "demo-release"
+    ]  # external release file
     assert [n for n in asyncio.run(names()) if n != "demo-release"] == expected

@@ -1,5 +1,6 @@
 """Trajectory generation: teacher configs, stratified sampling, sharded resumable output, purposes, retries,
 and one run on real Ray (knowledge teacher + a tiny transformers model)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,13 +41,16 @@ KNOWLEDGE = TeacherSpec("knowledge", "knowledge", {"backend": "knowledge"})
 
 
 @pytest.fixture(scope="module")
-def tiny_teacher(synthetic_world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-                 ) -> TeacherSpec:
+def tiny_teacher(synthetic_world: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> TeacherSpec:
     corpus = synthetic_world["drugs"]["description"].drop_nulls().to_list()
-    model = build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama", corpus,
-                             TinyModelConfig(arch="llama", max_position_embeddings=2048))
-    return TeacherSpec("tiny-llama", "llama", {"backend": "hf", "model": str(model), "device": "cpu"},
-                       n=1, max_tokens=8)
+    model = build_tiny_model(
+        tmp_path_factory.mktemp("models") / "tiny-llama",
+        corpus,
+        TinyModelConfig(arch="llama", max_position_embeddings=2048),
+    )
+    return TeacherSpec(
+        "tiny-llama", "llama", {"backend": "hf", "model": str(model), "device": "cpu"}, n=1, max_tokens=8
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +59,19 @@ def train_sample(synthetic_world: dict[str, Any]) -> pl.DataFrame:
     return sample_pairs(synthetic_world["parts"]["train"], cfg)
 
 
-def run(world: dict[str, Any], out: Path, pairs: pl.DataFrame, teachers: list[TeacherSpec], part: str = "train",
-        purpose: str = "train", **cfg: Any) -> dict[str, Any]:
+def run(
+    world: dict[str, Any],
+    out: Path,
+    pairs: pl.DataFrame,
+    teachers: list[TeacherSpec],
+    part: str = "train",
+    purpose: str = "train",
+    **cfg: Any,
+) -> dict[str, Any]:
     config = GenerateConfig(teachers=tuple(teachers), **{"shard_size": 2, "executor": "local", **cfg})
-    return generate_shards(out, pairs, world["index_dir"], world["drugs"], teachers, config, part=part,
-                           purpose=purpose)
+    return generate_shards(
+        out, pairs, world["index_dir"], world["drugs"], teachers, config, part=part, purpose=purpose
+    )
 
 
 def rows(out: Path, part: str = "train") -> pl.DataFrame:
@@ -88,30 +100,54 @@ def test_config_files_load_with_valid_backend_specs() -> None:
     assert load_teachers(DEMO_TEACHERS, {"models": "/data/models"}) == demo.teachers
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("teachers: [", "not valid yaml"),
-    ("teachers: []", "'teachers' must be a non-empty list"),
-    ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: '{nowhere}/m'}}",
-     r"teachers\[0\]\.backend\.model: unknown placeholder \{nowhere\}"),
-    ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, temprature: 1}",
-     r"teachers\[0\]\.temprature: unknown key; allowed: backend, family, max_tokens, n, name, num_gpus, "),
-    ("teachers:\n  - {name: t, family: llamma, backend: {backend: hf, model: m}}",
-     r"teachers\[0\]\.family: must be 'llama', 'qwen2', 'mistral', 'knowledge' or 'api', got 'llamma'"),
-    ("teachers:\n  - {name: t, family: llama, backend: {backend: tgi, model: m}}",
-     r"teachers\[0\]\.backend: backend 'tgi' is not one of \['hf', 'openai', 'vllm', 'knowledge'\]"),
-    ("teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, top_p: 0}",
-     r"teachers\[0\]\.top_p: must be > 0"),
-    ("teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}, n: 2}", "n must be 1"),
-    ("teachers:\n  - {name: k, family: llama, backend: {backend: knowledge}}", "goes with backend 'knowledge'"),
-    ("teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge, majority: x}}",
-     r"teachers\[0\]\.backend: knowledge options: majority: unknown key; allowed: majority_label, "),
-    ("teachers:\n  - {name: 'a b', family: llama, backend: {backend: hf, model: m}}",
-     r"teachers\[0\]\.name: 'a b': must be letters"),
-    ("generate: {shard_size: 0}\nteachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}}",
-     r"shard_size: must be > 0, got 0"),
-    ("teachers:\n  - &k {name: k, family: knowledge, backend: {backend: knowledge}}\n  - *k",
-     r"teachers: duplicate names \['k'\]"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("teachers: [", "not valid yaml"),
+        ("teachers: []", "'teachers' must be a non-empty list"),
+        (
+            "teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: '{nowhere}/m'}}",
+            r"teachers\[0\]\.backend\.model: unknown placeholder \{nowhere\}",
+        ),
+        (
+            "teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, temprature: 1}",
+            r"teachers\[0\]\.temprature: unknown key; allowed: backend, family, max_tokens, n, name, num_gpus, ",
+        ),
+        (
+            "teachers:\n  - {name: t, family: llamma, backend: {backend: hf, model: m}}",
+            r"teachers\[0\]\.family: must be 'llama', 'qwen2', 'mistral', 'knowledge' or 'api', got 'llamma'",
+        ),
+        (
+            "teachers:\n  - {name: t, family: llama, backend: {backend: tgi, model: m}}",
+            r"teachers\[0\]\.backend: backend 'tgi' is not one of \['hf', 'openai', 'vllm', 'knowledge'\]",
+        ),
+        (
+            "teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, top_p: 0}",
+            r"teachers\[0\]\.top_p: must be > 0",
+        ),
+        ("teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}, n: 2}", "n must be 1"),
+        (
+            "teachers:\n  - {name: k, family: llama, backend: {backend: knowledge}}",
+            "goes with backend 'knowledge'",
+        ),
+        (
+            "teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge, majority: x}}",
+            r"teachers\[0\]\.backend: knowledge options: majority: unknown key; allowed: majority_label, ",
+        ),
+        (
+            "teachers:\n  - {name: 'a b', family: llama, backend: {backend: hf, model: m}}",
+            r"teachers\[0\]\.name: 'a b': must be letters",
+        ),
+        (
+            "generate: {shard_size: 0}\nteachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}}",
+            r"shard_size: must be > 0, got 0",
+        ),
+        (
+            "teachers:\n  - &k {name: k, family: knowledge, backend: {backend: knowledge}}\n  - *k",
+            r"teachers: duplicate names \['k'\]",
+        ),
+    ],
+)
 def test_config_errors_name_the_file_and_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "teachers.yaml"
     path.write_text(text)
@@ -148,11 +184,15 @@ def test_sample_cap_and_guaranteed_rare_share(synthetic_world: dict[str, Any]) -
     counts = train_pair_counts(train)
     cfg = GenerateConfig(per_stratum=4, max_pairs=20, rare_max_count=3, rare_share=0.5)
     sample = sample_pairs(train, cfg, counts)
-    n_rare_train = sum(min(counts[a], counts[b]) <= 3 for a, b in train.select("drug_a", "drug_b").iter_rows())
+    n_rare_train = sum(
+        min(counts[a], counts[b]) <= 3 for a, b in train.select("drug_a", "drug_b").iter_rows()
+    )
     assert sample.height == 20
     assert sample["rare"].sum() >= min(10, n_rare_train) and n_rare_train > 0
-    assert (sample["rarer_count"] == [min(counts[a], counts[b]) for a, b in
-                                      sample.select("drug_a", "drug_b").iter_rows()]).all()
+    assert (
+        sample["rarer_count"]
+        == [min(counts[a], counts[b]) for a, b in sample.select("drug_a", "drug_b").iter_rows()]
+    ).all()
     no_rare = sample_pairs(train, dataclasses.replace(cfg, include_rare=False, rare_max_count=0))
     assert no_rare.height == 20 and strata(no_rare).height == min(20, strata(train).height)
 
@@ -160,31 +200,43 @@ def test_sample_cap_and_guaranteed_rare_share(synthetic_world: dict[str, Any]) -
 # ---------------------------------------------------------------- shards, resume, purposes
 
 
-def test_generate_writes_schema_exact_shards_and_stats(synthetic_world: dict[str, Any],
-                                                       tiny_teacher: TeacherSpec, train_sample: pl.DataFrame,
-                                                       tmp_path: Path) -> None:
+def test_generate_writes_schema_exact_shards_and_stats(
+    synthetic_world: dict[str, Any], tiny_teacher: TeacherSpec, train_sample: pl.DataFrame, tmp_path: Path
+) -> None:
     report = run(synthetic_world, tmp_path, train_sample, [KNOWLEDGE, tiny_teacher])
     shard = tmp_path / "shards" / "train" / "knowledge" / "00000.parquet"
     assert pq.read_schema(shard).equals(TRAJECTORIES)
     assert sorted(p.name for p in shard.parent.iterdir()) == ["00000.parquet", "00001.parquet"]
     know, tiny = report["teachers"]["knowledge"], report["teachers"]["tiny-llama"]
-    assert (know["trajectories"], know["accuracy"], know["parse_error_rate"], know["failed_shards"]) == (4, 1.0, 0.0, [])
-    assert tiny["trajectories"] == 4 and tiny["prompt_tokens"] > 4 * 100 and 0 < tiny["completion_tokens"] <= 4 * 8
+    assert (know["trajectories"], know["accuracy"], know["parse_error_rate"], know["failed_shards"]) == (
+        4,
+        1.0,
+        0.0,
+        [],
+    )
+    assert (
+        tiny["trajectories"] == 4
+        and tiny["prompt_tokens"] > 4 * 100
+        and 0 < tiny["completion_tokens"] <= 4 * 8
+    )
     assert tiny["trajectories_per_s"] > 0 and tiny["parse_error_rate"] == 1.0  # random weights write garbage
     df = read_trajectories(tmp_path)
     assert df.height == 8 and set(df["part"]) == {"train"} and set(df["split"]) == {"cold_drug"}
     knowledge = df.filter(pl.col("teacher") == "knowledge")
     assert knowledge["correct"].all() and knowledge["steps"].list.len().min() >= 1
     first = train_sample.row(0, named=True)
-    row = knowledge.filter((pl.col("drug_a") == first["query_a"]) & (pl.col("drug_b") == first["query_b"])).row(
-        0, named=True)
+    row = knowledge.filter(
+        (pl.col("drug_a") == first["query_a"]) & (pl.col("drug_b") == first["query_b"])
+    ).row(0, named=True)
     assert row["gold"] == first["gold"] and row["answer"] == first["gold"]
     assert row["evidence_ids"][0] == "E1" and row["prompt"].startswith("Drug A: ")
     manifest = json.loads((tmp_path / "shards" / "train" / "manifest.json").read_text())
     assert manifest["teachers"]["tiny-llama"]["shard_files"] == ["00000.parquet", "00001.parquet"]
     alone = run(synthetic_world, tmp_path, train_sample, [KNOWLEDGE])  # a later call for one teacher ...
     assert alone["teachers"]["knowledge"]["skipped_shards"] == 2
-    assert alone["teachers"]["knowledge"]["trajectories_per_s"] == know["trajectories_per_s"]  # from shard metadata
+    assert (
+        alone["teachers"]["knowledge"]["trajectories_per_s"] == know["trajectories_per_s"]
+    )  # from shard metadata
     assert read_trajectories(tmp_path).height == 8  # ... keeps the other teacher's shards listed
 
 
@@ -201,9 +253,13 @@ def crash_after(k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gen, "run_shard", dying)
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(synthetic_world: dict[str, Any],
-                                                          tiny_teacher: TeacherSpec, train_sample: pl.DataFrame,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_crash_equals_an_uninterrupted_run(
+    synthetic_world: dict[str, Any],
+    tiny_teacher: TeacherSpec,
+    train_sample: pl.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     teachers = [KNOWLEDGE, tiny_teacher]
     run(synthetic_world, tmp_path / "whole", train_sample, teachers)
     crashed = tmp_path / "crashed"
@@ -223,11 +279,18 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(synthetic_world: dict[
     assert all(t["skipped_shards"] == 2 and t["new_trajectories"] == 0 for t in again["teachers"].values())
     changed = dataclasses.replace(KNOWLEDGE, backend={"backend": "knowledge", "min_confidence": 0.2})
     redo = run(synthetic_world, crashed, train_sample, [changed, tiny_teacher])  # a changed teacher is redone
-    assert redo["teachers"]["knowledge"]["skipped_shards"] == 0 and redo["teachers"]["tiny-llama"]["skipped_shards"] == 2
+    assert (
+        redo["teachers"]["knowledge"]["skipped_shards"] == 0
+        and redo["teachers"]["tiny-llama"]["skipped_shards"] == 2
+    )
 
 
-def test_failed_shards_are_retried_then_reported(synthetic_world: dict[str, Any], train_sample: pl.DataFrame,
-                                                 tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_shards_are_retried_then_reported(
+    synthetic_world: dict[str, Any],
+    train_sample: pl.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     real = gen.run_shard
     attempts: dict[int, int] = {}
 
@@ -245,13 +308,15 @@ def test_failed_shards_are_retried_then_reported(synthetic_world: dict[str, Any]
     assert stats["trajectories"] == 2 and read_trajectories(tmp_path).height == 2
 
 
-def test_eval_parts_never_go_to_a_training_directory(synthetic_world: dict[str, Any],
-                                                     tmp_path: Path) -> None:
+def test_eval_parts_never_go_to_a_training_directory(synthetic_world: dict[str, Any], tmp_path: Path) -> None:
     cfg = GenerateConfig(per_stratum=1, max_pairs=4)
     valid = present_in_random_order(synthetic_world["parts"]["valid"].head(4), cfg.seed)
-    run(synthetic_world, tmp_path / "train", sample_pairs(synthetic_world["parts"]["train"], cfg), [KNOWLEDGE])
-    with pytest.raises(InputError, match="'train' directory takes only the parts \\['train'\\]; refusing to write "
-                                         "'valid'"):
+    run(
+        synthetic_world, tmp_path / "train", sample_pairs(synthetic_world["parts"]["train"], cfg), [KNOWLEDGE]
+    )
+    with pytest.raises(
+        InputError, match="'train' directory takes only the parts \\['train'\\]; refusing to write 'valid'"
+    ):
         run(synthetic_world, tmp_path / "train", valid, [KNOWLEDGE], part="valid")
     with pytest.raises(InputError, match="kept for purpose 'train'"):
         run(synthetic_world, tmp_path / "train", valid, [KNOWLEDGE], part="valid", purpose="eval")
@@ -280,8 +345,13 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
-def test_ray_run_matches_the_local_run(ray_cluster: None, synthetic_world: dict[str, Any],
-                                       tiny_teacher: TeacherSpec, train_sample: pl.DataFrame, tmp_path: Path) -> None:
+def test_ray_run_matches_the_local_run(
+    ray_cluster: None,
+    synthetic_world: dict[str, Any],
+    tiny_teacher: TeacherSpec,
+    train_sample: pl.DataFrame,
+    tmp_path: Path,
+) -> None:
     teachers = [KNOWLEDGE, tiny_teacher]
     report = run(synthetic_world, tmp_path / "ray", train_sample, teachers, executor="ray")
     assert report["executor"] == "ray"

@@ -1,4 +1,5 @@
 """Module structure: no import cycles in mard_core, lower layers never import higher ones, light config modules."""
+
 from __future__ import annotations
 
 import ast
@@ -11,8 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LOWER = ("mard_core.prompts", "mard_core.taxonomy", "mard_core.retrieval", "mard_core.metrics", "mard_core.chains",
-         "mard_core.negatives", "mard_core.verifier")
+LOWER = (
+    "mard_core.prompts",
+    "mard_core.taxonomy",
+    "mard_core.retrieval",
+    "mard_core.metrics",
+    "mard_core.chains",
+    "mard_core.negatives",
+    "mard_core.verifier",
+)
 HIGHER = ("mard_core.evaluation", "mard_core.training", "mard_core.prm", "mard_core.baselines")
 HEAVY = ("torch", "transformers", "trl", "peft", "great_expectations", "mlflow", "prefect")
 
@@ -49,8 +57,12 @@ def import_graph() -> dict[str, set[str]]:
     for module, (path, package) in modules.items():
         edges = graph.setdefault(module, set())
         tree = ast.parse(path.read_text())
-        skipped = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and "TYPE_CHECKING" in ast.unparse(block.test) for n in ast.walk(block)}
+        skipped = {
+            id(n)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for n in ast.walk(block)
+        }
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in skipped:
                 continue

@@ -1,4 +1,5 @@
 """Streaming ingest: values, counts, and every kind of bad input."""
+
 from __future__ import annotations
 
 import io
@@ -21,7 +22,9 @@ from mard_core.stage import StageRun, run_stage
 NS = "http://www.drugbank.ca"
 
 
-def drug_xml(did: str, name: str, partners: list[tuple[str, str, str]], enzymes: str = "", pathways: str = "") -> str:
+def drug_xml(
+    did: str, name: str, partners: list[tuple[str, str, str]], enzymes: str = "", pathways: str = ""
+) -> str:
     ddis = "".join(
         f"<drug-interaction><drugbank-id>{p}</drugbank-id><name>{n}</name><description>{d}</description>"
         "</drug-interaction>"
@@ -51,17 +54,31 @@ PATHWAY = (
 )
 
 
-def release_xml(drugs: list[str], root: str = f'drugbank xmlns="{NS}" version="5.1" exported-on="2026-04-02"') -> str:
+def release_xml(
+    drugs: list[str], root: str = f'drugbank xmlns="{NS}" version="5.1" exported-on="2026-04-02"'
+) -> str:
     tag = root.split()[0]
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<{root}>' + "".join(drugs) + f"</{tag}>\n"
 
 
 MINI = release_xml(
     [
-        drug_xml("DB00001", "Alpha", [("DB00002", "Beta", "The metabolism of Beta can be decreased when combined with Alpha."),
-                                      ("DB09999", "Ghost", "Ghost and Alpha.")], ENZYME, PATHWAY),
-        drug_xml("DB00002", "Beta", [("DB00001", "Alpha", "The metabolism of Beta can be decreased when combined with Alpha.")],
-                 pathways=PATHWAY),
+        drug_xml(
+            "DB00001",
+            "Alpha",
+            [
+                ("DB00002", "Beta", "The metabolism of Beta can be decreased when combined with Alpha."),
+                ("DB09999", "Ghost", "Ghost and Alpha."),
+            ],
+            ENZYME,
+            PATHWAY,
+        ),
+        drug_xml(
+            "DB00002",
+            "Beta",
+            [("DB00001", "Alpha", "The metabolism of Beta can be decreased when combined with Alpha.")],
+            pathways=PATHWAY,
+        ),
     ]
 )
 
@@ -84,8 +101,14 @@ def test_minimal_release_tables(tmp_path: Path) -> None:
     assert drugs["drugbank_id"].to_list() == ["DB00001", "DB00002"]  # nested pathway <drug>s are not records
     assert drugs["secondary_ids"].to_list()[0] == ["APRD00001"]
     enzyme = pl.read_parquet(out / "drug_proteins.parquet").row(0, named=True)
-    assert enzyme["uniprot_id"] == "P08684" and enzyme["gene_name"] == "CYP3A4" and enzyme["actions"] == ["inhibitor"]
-    assert enzyme["inhibition_strength"] == "strong" and enzyme["position"] == 1 and enzyme["kind"] == "enzyme"
+    assert (
+        enzyme["uniprot_id"] == "P08684"
+        and enzyme["gene_name"] == "CYP3A4"
+        and enzyme["actions"] == ["inhibitor"]
+    )
+    assert (
+        enzyme["inhibition_strength"] == "strong" and enzyme["position"] == 1 and enzyme["kind"] == "enzyme"
+    )
     pathway = pl.read_parquet(out / "pathways.parquet").row(0, named=True)
     assert pathway["drug_ids"] == ["DB00001", "DB00002"] and pathway["enzyme_uniprot_ids"] == ["P08684"]
 
@@ -128,11 +151,16 @@ def test_bad_zips_are_refused(tmp_path: Path, members: dict[str, str], message: 
         (release_xml([]), "no <drug> records"),
         ("not xml at all", "not a well-formed XML"),
         (
-            ('<?xml version="1.0"?><!DOCTYPE drugbank [<!ENTITY x "xxxxxxxx">]>'
-            f'<drugbank xmlns="{NS}" version="5.1"><drug>&x;</drug></drugbank>'),
+            (
+                '<?xml version="1.0"?><!DOCTYPE drugbank [<!ENTITY x "xxxxxxxx">]>'
+                f'<drugbank xmlns="{NS}" version="5.1"><drug>&x;</drug></drugbank>'
+            ),
             "DOCTYPE",
         ),
-        (release_xml([drug_xml("DB00001", "A", []), drug_xml("DB00001", "B", [])]), "duplicate primary drugbank-id DB00001"),
+        (
+            release_xml([drug_xml("DB00001", "A", []), drug_xml("DB00001", "B", [])]),
+            "duplicate primary drugbank-id DB00001",
+        ),
         (MINI.replace("\n", "\n" + "<!---->" * 160_000, 1), "no XML root element in the first 1,048,576"),
         (MINI + "<!---->" * 160_000, "over 1,048,576 bytes after the </drugbank> end"),
     ],
@@ -152,8 +180,11 @@ def test_zip_member_over_the_uncompressed_cap_is_refused(tmp_path: Path) -> None
     with zipfile.ZipFile(src, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("full database.xml", MINI)
     run = StageRun("ingest", "test", {}, {}, tmp_path / "runs")
-    with pytest.raises(InputError, match=rf"'full database.xml' is {len(MINI):,} bytes uncompressed, "
-                       r"over the limit of 1,000 \(ingest.max_uncompressed_bytes\)") as exc:
+    with pytest.raises(
+        InputError,
+        match=rf"'full database.xml' is {len(MINI):,} bytes uncompressed, "
+        r"over the limit of 1,000 \(ingest.max_uncompressed_bytes\)",
+    ) as exc:
         run_stage(run, lambda tmp: ingest(src, tmp, IngestConfig(max_uncompressed_bytes=1000)))
     assert str(src) in str(exc.value) and not run.out.exists()
 
@@ -168,16 +199,22 @@ def test_zip_member_bytes_are_counted_not_read_from_its_header(
         yield io.BytesIO(MINI.encode()), "db.xml"
 
     monkeypatch.setattr(ingest_module, "open_source", lying_zip)
-    with pytest.raises(InputError, match=r"'db.xml' is at least [\d,]+ bytes uncompressed, over the "
-                       r"limit of 1,000 "):
+    with pytest.raises(
+        InputError,
+        match=r"'db.xml' is at least [\d,]+ bytes uncompressed, over the "
+        r"limit of 1,000 ",
+    ):
         ingest(tmp_path / "db.zip", tmp_path, IngestConfig(max_uncompressed_bytes=1000))
 
 
 def test_oversized_record_is_refused(tmp_path: Path) -> None:
     big = drug_xml("DB00001", "Alpha", []).replace("</drug>", "<x/>" * 100_000 + "</drug>")  # a 400 KB record
     src = write(tmp_path, "big.xml", release_xml([big]))
-    with pytest.raises(InputError, match=r"big.xml: the <drug> record at line 2 is over 100,000 bytes "
-                       r"\(ingest.max_record_bytes\)"):
+    with pytest.raises(
+        InputError,
+        match=r"big.xml: the <drug> record at line 2 is over 100,000 bytes "
+        r"\(ingest.max_record_bytes\)",
+    ):
         ingest(src, tmp_path, IngestConfig(max_record_bytes=100_000))
 
 
@@ -200,8 +237,13 @@ def test_memory_stays_bounded_whatever_sits_beside_the_drugs(tmp_path: Path) -> 
         f.write(b"<x>" + b"<y/>" * 3_000_000 + b"</x><drug " + drugs.encode())
     out = tmp_path / "out"
     out.mkdir()
-    child = subprocess.run([sys.executable, "-c", PEAK_RSS_GROWTH_MB, str(src), str(out)],
-                           capture_output=True, text=True, timeout=120, check=False)
+    child = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS_GROWTH_MB, str(src), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert child.returncode == 0, child.stderr
     assert int(child.stdout) < 250  # MB over the imports; ~75 MB (Parquet, Polars) with or without the junk
 
@@ -217,17 +259,38 @@ def test_fixture_exact_values(tmp_path: Path, fixture_xml: Path) -> None:
     cyp = pl.read_parquet(tmp_path / "drug_proteins.parquet").filter(
         (pl.col("drug_id") == "DB00582") & (pl.col("gene_name") == "CYP3A4")
     )
-    assert cyp.to_dicts() == [{
-        "drug_id": "DB00582", "kind": "enzyme", "be_id": "BE0002638", "name": "Cytochrome P450 3A4",
-        "organism": "Humans", "actions": ["substrate", "inhibitor"], "known_action": "no", "position": 3,
-        "uniprot_id": "P08684", "gene_name": "CYP3A4", "inhibition_strength": "strong", "induction_strength": None,
-    }]
-    vori = pl.read_parquet(tmp_path / "drugs.parquet").filter(pl.col("drugbank_id") == "DB00582").row(0, named=True)
-    assert vori["name"] == "Voriconazole" and vori["atc_codes"] == ["J02AC03"] and vori["secondary_ids"] == ["APRD00373"]
+    assert cyp.to_dicts() == [
+        {
+            "drug_id": "DB00582",
+            "kind": "enzyme",
+            "be_id": "BE0002638",
+            "name": "Cytochrome P450 3A4",
+            "organism": "Humans",
+            "actions": ["substrate", "inhibitor"],
+            "known_action": "no",
+            "position": 3,
+            "uniprot_id": "P08684",
+            "gene_name": "CYP3A4",
+            "inhibition_strength": "strong",
+            "induction_strength": None,
+        }
+    ]
+    vori = (
+        pl.read_parquet(tmp_path / "drugs.parquet")
+        .filter(pl.col("drugbank_id") == "DB00582")
+        .row(0, named=True)
+    )
+    assert (
+        vori["name"] == "Voriconazole"
+        and vori["atc_codes"] == ["J02AC03"]
+        and vori["secondary_ids"] == ["APRD00373"]
+    )
     ddi = pl.read_parquet(tmp_path / "interactions.parquet").filter(
         (pl.col("drug_id") == "DB00582") & (pl.col("partner_id") == "DB06626")
     )
-    assert ddi["description"].to_list() == ["The metabolism of Axitinib can be decreased when combined with Voriconazole."]
+    assert ddi["description"].to_list() == [
+        "The metabolism of Axitinib can be decreased when combined with Voriconazole."
+    ]
 
 
 def test_synthetic_round_trip_matches_generator_truth(tmp_path: Path, small_release) -> None:
@@ -240,7 +303,12 @@ def test_synthetic_round_trip_matches_generator_truth(tmp_path: Path, small_rele
         "pathways": truth.n_pathways,
     }
     assert fields["unknown_partner_elements"] == 0
-    pairs = pl.read_parquet(tmp_path / "interactions.parquet").select(
-        pl.min_horizontal("drug_id", "partner_id").alias("a"), pl.max_horizontal("drug_id", "partner_id").alias("b")
-    ).unique()
+    pairs = (
+        pl.read_parquet(tmp_path / "interactions.parquet")
+        .select(
+            pl.min_horizontal("drug_id", "partner_id").alias("a"),
+            pl.max_horizontal("drug_id", "partner_id").alias("b"),
+        )
+        .unique()
+    )
     assert pairs.height == truth.n_pairs

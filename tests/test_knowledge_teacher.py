@@ -1,5 +1,6 @@
 """Knowledge-grounded teacher: gold chains per mechanism, verified by the PRM step verifier; rule inference;
 and, on a small synthetic release, every gold chain of every train pair verifies."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -48,28 +49,57 @@ PROTEINS: list[tuple[DrugRef, str, str, str, tuple[str, ...], str | None]] = [
 def protein_evidence(a: DrugRef, b: DrugRef) -> list[Evidence]:
     """The protein rows of A then B, numbered E1..., with sentences like the retrieval index writes."""
     rows = [r for who in (a, b) for r in PROTEINS if r[0] == who]
-    return [Evidence(id=f"E{i}", kind="protein", drug_id=d.drugbank_id, field=f"{kind}s", protein_kind=kind,
-                     gene_name=gene, uniprot_id=uniprot, actions=actions,
-                     sentence=f"{d.name} is a {(strength + ' ') if strength else ''}{actions[0]} of {gene} "
-                              f"({kind}, {uniprot})")
-            for i, (d, kind, gene, uniprot, actions, strength) in enumerate(rows, 1)]
+    return [
+        Evidence(
+            id=f"E{i}",
+            kind="protein",
+            drug_id=d.drugbank_id,
+            field=f"{kind}s",
+            protein_kind=kind,
+            gene_name=gene,
+            uniprot_id=uniprot,
+            actions=actions,
+            sentence=f"{d.name} is a {(strength + ' ') if strength else ''}{actions[0]} of {gene} "
+            f"({kind}, {uniprot})",
+        )
+        for i, (d, kind, gene, uniprot, actions, strength) in enumerate(rows, 1)
+    ]
 
 
 def analogue(eid: str, similar: DrugRef, partner: DrugRef, similar_to: DrugRef, label: str) -> Evidence:
     """A training interaction (similar, partner) whose label is oriented as (similar, partner)."""
-    return Evidence(id=eid, kind="similar_interaction", drug_id=similar.drugbank_id, field="interactions",
-                    sentence=f"{similar.name} with {partner.name} in training data.", value=label,
-                    partner_id=partner.drugbank_id, similar_to=similar_to.drugbank_id, similarity=0.5)
+    return Evidence(
+        id=eid,
+        kind="similar_interaction",
+        drug_id=similar.drugbank_id,
+        field="interactions",
+        sentence=f"{similar.name} with {partner.name} in training data.",
+        value=label,
+        partner_id=partner.drugbank_id,
+        similar_to=similar_to.drugbank_id,
+        similarity=0.5,
+    )
 
 
 @pytest.fixture(scope="module")
 def facts() -> Facts:
-    drugs = pl.DataFrame({"drugbank_id": [d.drugbank_id for d in DRUGS], "name": [d.name for d in DRUGS],
-                          "synonyms": [[] for _ in DRUGS]})
-    proteins = pl.DataFrame({
-        "drug_id": [r[0].drugbank_id for r in PROTEINS], "kind": [r[1] for r in PROTEINS],
-        "name": [r[2] for r in PROTEINS], "actions": [list(r[4]) for r in PROTEINS],
-        "uniprot_id": [r[3] for r in PROTEINS], "gene_name": [r[2] for r in PROTEINS]})
+    drugs = pl.DataFrame(
+        {
+            "drugbank_id": [d.drugbank_id for d in DRUGS],
+            "name": [d.name for d in DRUGS],
+            "synonyms": [[] for _ in DRUGS],
+        }
+    )
+    proteins = pl.DataFrame(
+        {
+            "drug_id": [r[0].drugbank_id for r in PROTEINS],
+            "kind": [r[1] for r in PROTEINS],
+            "name": [r[2] for r in PROTEINS],
+            "actions": [list(r[4]) for r in PROTEINS],
+            "uniprot_id": [r[3] for r in PROTEINS],
+            "gene_name": [r[2] for r in PROTEINS],
+        }
+    )
     return Facts.from_tables(drugs, proteins)
 
 
@@ -78,49 +108,95 @@ def teacher() -> KnowledgeTeacher:
     return KnowledgeTeacher()
 
 
-def verdicts(text: str, a: DrugRef, b: DrugRef, gold: str, evidence: list[Evidence], facts: Facts) -> list[str]:
+def verdicts(
+    text: str, a: DrugRef, b: DrugRef, gold: str, evidence: list[Evidence], facts: Facts
+) -> list[str]:
     ids = [e.id for e in evidence]
     parsed = parse_completion(text, facts.drug_names(a.drugbank_id), facts.drug_names(b.drugbank_id), ids)
     assert parsed.ok, parsed.errors
     assert parsed.answer is not None and parsed.answer.label == gold
-    return [verify_step(parse_step(s, a.drugbank_id, b.drugbank_id, facts), a.drugbank_id, b.drugbank_id, gold,
-                        facts, ids).label for s in parsed.steps]
+    return [
+        verify_step(
+            parse_step(s, a.drugbank_id, b.drugbank_id, facts), a.drugbank_id, b.drugbank_id, gold, facts, ids
+        ).label
+        for s in parsed.steps
+    ]
 
 
-@pytest.mark.parametrize(("a", "b", "gold", "expected"), [
-    (VORI, AXI, "PK Metabolism/Metabolism/A to B/Inhibition", [
-        "Step 1: Voriconazole is an inhibitor of CYP3A4 [E1].",
-        "Step 2: Axitinib is a substrate of CYP3A4 [E3].",
-        "Step 3: Voriconazole decreases the metabolism of Axitinib.",
-        "ANSWER: PK Metabolism/Metabolism/A to B/Inhibition | confidence 0.75"]),
-    (AXI, VORI, "PK Metabolism/Metabolism/B to A/Inhibition", [  # the perpetrator is the query's B
-        "Step 1: Voriconazole is an inhibitor of CYP3A4 [E3].",
-        "Step 2: Axitinib is a substrate of CYP3A4 [E1].",
-        "Step 3: Voriconazole decreases the metabolism of Axitinib.",
-        "ANSWER: PK Metabolism/Metabolism/B to A/Inhibition | confidence 0.75"]),
-    (RIF, AXI, "PK Metabolism/Metabolism/A to B/Induction", [
-        "Step 1: Rifampicin is an inducer of CYP3A4 [E1].",
-        "Step 2: Axitinib is a substrate of CYP3A4 [E2].",
-        "Step 3: Rifampicin increases the metabolism of Axitinib.",
-        "ANSWER: PK Metabolism/Metabolism/A to B/Induction | confidence 0.60"]),
-    (DIG, VERA, "PK Exposure/Serum concentration/B to A/Increase", [
-        "Step 1: Verapamil is an inhibitor of ABCB1 [E2].",
-        "Step 2: Digoxin is a substrate of ABCB1 [E1].",
-        "Step 3: Verapamil increases the serum concentration of Digoxin.",
-        "ANSWER: PK Exposure/Serum concentration/B to A/Increase | confidence 0.60"]),
-    (WARF, PHEN, "PD Additive/Bleeding/Bidirectional/Increase", [
-        "Step 1: Warfarin targets VKORC1 [E1].",
-        "Step 2: Phenprocoumon targets VKORC1 [E2].",
-        "Step 3: Warfarin increases the risk or severity of bleeding when combined with Phenprocoumon.",
-        "ANSWER: PD Additive/Bleeding/Bidirectional/Increase | confidence 0.35"]),
-    (NALOX, MORPH, "PD Antagonistic/Analgesic/A to B/Decrease", [
-        "Step 1: Naloxone targets OPRM1 [E1].",
-        "Step 2: Morphine targets OPRM1 [E2].",
-        "Step 3: Naloxone decreases the analgesic activities of Morphine.",
-        "ANSWER: PD Antagonistic/Analgesic/A to B/Decrease | confidence 0.35"]),
-])
-def test_gold_chains_cite_the_mechanism_and_verify(teacher: KnowledgeTeacher, facts: Facts, a: DrugRef, b: DrugRef,
-                                                    gold: str, expected: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("a", "b", "gold", "expected"),
+    [
+        (
+            VORI,
+            AXI,
+            "PK Metabolism/Metabolism/A to B/Inhibition",
+            [
+                "Step 1: Voriconazole is an inhibitor of CYP3A4 [E1].",
+                "Step 2: Axitinib is a substrate of CYP3A4 [E3].",
+                "Step 3: Voriconazole decreases the metabolism of Axitinib.",
+                "ANSWER: PK Metabolism/Metabolism/A to B/Inhibition | confidence 0.75",
+            ],
+        ),
+        (
+            AXI,
+            VORI,
+            "PK Metabolism/Metabolism/B to A/Inhibition",
+            [  # the perpetrator is the query's B
+                "Step 1: Voriconazole is an inhibitor of CYP3A4 [E3].",
+                "Step 2: Axitinib is a substrate of CYP3A4 [E1].",
+                "Step 3: Voriconazole decreases the metabolism of Axitinib.",
+                "ANSWER: PK Metabolism/Metabolism/B to A/Inhibition | confidence 0.75",
+            ],
+        ),
+        (
+            RIF,
+            AXI,
+            "PK Metabolism/Metabolism/A to B/Induction",
+            [
+                "Step 1: Rifampicin is an inducer of CYP3A4 [E1].",
+                "Step 2: Axitinib is a substrate of CYP3A4 [E2].",
+                "Step 3: Rifampicin increases the metabolism of Axitinib.",
+                "ANSWER: PK Metabolism/Metabolism/A to B/Induction | confidence 0.60",
+            ],
+        ),
+        (
+            DIG,
+            VERA,
+            "PK Exposure/Serum concentration/B to A/Increase",
+            [
+                "Step 1: Verapamil is an inhibitor of ABCB1 [E2].",
+                "Step 2: Digoxin is a substrate of ABCB1 [E1].",
+                "Step 3: Verapamil increases the serum concentration of Digoxin.",
+                "ANSWER: PK Exposure/Serum concentration/B to A/Increase | confidence 0.60",
+            ],
+        ),
+        (
+            WARF,
+            PHEN,
+            "PD Additive/Bleeding/Bidirectional/Increase",
+            [
+                "Step 1: Warfarin targets VKORC1 [E1].",
+                "Step 2: Phenprocoumon targets VKORC1 [E2].",
+                "Step 3: Warfarin increases the risk or severity of bleeding when combined with Phenprocoumon.",
+                "ANSWER: PD Additive/Bleeding/Bidirectional/Increase | confidence 0.35",
+            ],
+        ),
+        (
+            NALOX,
+            MORPH,
+            "PD Antagonistic/Analgesic/A to B/Decrease",
+            [
+                "Step 1: Naloxone targets OPRM1 [E1].",
+                "Step 2: Morphine targets OPRM1 [E2].",
+                "Step 3: Naloxone decreases the analgesic activities of Morphine.",
+                "ANSWER: PD Antagonistic/Analgesic/A to B/Decrease | confidence 0.35",
+            ],
+        ),
+    ],
+)
+def test_gold_chains_cite_the_mechanism_and_verify(
+    teacher: KnowledgeTeacher, facts: Facts, a: DrugRef, b: DrugRef, gold: str, expected: list[str]
+) -> None:
     evidence = protein_evidence(a, b)
     text = teacher.write(a, b, evidence, gold)
     assert text.splitlines() == expected
@@ -128,19 +204,26 @@ def test_gold_chains_cite_the_mechanism_and_verify(teacher: KnowledgeTeacher, fa
 
 
 def test_gold_chain_without_supporting_evidence_is_minimal_and_cites_agreeing_analogues(
-        teacher: KnowledgeTeacher, facts: Facts) -> None:
+    teacher: KnowledgeTeacher, facts: Facts
+) -> None:
     gold = "PK Distribution/Protein binding/A to B/Decrease"
-    evidence = [*protein_evidence(WARF, VORI),
-                # Ketoconazole resembles Voriconazole (the query's B): its label (Keto, Warfarin) is mirrored.
-                analogue("E9", KETO, WARF, VORI, "PK Distribution/Protein binding/B to A/Decrease"),
-                analogue("E10", PHEN, VORI, WARF, "PD Additive/Bleeding/Bidirectional/Increase")]
+    evidence = [
+        *protein_evidence(WARF, VORI),
+        # Ketoconazole resembles Voriconazole (the query's B): its label (Keto, Warfarin) is mirrored.
+        analogue("E9", KETO, WARF, VORI, "PK Distribution/Protein binding/B to A/Decrease"),
+        analogue("E10", PHEN, VORI, WARF, "PD Additive/Bleeding/Bidirectional/Increase"),
+    ]
     text = teacher.write(WARF, VORI, evidence, gold)
-    assert text.splitlines() == ["Step 1: Warfarin decreases the protein binding of Voriconazole [E9].",
-                                 f"ANSWER: {gold} | confidence 0.27"]  # 0.8 * 1 agreeing / (2 analogues + 1)
+    assert text.splitlines() == [
+        "Step 1: Warfarin decreases the protein binding of Voriconazole [E9].",
+        f"ANSWER: {gold} | confidence 0.27",
+    ]  # 0.8 * 1 agreeing / (2 analogues + 1)
     assert verdicts(text, WARF, VORI, gold, evidence, facts) == [CORRECT]
     bare = teacher.write(WARF, VORI, protein_evidence(WARF, VORI), gold)
-    assert bare.splitlines() == ["Step 1: Warfarin decreases the protein binding of Voriconazole.",
-                                 f"ANSWER: {gold} | confidence 0.10"]
+    assert bare.splitlines() == [
+        "Step 1: Warfarin decreases the protein binding of Voriconazole.",
+        f"ANSWER: {gold} | confidence 0.10",
+    ]
 
 
 def test_query_label_maps_analogues_into_the_query_orientation() -> None:
@@ -150,40 +233,67 @@ def test_query_label_maps_analogues_into_the_query_orientation() -> None:
     assert query_label(protein_evidence(VORI, AXI)[0], VORI, AXI) is None
 
 
-@pytest.mark.parametrize(("a", "b", "extra", "label", "confidence"), [
-    (VORI, AXI, [], "PK Metabolism/Metabolism/A to B/Inhibition", 0.75),
-    (AXI, VORI, [], "PK Metabolism/Metabolism/B to A/Inhibition", 0.75),
-    (AXI, RIF, [], "PK Metabolism/Metabolism/B to A/Induction", 0.6),
-    (VERA, DIG, [], "PK Exposure/Serum concentration/A to B/Increase", 0.6),
-    # analogue votes choose among the labels a transporter mechanism explains
-    (VERA, DIG, [("E9", KETO, DIG, VERA, "PK Excretion/Excretion/A to B/Decrease")],
-     "PK Excretion/Excretion/A to B/Decrease", 0.76),
-    # no mechanism: the most common analogue label, mapped into the query orientation
-    (WARF, MORPH, [("E9", PHEN, MORPH, WARF, "PD Additive/Sedative/B to A/Increase"),
-                   ("E10", NALOX, WARF, MORPH, "PD Additive/Sedative/A to B/Increase"),
-                   ("E11", PHEN, NALOX, WARF, "PD Additive/Bleeding/Bidirectional/Increase")],
-     "PD Additive/Sedative/B to A/Increase", 0.4),
-    # nothing at all: the configured majority label
-    (WARF, MORPH, [], "PD Additive/Adverse effects/Bidirectional/Increase", 0.1),
-])
-def test_infer_label_rules(facts: Facts, a: DrugRef, b: DrugRef, extra: list[tuple[Any, ...]], label: str,
-                           confidence: float) -> None:
+@pytest.mark.parametrize(
+    ("a", "b", "extra", "label", "confidence"),
+    [
+        (VORI, AXI, [], "PK Metabolism/Metabolism/A to B/Inhibition", 0.75),
+        (AXI, VORI, [], "PK Metabolism/Metabolism/B to A/Inhibition", 0.75),
+        (AXI, RIF, [], "PK Metabolism/Metabolism/B to A/Induction", 0.6),
+        (VERA, DIG, [], "PK Exposure/Serum concentration/A to B/Increase", 0.6),
+        # analogue votes choose among the labels a transporter mechanism explains
+        (
+            VERA,
+            DIG,
+            [("E9", KETO, DIG, VERA, "PK Excretion/Excretion/A to B/Decrease")],
+            "PK Excretion/Excretion/A to B/Decrease",
+            0.76,
+        ),
+        # no mechanism: the most common analogue label, mapped into the query orientation
+        (
+            WARF,
+            MORPH,
+            [
+                ("E9", PHEN, MORPH, WARF, "PD Additive/Sedative/B to A/Increase"),
+                ("E10", NALOX, WARF, MORPH, "PD Additive/Sedative/A to B/Increase"),
+                ("E11", PHEN, NALOX, WARF, "PD Additive/Bleeding/Bidirectional/Increase"),
+            ],
+            "PD Additive/Sedative/B to A/Increase",
+            0.4,
+        ),
+        # nothing at all: the configured majority label
+        (WARF, MORPH, [], "PD Additive/Adverse effects/Bidirectional/Increase", 0.1),
+    ],
+)
+def test_infer_label_rules(
+    facts: Facts, a: DrugRef, b: DrugRef, extra: list[tuple[Any, ...]], label: str, confidence: float
+) -> None:
     evidence = protein_evidence(a, b) + [analogue(*x) for x in extra]
     got, conf, steps = infer_label(a, b, evidence)
     assert (got, conf) == (label, confidence)
-    texts = "".join(f"Step {i}: {t} {' '.join(f'[{c}]' for c in cites)}\n" for i, (t, cites) in enumerate(steps, 1))
+    texts = "".join(
+        f"Step {i}: {t} {' '.join(f'[{c}]' for c in cites)}\n" for i, (t, cites) in enumerate(steps, 1)
+    )
     parsed = parse_completion(texts + f"ANSWER: {got}", [a.name], [b.name], [e.id for e in evidence])
     assert parsed.ok and all(s.claims for s in parsed.steps)  # only the claim grammar
-    assert verdicts(KnowledgeTeacher().write(a, b, evidence), a, b, label, evidence, facts) == [CORRECT] * len(steps)
+    assert verdicts(KnowledgeTeacher().write(a, b, evidence), a, b, label, evidence, facts) == [
+        CORRECT
+    ] * len(steps)
 
 
 def test_majority_label_is_configurable_and_validated() -> None:
     cfg = KnowledgeConfig(majority_label="PD Additive/Bleeding/Bidirectional/Increase")
     assert infer_label(WARF, MORPH, [], cfg)[0] == "PD Additive/Bleeding/Bidirectional/Increase"
-    with pytest.raises(InputError, match="^knowledge: majority_label: 'PK Metabolism/Metabolism/A to B/Inhibition' "
-                                         "must be Bidirectional"):
-        parse_config(KnowledgeConfig, {"majority_label": "PK Metabolism/Metabolism/A to B/Inhibition"}, "knowledge")
-    with pytest.raises(InputError, match="^knowledge: majority_label: label 'nonsense': expected Family/Subtype/"):
+    with pytest.raises(
+        InputError,
+        match="^knowledge: majority_label: 'PK Metabolism/Metabolism/A to B/Inhibition' "
+        "must be Bidirectional",
+    ):
+        parse_config(
+            KnowledgeConfig, {"majority_label": "PK Metabolism/Metabolism/A to B/Inhibition"}, "knowledge"
+        )
+    with pytest.raises(
+        InputError, match="^knowledge: majority_label: label 'nonsense': expected Family/Subtype/"
+    ):
         parse_config(KnowledgeConfig, {"majority_label": "nonsense"}, "knowledge")
     with pytest.raises(InputError, match=r"^knowledge: min_confidence: must be <= 0.95, got 1.5$"):
         parse_config(KnowledgeConfig, {"min_confidence": 1.5}, "knowledge")
@@ -192,8 +302,9 @@ def test_majority_label_is_configurable_and_validated() -> None:
 # ---------------------------------------------------------------- a synthetic release
 
 
-def test_every_gold_chain_of_a_synthetic_release_verifies(synthetic_world: dict[str, Any],
-                                                          teacher: KnowledgeTeacher) -> None:
+def test_every_gold_chain_of_a_synthetic_release_verifies(
+    synthetic_world: dict[str, Any], teacher: KnowledgeTeacher
+) -> None:
     facts = Facts.from_tables(synthetic_world["drugs"], synthetic_world["drug_proteins"])
     index = RetrievalIndex.load(synthetic_world["index_dir"])
     names = dict(synthetic_world["drugs"].select("drugbank_id", "name").iter_rows())

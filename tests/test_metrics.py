@@ -1,4 +1,5 @@
 """Metrics library: every metric on small hand-computed cases."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,14 @@ ABS_BA = "PK Absorption/Absorption/B to A/Decrease"
 
 # Six rows: exact hit, wrong direction, exact hit, no answer, wrong modality, wrong family.
 GOLD = [M_AB, M_AB, PD_BI, PD_BI, ABS_BA, ABS_BA]
-PRED = [M_AB, M_BA, PD_BI, None, "PK Absorption/Absorption/B to A/Increase",
-        "PK Metabolism/Metabolism/B to A/Decrease"]
+PRED = [
+    M_AB,
+    M_BA,
+    PD_BI,
+    None,
+    "PK Absorption/Absorption/B to A/Increase",
+    "PK Metabolism/Metabolism/B to A/Decrease",
+]
 
 
 def test_split_and_mirror_label() -> None:
@@ -46,9 +53,12 @@ def test_split_and_mirror_label() -> None:
     assert mirror_label(PD_BI) == PD_BI
 
 
-@given(st.lists(st.text(st.characters(blacklist_characters="/"), min_size=1).filter(str.strip),
-                min_size=3, max_size=3),
-       st.sampled_from(["A to B", "B to A", "Bidirectional"]))
+@given(
+    st.lists(
+        st.text(st.characters(blacklist_characters="/"), min_size=1).filter(str.strip), min_size=3, max_size=3
+    ),
+    st.sampled_from(["A to B", "B to A", "Bidirectional"]),
+)
 def test_mirror_label_is_an_involution(fields: list[str], direction: str) -> None:
     label = "/".join([fields[0], fields[1], direction, fields[2]])
     assert mirror_label(mirror_label(label)) == label
@@ -143,9 +153,13 @@ def test_confusion_family_level() -> None:
 
 def _random_pairs(n: int, rng: random.Random) -> pl.DataFrame:
     labels = [M_AB, M_BA, PD_BI, ABS_BA]
-    return pl.DataFrame({"drug_a": [f"DB{i:05d}" for i in range(n)],
-                         "drug_b": [f"DB{i + n:05d}" for i in range(n)],
-                         "label": [rng.choice(labels) for _ in range(n)]})
+    return pl.DataFrame(
+        {
+            "drug_a": [f"DB{i:05d}" for i in range(n)],
+            "drug_b": [f"DB{i + n:05d}" for i in range(n)],
+            "label": [rng.choice(labels) for _ in range(n)],
+        }
+    )
 
 
 def test_present_in_random_order() -> None:
@@ -159,7 +173,11 @@ def test_present_in_random_order() -> None:
             assert (row["query_a"], row["query_b"]) == (row["drug_b"], row["drug_a"])
             assert row["gold"] == mirror_label(row["label"])
         else:
-            assert (row["query_a"], row["query_b"], row["gold"]) == (row["drug_a"], row["drug_b"], row["label"])
+            assert (row["query_a"], row["query_b"], row["gold"]) == (
+                row["drug_a"],
+                row["drug_b"],
+                row["label"],
+            )
     shuffled = present_in_random_order(pairs.reverse(), seed=11).reverse()
     assert shuffled.equals(out)
     with pytest.raises(InputError, match="missing column"):
@@ -233,13 +251,19 @@ def test_plots_write_png_atomically(tmp_path) -> None:
         reliability_plot(reliability_table(conf, correct, 10), tmp_path / "rel.png"),
         confusion_plot(labels, matrix, tmp_path / "conf.png"),
         rare_drug_plot(rare, tmp_path / "rare.png"),
-        roc_plot({"mard": ([0, 0.1, 1], [0, 0.8, 1]), "baseline": ([0, 1], [0, 1])}, tmp_path / "sub" / "roc.png"),
+        roc_plot(
+            {"mard": ([0, 0.1, 1], [0, 0.8, 1]), "baseline": ([0, 1], [0, 1])}, tmp_path / "sub" / "roc.png"
+        ),
     ]
     for path in paths:
         data = path.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["conf.png", "rare.png", "rel.png",
-                                                                          "roc.png"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
+        "conf.png",
+        "rare.png",
+        "rel.png",
+        "roc.png",
+    ]
     again = confusion_plot(labels, matrix, tmp_path / "conf2.png")
     assert again.read_bytes() == paths[1].read_bytes()
     with pytest.raises(InputError, match="shape"):

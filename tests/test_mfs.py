@@ -2,6 +2,7 @@
 query), the PD shared-target rule, every label's conclusion confirmable, the aggregates, the evaluation's MFS of
 an honest and a gamed system, and the validation of MFS itself: gold chains score near 1 and every adversarial
 kind near 0, on the real-drug fixture and on a synthetic release."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -50,8 +51,11 @@ from mard_core.verifier import Facts
 
 VORI, AXI = DrugRef("DB00582", "Voriconazole"), DrugRef("DB06626", "Axitinib")
 AMI = DrugRef("DB00321", "Amitriptyline")
-MORPHINE, NALOXONE, FENTANYL = DrugRef("DB00295", "Morphine"), DrugRef("DB01183", "Naloxone"), DrugRef("DB00813",
-                                                                                                       "Fentanyl")
+MORPHINE, NALOXONE, FENTANYL = (
+    DrugRef("DB00295", "Morphine"),
+    DrugRef("DB01183", "Naloxone"),
+    DrugRef("DB00813", "Fentanyl"),
+)
 GOLD = "PK Metabolism/Metabolism/A to B/Inhibition"
 REVERSED = "PK Metabolism/Metabolism/B to A/Inhibition"
 
@@ -59,15 +63,33 @@ REVERSED = "PK Metabolism/Metabolism/B to A/Inhibition"
 @pytest.fixture(scope="module")
 def facts() -> Facts:
     drugs = [VORI, AXI, AMI, MORPHINE, NALOXONE, FENTANYL]
-    table = pl.DataFrame({"drugbank_id": [d.drugbank_id for d in drugs], "name": [d.name for d in drugs],
-                          "synonyms": [["Vfend"], [], [], [], [], []]})
-    rows = [(VORI, "enzyme", "CYP3A4", "P08684", "inhibitor"), (AXI, "enzyme", "CYP3A4", "P08684", "substrate"),
-            (AXI, "enzyme", "CYP1A2", "P05177", "substrate"), (VORI, "target", "ERG11", "P10613", "inhibitor"),
-            (AMI, "enzyme", "CYP2D6", "P10635", "substrate"), (MORPHINE, "target", "OPRM1", "P35372", "agonist"),
-            (NALOXONE, "target", "OPRM1", "P35372", "antagonist"), (FENTANYL, "target", "OPRM1", "P35372", "agonist")]
-    proteins = pl.DataFrame({"drug_id": [r[0].drugbank_id for r in rows], "kind": [r[1] for r in rows],
-                             "name": [r[2] for r in rows], "actions": [[r[4]] for r in rows],
-                             "uniprot_id": [r[3] for r in rows], "gene_name": [r[2] for r in rows]})
+    table = pl.DataFrame(
+        {
+            "drugbank_id": [d.drugbank_id for d in drugs],
+            "name": [d.name for d in drugs],
+            "synonyms": [["Vfend"], [], [], [], [], []],
+        }
+    )
+    rows = [
+        (VORI, "enzyme", "CYP3A4", "P08684", "inhibitor"),
+        (AXI, "enzyme", "CYP3A4", "P08684", "substrate"),
+        (AXI, "enzyme", "CYP1A2", "P05177", "substrate"),
+        (VORI, "target", "ERG11", "P10613", "inhibitor"),
+        (AMI, "enzyme", "CYP2D6", "P10635", "substrate"),
+        (MORPHINE, "target", "OPRM1", "P35372", "agonist"),
+        (NALOXONE, "target", "OPRM1", "P35372", "antagonist"),
+        (FENTANYL, "target", "OPRM1", "P35372", "agonist"),
+    ]
+    proteins = pl.DataFrame(
+        {
+            "drug_id": [r[0].drugbank_id for r in rows],
+            "kind": [r[1] for r in rows],
+            "name": [r[2] for r in rows],
+            "actions": [[r[4]] for r in rows],
+            "uniprot_id": [r[3] for r in rows],
+            "gene_name": [r[2] for r in rows],
+        }
+    )
     return Facts.from_tables(table, proteins)
 
 
@@ -77,23 +99,49 @@ def verifier(facts: Facts) -> ChainVerifier:
 
 
 def protein(eid: str, drug: DrugRef, gene: str, uniprot: str, action: str, kind: str = "enzyme") -> Evidence:
-    return Evidence(id=eid, kind="protein", drug_id=drug.drugbank_id, field=f"{kind}s", protein_kind=kind,
-                    gene_name=gene, uniprot_id=uniprot, protein_name=gene, actions=(action,),
-                    sentence=f"{drug.name} is an {action} of {gene} ({kind}, {uniprot})")
+    return Evidence(
+        id=eid,
+        kind="protein",
+        drug_id=drug.drugbank_id,
+        field=f"{kind}s",
+        protein_kind=kind,
+        gene_name=gene,
+        uniprot_id=uniprot,
+        protein_name=gene,
+        actions=(action,),
+        sentence=f"{drug.name} is an {action} of {gene} ({kind}, {uniprot})",
+    )
 
 
 def analogue(eid: str, label: str, a: DrugRef = VORI, b: DrugRef = AXI) -> Evidence:
     """A training interaction of a drug similar to ``a`` with ``b``, labelled ``label`` (query orientation)."""
-    return Evidence(id=eid, kind="similar_interaction", drug_id="DB01026", sentence="Ketoconazole with the victim.",
-                    field="interactions", value=label, partner_id=b.drugbank_id, similar_to=a.drugbank_id,
-                    similarity=0.4)
+    return Evidence(
+        id=eid,
+        kind="similar_interaction",
+        drug_id="DB01026",
+        sentence="Ketoconazole with the victim.",
+        field="interactions",
+        value=label,
+        partner_id=b.drugbank_id,
+        similar_to=a.drugbank_id,
+        similarity=0.4,
+    )
 
 
-EVIDENCE = (protein("E1", VORI, "CYP3A4", "P08684", "inhibitor"), protein("E2", AXI, "CYP3A4", "P08684", "substrate"),
-            analogue("E3", GOLD),
-            Evidence(id="E4", kind="category", drug_id=VORI.drugbank_id, sentence="Voriconazole is in the category "
-                     "Antifungal Agents", field="categories", value="Antifungal Agents"),
-            protein("E5", AXI, "CYP1A2", "P05177", "substrate"))
+EVIDENCE = (
+    protein("E1", VORI, "CYP3A4", "P08684", "inhibitor"),
+    protein("E2", AXI, "CYP3A4", "P08684", "substrate"),
+    analogue("E3", GOLD),
+    Evidence(
+        id="E4",
+        kind="category",
+        drug_id=VORI.drugbank_id,
+        sentence="Voriconazole is in the category Antifungal Agents",
+        field="categories",
+        value="Antifungal Agents",
+    ),
+    protein("E5", AXI, "CYP1A2", "P05177", "substrate"),
+)
 STEPS = [  # (step, verdict, part of the reason)
     ("Voriconazole is an inhibitor of CYP3A4 [E1]", CONFIRMED, "stated by E1"),
     ("Axitinib is a substrate of CYP2C9 [E2]", INCORRECT, "does not record Axitinib as substrate of CYP2C9"),
@@ -102,15 +150,29 @@ STEPS = [  # (step, verdict, part of the reason)
     ("Voriconazole decreases the metabolism of Axitinib [E3]", CONFIRMED, "stated by E3"),
     ("Axitinib is a substrate of CYP3A4", UNCONFIRMED, "cites no evidence"),
     ("Axitinib is a substrate of CYP1A2 [E5]", UNCONFIRMED, "bears on nothing in the answer"),
-    ("Voriconazole increases the risk or severity of adverse effects when combined with Axitinib [E3]", UNCONFIRMED,
-     "names PD Additive/Adverse effects: bears on nothing"),
+    (
+        "Voriconazole increases the risk or severity of adverse effects when combined with Axitinib [E3]",
+        UNCONFIRMED,
+        "names PD Additive/Adverse effects: bears on nothing",
+    ),
     ("Axitinib decreases the metabolism of Voriconazole [E3]", INCORRECT, "wrong direction"),
-    ("Voriconazole increases the metabolism of Axitinib [E3]", INCORRECT, "states an increase of 'metabolism'"),
+    (
+        "Voriconazole increases the metabolism of Axitinib [E3]",
+        INCORRECT,
+        "states an increase of 'metabolism'",
+    ),
     ("Voriconazole decreases the metabolism of Axitinib [E4]", UNCONFIRMED, "E4 does not state it"),
     ("Voriconazole is an inhibitor of CYP3A4 [E9]", INCORRECT, "cites E9, not among the evidence"),
-    ("Amitriptyline is a substrate of CYP2D6 [E1]", UNCONFIRMED, "names Amitriptyline (DB00321), not a drug of"),
-    ("Voriconazole increases the serum concentration of amitriptyline and axitinib [E3]", UNCONFIRMED,
-     "names Amitriptyline (DB00321)"),
+    (
+        "Amitriptyline is a substrate of CYP2D6 [E1]",
+        UNCONFIRMED,
+        "names Amitriptyline (DB00321), not a drug of",
+    ),
+    (
+        "Voriconazole increases the serum concentration of amitriptyline and axitinib [E3]",
+        UNCONFIRMED,
+        "names Amitriptyline (DB00321)",
+    ),
     ("Voriconazole causes adverse effects [E3]", UNCONFIRMED, "states no increase or decrease"),
 ]
 
@@ -135,26 +197,34 @@ def test_the_score_is_against_the_chains_own_answer(verifier: ChainVerifier) -> 
     # The same steps under the reversed answer: Voriconazole is now the victim, and E3 states A to B.
     flipped = verifier.score(honest.replace(GOLD, REVERSED), VORI, AXI, EVIDENCE)
     assert [c.verdict for c in flipped.claims] == [UNCONFIRMED, INCORRECT] and flipped.mfs == 0.0
-    assert "needs Axitinib as inhibitor of a protein Voriconazole is a substrate of" in flipped.claims[0].reason
+    assert (
+        "needs Axitinib as inhibitor of a protein Voriconazole is a substrate of" in flipped.claims[0].reason
+    )
     # Nothing to bear on: no answer line, an answer outside the taxonomy, no steps.
-    for text, error in ((honest.split("ANSWER")[0], "no ANSWER line"),
-                        (honest.replace("/Metabolism/", "/Nothing/"), "not a label of the taxonomy"),
-                        (honest.replace("/A to B/", "/A to C/"), "unknown direction")):
+    for text, error in (
+        (honest.split("ANSWER")[0], "no ANSWER line"),
+        (honest.replace("/Metabolism/", "/Nothing/"), "not a label of the taxonomy"),
+        (honest.replace("/A to B/", "/A to C/"), "unknown direction"),
+    ):
         score = verifier.score(text, VORI, AXI, EVIDENCE)
         assert score.answer is None and error in (score.answer_error or "") and score.mfs == 0.0
         assert {c.verdict for c in score.claims} == {UNCONFIRMED}
     assert verifier.score(f"ANSWER: {GOLD}\n", VORI, AXI, EVIDENCE).mfs == 0.0
 
 
-@pytest.mark.parametrize(("b", "answer", "verdict"), [
-    (NALOXONE, "PD Antagonistic/Therapeutic efficacy/A to B/Decrease", CONFIRMED),  # opposite actions
-    (NALOXONE, "PD Additive/CNS depressant/A to B/Increase", UNCONFIRMED),
-    (FENTANYL, "PD Additive/CNS depressant/A to B/Increase", CONFIRMED),  # alike
-    (FENTANYL, "PD Antagonistic/Therapeutic efficacy/A to B/Decrease", UNCONFIRMED),
-    (AXI, "PD Additive/CNS depressant/A to B/Increase", UNCONFIRMED),  # not a shared target
-])
-def test_a_shared_target_bears_on_the_pd_family_its_actions_fit(verifier: ChainVerifier, b: DrugRef, answer: str,
-                                                                verdict: str) -> None:
+@pytest.mark.parametrize(
+    ("b", "answer", "verdict"),
+    [
+        (NALOXONE, "PD Antagonistic/Therapeutic efficacy/A to B/Decrease", CONFIRMED),  # opposite actions
+        (NALOXONE, "PD Additive/CNS depressant/A to B/Increase", UNCONFIRMED),
+        (FENTANYL, "PD Additive/CNS depressant/A to B/Increase", CONFIRMED),  # alike
+        (FENTANYL, "PD Antagonistic/Therapeutic efficacy/A to B/Decrease", UNCONFIRMED),
+        (AXI, "PD Additive/CNS depressant/A to B/Increase", UNCONFIRMED),  # not a shared target
+    ],
+)
+def test_a_shared_target_bears_on_the_pd_family_its_actions_fit(
+    verifier: ChainVerifier, b: DrugRef, answer: str, verdict: str
+) -> None:
     evidence = (protein("E1", MORPHINE, "OPRM1", "P35372", "agonist", "target"),)
     score = verifier.score(chain(["Morphine targets OPRM1 [E1]"], answer), MORPHINE, b, evidence)
     assert score.claims[0].verdict == verdict, score.claims[0].reason
@@ -169,10 +239,20 @@ def test_every_labels_conclusion_as_the_teacher_writes_it_is_confirmed(verifier:
         assert [c.verdict for c in score.claims] == [CONFIRMED], (label, score.claims)
         # The same claim under another subtype's answer (of the same family where there is one) fails.
         family, subtype = label.split("/")[:2]
-        other = next(x for x in sorted(labels, key=lambda x: not x.startswith(f"{family}/"))
-                     if x.split("/")[:2] != [family, subtype])
-        assert verifier.score(teacher.write(VORI, AXI, evidence, label).replace(label, other), VORI, AXI,
-                              (analogue("E1", other),)).mfs == 0.0
+        other = next(
+            x
+            for x in sorted(labels, key=lambda x: not x.startswith(f"{family}/"))
+            if x.split("/")[:2] != [family, subtype]
+        )
+        assert (
+            verifier.score(
+                teacher.write(VORI, AXI, evidence, label).replace(label, other),
+                VORI,
+                AXI,
+                (analogue("E1", other),),
+            ).mfs
+            == 0.0
+        )
 
 
 def score_of(verdicts: Sequence[str]) -> ChainScore:
@@ -180,8 +260,13 @@ def score_of(verdicts: Sequence[str]) -> ChainScore:
 
 
 def test_aggregates() -> None:
-    scores = [score_of([CONFIRMED, CONFIRMED]), score_of([CONFIRMED, UNVERIFIABLE]), score_of([]), None,
-              score_of([UNCONFIRMED, CONFIRMED, INCORRECT, UNCONFIRMED])]
+    scores = [
+        score_of([CONFIRMED, CONFIRMED]),
+        score_of([CONFIRMED, UNVERIFIABLE]),
+        score_of([]),
+        None,
+        score_of([UNCONFIRMED, CONFIRMED, INCORRECT, UNCONFIRMED]),
+    ]
     correct = [True, True, False, True, False]
     out = aggregate_mfs(scores, correct)
     assert out["mfs_mean"] == pytest.approx((1 + 0.5 + 0 + 0 + 0.25) / 5)  # no chain and no steps count as 0
@@ -205,8 +290,12 @@ class CopyEvidence(BaseSystem):
         out = []
         for q in queries:
             names = {q.drug_a: q.names_a[0], q.drug_b: q.names_b[0]}
-            steps = [f"{names[e.drug_id]} is {'a substrate' if 'substrate' in e.actions else 'an inhibitor'} of "
-                     f"{e.gene_name} [{e.id}]" for e in q.evidence if e.kind == "protein" and e.gene_name][:3]
+            steps = [
+                f"{names[e.drug_id]} is {'a substrate' if 'substrate' in e.actions else 'an inhibitor'} of "
+                f"{e.gene_name} [{e.id}]"
+                for e in q.evidence
+                if e.kind == "protein" and e.gene_name
+            ][:3]
             out.append(Prediction(WRONG_ANSWERS[0], 0.9, chain(steps, WRONG_ANSWERS[0])))
         return out
 
@@ -217,16 +306,22 @@ def test_evaluation_reports_mfs_against_answers(real_world: dict[str, Any]) -> N
     train = pl.read_parquet(root / "splits" / "cold_drug" / "train.parquet")
     ctx = SystemContext.load(root / "ingest", root / "splits", "cold_drug")
     cfg = EvalConfig(mirror=False, calibrate_on_valid=False)
-    results = [evaluate_system(system, root / "splits", "cold_drug", index, real_world["facts"],
-                               drug_train_counts(train), cfg) for system in (build_system("knowledge_rules", ctx),
-                                                                             CopyEvidence())]
+    results = [
+        evaluate_system(
+            system, root / "splits", "cold_drug", index, real_world["facts"], drug_train_counts(train), cfg
+        )
+        for system in (build_system("knowledge_rules", ctx), CopyEvidence())
+    ]
     honest, gamed = (r.metrics for r in results)
-    assert gamed["mfs_mean"] <= 0.1 and gamed["correct_and_verified"] == 0.0 and gamed["mfs_on_correct"] is None
+    assert (
+        gamed["mfs_mean"] <= 0.1 and gamed["correct_and_verified"] == 0.0 and gamed["mfs_on_correct"] is None
+    )
     assert honest["mfs_mean"] >= 0.9 and 0.0 < honest["correct_and_verified"] <= honest["exact_accuracy"]
     rows = results[0].predictions
     assert honest["mfs_on_correct"] == pytest.approx(rows.filter(pl.col("correct"))["mfs"].mean())
     assert honest["correct_and_verified"] == pytest.approx(
-        rows.filter(pl.col("correct") & (pl.col("mfs") == 1.0)).height / rows.height)
+        rows.filter(pl.col("correct") & (pl.col("mfs") == 1.0)).height / rows.height
+    )
     header = leaderboard_markdown(leaderboard(results)).splitlines()[0]
     assert "| MFS | MFS correct | Correct+verified |" in header
 
@@ -237,8 +332,9 @@ def test_adversarial_chains_are_what_they_claim(facts: Facts) -> None:
     bad = dict(adversarial_chains(gold, facts))
     assert set(bad) == set(ADVERSARIES)
     answers = {kind: parse_completion(c.text).answer for kind, c in bad.items()}
-    assert answers[COPY_EVIDENCE].label == WRONG_ANSWERS[0] and {a.label for k, a in answers.items()
-                                                                 if k != COPY_EVIDENCE} == {GOLD}
+    assert answers[COPY_EVIDENCE].label == WRONG_ANSWERS[0] and {
+        a.label for k, a in answers.items() if k != COPY_EVIDENCE
+    } == {GOLD}
     assert "Voriconazole is an inhibitor of CYP3A4 [E1]" in bad[COPY_EVIDENCE].text
     assert "adverse effects when combined with Axitinib" in bad[GENERIC_EFFECT].text
     assert "Axitinib is a substrate of CYP1A2 [E5]" in bad[OTHER_PROTEIN].text
@@ -247,14 +343,19 @@ def test_adversarial_chains_are_what_they_claim(facts: Facts) -> None:
     assert {c for s in parse_completion(bad[UNRELATED_CITATION].text).steps for c in s.citations} == {"E4"}
     assert "[E" not in bad[UNCITED].text.split("ANSWER")[0]
     assert "Axitinib decreases the metabolism of Voriconazole" in bad[WRONG_DIRECTION].text
-    assert GENERIC_EFFECT not in dict(adversarial_chains(
-        Chain(VORI, AXI, "PD Additive/Adverse effects/Bidirectional/Increase", gold.text, EVIDENCE), facts))
+    assert GENERIC_EFFECT not in dict(
+        adversarial_chains(
+            Chain(VORI, AXI, "PD Additive/Adverse effects/Bidirectional/Increase", gold.text, EVIDENCE), facts
+        )
+    )
 
 
 def world_chains(world: dict[str, Any], index: RetrievalIndex, pairs: pl.DataFrame) -> list[Chain]:
     facts = world.get("facts") or Facts.from_tables(world["drugs"], world["drug_proteins"])
     teacher, chains = KnowledgeTeacher(), []
-    for qa, qb, gold in present_in_random_order(pairs, seed=0).select("query_a", "query_b", "gold").iter_rows():
+    for qa, qb, gold in (
+        present_in_random_order(pairs, seed=0).select("query_a", "query_b", "gold").iter_rows()
+    ):
         a, b = DrugRef(qa, facts.drug_names(qa)[0]), DrugRef(qb, facts.drug_names(qb)[0])
         made = gold_chain(a, b, gold, index.retrieve(qa, qb), teacher)
         chains += [made] if made else []
@@ -263,7 +364,9 @@ def world_chains(world: dict[str, Any], index: RetrievalIndex, pairs: pl.DataFra
 
 
 @pytest.mark.parametrize("name", ["real_world", "synthetic_world"])
-def test_gold_chains_score_high_and_every_adversarial_kind_low(request: pytest.FixtureRequest, name: str) -> None:
+def test_gold_chains_score_high_and_every_adversarial_kind_low(
+    request: pytest.FixtureRequest, name: str
+) -> None:
     world = request.getfixturevalue(name)
     if name == "real_world":  # the real-drug fixture: the random split's training pairs
         index = RetrievalIndex.load(world["root"] / "index" / "random")

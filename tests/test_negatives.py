@@ -1,4 +1,5 @@
 """Programmatic hard negatives: each kind changes exactly one thing, deterministically."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -52,11 +53,14 @@ def test_every_kind_applies_to_a_cyp_inhibition_trajectory() -> None:
     assert all(n.completion != source and n.detail for n in negatives)
 
 
-@pytest.mark.parametrize(("kind", "field", "expected"), [
-    (DIRECTION_FLIPPED, 2, "B to A"),
-    (SIBLING_SUBTYPE, 1, "Other"),
-    (MODALITY_INVERTED, 3, "Induction"),
-])
+@pytest.mark.parametrize(
+    ("kind", "field", "expected"),
+    [
+        (DIRECTION_FLIPPED, 2, "B to A"),
+        (SIBLING_SUBTYPE, 1, "Other"),
+        (MODALITY_INVERTED, 3, "Induction"),
+    ],
+)
 def test_answer_negatives_change_only_their_field(kind: str, field: int, expected: str) -> None:
     prompt, source = _source()
     negative = _by_kind(prompt, source)[kind]
@@ -89,12 +93,16 @@ def test_citation_swap_changes_one_citation_to_another_prompt_evidence_id() -> N
     i = changed[0]
     assert len(before[i].citations) == len(after[i].citations) == 1
     assert {before[i].citations[0], after[i].citations[0]} == {"E1", "E2"}
-    assert before[i].text.replace(f"[{before[i].citations[0]}]", f"[{after[i].citations[0]}]") == after[i].text
+    assert (
+        before[i].text.replace(f"[{before[i].citations[0]}]", f"[{after[i].citations[0]}]") == after[i].text
+    )
 
 
 def test_same_input_gives_same_negatives() -> None:
     prompt, source = _source()
-    assert hard_negatives(prompt, source, SIBLINGS, PROTEINS) == hard_negatives(prompt, source, SIBLINGS, PROTEINS)
+    assert hard_negatives(prompt, source, SIBLINGS, PROTEINS) == hard_negatives(
+        prompt, source, SIBLINGS, PROTEINS
+    )
 
 
 def test_kinds_without_candidates_are_skipped() -> None:

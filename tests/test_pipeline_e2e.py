@@ -3,6 +3,7 @@
 Fault injection kills the `mard run` process group (SIGKILL) while teachers write shards and while SFT writes
 checkpoints, re-runs, and checks that finished work was reused and that the outputs equal an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,15 +31,30 @@ def mard(root: Path, *args: str, timeout: float = 900) -> subprocess.CompletedPr
     env = {**os.environ, "MARD_ROOT": str(root)}
     for key in [k for k in env if k.startswith(("PREFECT_", "MLFLOW_"))]:
         del env[key]  # each root gets its own SQLite Prefect and MLflow (configure_services)
-    return subprocess.run([sys.executable, "-c", CLI, *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def run_and_kill(root: Path, marker: str) -> None:
     """Start `mard run` and SIGKILL its whole process group as soon as a file matching ``marker`` appears."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {"MARD_ROOT": str(root)}
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", "--config", str(CONFIG)], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {
+        "MARD_ROOT": str(root)
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "run", "--config", str(CONFIG)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 600
     try:
         while not list(root.glob(marker)):
@@ -77,10 +93,24 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_end_to_end_then_everything_is_cached(clean_run: Path) -> None:
     first = stages(clean_run)
     assert {s: e["state"] for s, e in first.items()} == dict.fromkeys(first, "completed")
-    assert {"ingest", "gate-ingest", "label", "splits", "index", "teachers", "prm", "sft", "sft-no-mirror", "dpo",
-            "evaluate", "register"} <= first.keys()
+    assert {
+        "ingest",
+        "gate-ingest",
+        "label",
+        "splits",
+        "index",
+        "teachers",
+        "prm",
+        "sft",
+        "sft-no-mirror",
+        "dpo",
+        "evaluate",
+        "register",
+    } <= first.keys()
     board = pl.read_parquet(Path(first["evaluate"]["out"]) / "leaderboard.parquet")
-    assert {"majority", "knowledge_rules", "student:mard", "student:sft", "student:sft-no-mirror"} <= set(board["system"])
+    assert {"majority", "knowledge_rules", "student:mard", "student:sft", "student:sft-no-mirror"} <= set(
+        board["system"]
+    )
     students = board.filter(pl.col("system").str.starts_with("student"))
     assert students["strategy"].unique().to_list() == ["cold_drug"]
     assert (students["no_answer_rate"] < 1).all()  # the warmed-up base learnt the answer format
@@ -111,9 +141,13 @@ def test_predict_uses_the_trained_student(clean_run: Path) -> None:
     assert unknown.returncode == 1 and "close matches" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
-def test_kill_during_teacher_generation_resumes_to_the_same_trajectories(clean_run: Path, tmp_path: Path) -> None:
+def test_kill_during_teacher_generation_resumes_to_the_same_trajectories(
+    clean_run: Path, tmp_path: Path
+) -> None:
     run_and_kill(tmp_path, "teachers/.partial-*/train/shards/train/*/00000.parquet")
-    written = {p: p.stat().st_mtime_ns for p in tmp_path.glob("teachers/.partial-*/train/shards/train/*/*.parquet")}
+    written = {
+        p: p.stat().st_mtime_ns for p in tmp_path.glob("teachers/.partial-*/train/shards/train/*/*.parquet")
+    }
     assert written and not list(tmp_path.glob("teachers/*/manifest.json"))  # nothing looks complete
     result = mard(tmp_path, "run", "--config", str(CONFIG), "--only", "teachers")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -127,7 +161,10 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
     run_and_kill(tmp_path, "sft/.partial-*/run/checkpoint-*/trainer_state.json")
     result = mard(tmp_path, "run", "--config", str(CONFIG), "--only", "sft")
     assert result.returncode == 0, result.stderr[-3000:]
-    resumed, clean = adapter(Path(stages(tmp_path)["sft"]["out"])), adapter(Path(stages(clean_run)["sft"]["out"]))
+    resumed, clean = (
+        adapter(Path(stages(tmp_path)["sft"]["out"])),
+        adapter(Path(stages(clean_run)["sft"]["out"])),
+    )
     assert resumed.keys() == clean.keys()
     for name, tensor in clean.items():
         assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
@@ -136,9 +173,17 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
 def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path: Path) -> None:
     """SIGTERM while the models stage trains: one line, exit 1, within seconds; no server or stage process left,
     nothing that looks complete, the stage shown as interrupted; a rerun continues."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {"MARD_ROOT": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-c", CLI, "run", "--config", str(CONFIG), "--until", "models"], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {
+        "MARD_ROOT": str(tmp_path)
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, "run", "--config", str(CONFIG), "--until", "models"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 600
     while not list(tmp_path.glob("models/.partial-*/tiny-llama")):
         assert proc.poll() is None and time.monotonic() < deadline, "the models stage never started"
@@ -148,7 +193,9 @@ def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path:
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert time.monotonic() - start < 10 and proc.returncode == 1
-    assert stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM") and "Traceback" not in stderr
+    assert (
+        stderr.strip().splitlines()[-1].startswith("error: stopped by SIGTERM") and "Traceback" not in stderr
+    )
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.cmdline()[:4] for p in alive]
     assert not list(tmp_path.glob("models/*/manifest.json"))
@@ -171,17 +218,26 @@ def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_ru
     out = {k: e["out"] for k, e in stages(clean_run).items()}
     model = str(merged_dir(out["dpo"]))
     cfg = EvalConfig(max_test_pairs=12, mirror=False, calibrate_on_valid=False)
-    specs = {"hf": {"name": "student:hf", "model": model, "max_tokens": 48},
-             "vllm": {"name": "student:vllm", "max_tokens": 48,
-                      "backend": {"backend": "vllm", "model": model, "max_model_len": 2048}}}
-    answers = {k: evaluate_one(spec, "cold_drug", cfg, out["ingest"], out["splits"], out["index"]).predictions
-               for k, spec in specs.items()}
+    specs = {
+        "hf": {"name": "student:hf", "model": model, "max_tokens": 48},
+        "vllm": {
+            "name": "student:vllm",
+            "max_tokens": 48,
+            "backend": {"backend": "vllm", "model": model, "max_model_len": 2048},
+        },
+    }
+    answers = {
+        k: evaluate_one(spec, "cold_drug", cfg, out["ingest"], out["splits"], out["index"]).predictions
+        for k, spec in specs.items()
+    }
     assert answers["vllm"].height == answers["hf"].height == 12
     assert answers["vllm"]["prompt_tokens"].to_list() == answers["hf"]["prompt_tokens"].to_list()
     assert answers["vllm"]["pred"].to_list() == answers["hf"]["pred"].to_list()
 
 
-def test_a_later_release_is_compared_with_the_champion_before_promotion(clean_run: Path, tmp_path: Path) -> None:
+def test_a_later_release_is_compared_with_the_champion_before_promotion(
+    clean_run: Path, tmp_path: Path
+) -> None:
     """Kept last in this module: it retrains ``clean_run``'s root on a later release."""
     from mlflow import MlflowClient
 
@@ -191,25 +247,37 @@ def test_a_later_release_is_compared_with_the_champion_before_promotion(clean_ru
     first = json.loads((first_dir / "manifest.json").read_text())
     later = tmp_path / "later.xml.zip"
     write_release(later, 130, seed=0, exported_on="2026-07-01")
-    cfg = yaml.safe_load(CONFIG.read_text()) | {"release": {"source": str(later)}, "quality": {"max_row_change": 1.0}}
+    cfg = yaml.safe_load(CONFIG.read_text()) | {
+        "release": {"source": str(later)},
+        "quality": {"max_row_change": 1.0},
+    }
     (tmp_path / "later.yaml").write_text(yaml.safe_dump(cfg))
     result = mard(clean_run, "run", "--config", str(tmp_path / "later.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     out = Path(stages(clean_run)["register"]["out"])
     registered = json.loads((out / "manifest.json").read_text())
     comparison = registered["comparison"]
-    assert registered["champion_version"] == first["version"] and int(registered["version"]) == int(first["version"]) + 1
+    assert (
+        registered["champion_version"] == first["version"]
+        and int(registered["version"]) == int(first["version"]) + 1
+    )
     assert comparison["basis"] == "new-in-release" and comparison["n_pairs"] > 0
     # Both models answered the same pairs, none of which was in the champion's release.
     answers = {p.stem: pl.read_parquet(p) for p in (out / "comparison" / "predictions").glob("*.parquet")}
     new, old = answers["student_mard_new__cold_drug"], answers["student_mard_champion__cold_drug"]
-    assert new.select("query_a", "query_b").equals(old.select("query_a", "query_b")) and new.height == comparison["n_pairs"]
+    assert (
+        new.select("query_a", "query_b").equals(old.select("query_a", "query_b"))
+        and new.height == comparison["n_pairs"]
+    )
     champion_known = pl.read_parquet(first_dir / "known_pairs.parquet")
     assert new.join(champion_known, on=["drug_a", "drug_b"], how="semi").height == 0
     expected = comparison["new"] >= comparison["champion"] - 0.02
     assert registered["promoted"] is expected is comparison["promote"]
     client = MlflowClient(tracking_uri=f"sqlite:///{clean_run / '.services' / 'mlflow.db'}")
     version = client.get_model_version("mard-student", str(registered["version"]))
-    assert version.tags["release_exported_on"] == "2026-07-01" and version.tags["comparison_basis"] == "new-in-release"
+    assert (
+        version.tags["release_exported_on"] == "2026-07-01"
+        and version.tags["comparison_basis"] == "new-in-release"
+    )
     champion = client.get_model_version_by_alias("mard-student", "champion")
     assert str(champion.version) == str(registered["version"] if expected else first["version"])

@@ -1,4 +1,5 @@
 """The stage table and the run plan derived from it: `mard run --from/--only/--until/--force`."""
+
 from __future__ import annotations
 
 import importlib
@@ -31,7 +32,7 @@ def test_gates_and_the_ablation_are_stages() -> None:
 
 def test_from_rebuilds_the_stage_and_everything_after() -> None:
     plan = make_plan(from_stage="splits")
-    assert plan.force == frozenset(NAMES[NAMES.index("splits"):]) and plan.until is None
+    assert plan.force == frozenset(NAMES[NAMES.index("splits") :]) and plan.until is None
     assert not plan.forced("label") and plan.forced("evaluate")
     assert [s.name for s in plan.stages()] == list(NAMES)
 
@@ -47,8 +48,16 @@ def test_only_rebuilds_one_stage_and_runs_nothing_after_it(name: str) -> None:
 def test_until_runs_what_a_stage_needs_and_rebuilds_nothing() -> None:
     plan = make_plan(until="index")
     assert plan.force == frozenset()
-    assert [s.name for s in plan.stages()] == ["demo-release", "ingest", "gate-ingest", "label", "gate-label",
-                                               "splits", "gate-splits", "index"]
+    assert [s.name for s in plan.stages()] == [
+        "demo-release",
+        "ingest",
+        "gate-ingest",
+        "label",
+        "gate-label",
+        "splits",
+        "gate-splits",
+        "index",
+    ]
 
 
 def test_a_stage_waits_for_the_gates_before_it() -> None:
@@ -69,13 +78,17 @@ def test_a_call_carries_the_declared_inputs_only() -> None:
     assert call.keys("prm") == {"prm": "key-prm"}
 
 
-@pytest.mark.parametrize("kwargs", [{"from_stage": "nope"}, {"only": "nope"}, {"until": "nope"}, {"force": ["nope"]}])
+@pytest.mark.parametrize(
+    "kwargs", [{"from_stage": "nope"}, {"only": "nope"}, {"until": "nope"}, {"force": ["nope"]}]
+)
 def test_unknown_stage_names_the_stages(kwargs: dict) -> None:
     with pytest.raises(InputError, match="unknown stage 'nope'; stages are: demo-release, ingest"):
         make_plan(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [{"from_stage": "label", "only": "splits"}, {"only": "label", "until": "index"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"from_stage": "label", "only": "splits"}, {"only": "label", "until": "index"}]
+)
 def test_stop_options_are_exclusive(kwargs: dict) -> None:
     with pytest.raises(InputError, match="one of --from, --only and --until"):
         make_plan(**kwargs)

@@ -1,5 +1,6 @@
 """PRM step scorer on a tiny random-init Llama: encoding, head shapes, loss masking, learning a toy set,
 evaluation, save/load round trips (full and LoRA)."""
+
 from __future__ import annotations
 
 import random
@@ -33,12 +34,27 @@ def _toy(n: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     trajs, labels = [], []
     for i in range(n):
         good = [rng.random() < 0.5 for _ in range(rng.randint(1, 4))]
-        steps = [{"index": j + 1, "text": f"{rng.choice(WORDS)} is {'good' if g else 'bad'} {rng.choice(WORDS)}.",
-                  "citations": []} for j, g in enumerate(good)]
-        trajs.append({**KEY, "sample": i, "prompt": f"Drug A: X{i}\nReasoning:\n", "steps": steps,
-                      "correct": all(good)})
-        labels += [{**KEY, "sample": i, "step": j + 1, "label": "correct" if g else "incorrect"}
-                   for j, g in enumerate(good)]
+        steps = [
+            {
+                "index": j + 1,
+                "text": f"{rng.choice(WORDS)} is {'good' if g else 'bad'} {rng.choice(WORDS)}.",
+                "citations": [],
+            }
+            for j, g in enumerate(good)
+        ]
+        trajs.append(
+            {
+                **KEY,
+                "sample": i,
+                "prompt": f"Drug A: X{i}\nReasoning:\n",
+                "steps": steps,
+                "correct": all(good),
+            }
+        )
+        labels += [
+            {**KEY, "sample": i, "step": j + 1, "label": "correct" if g else "incorrect"}
+            for j, g in enumerate(good)
+        ]
     return pl.DataFrame(trajs), pl.DataFrame(labels)
 
 
@@ -48,9 +64,17 @@ TEST, TEST_LABELS = _toy(32, seed=2)
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    texts = [r["prompt"] + "\n".join(s["text"] for s in r["steps"]) for r in pl.concat([TRAIN, TEST]).to_dicts()]
-    cfg = TinyModelConfig(hidden_size=64, num_heads=2, num_layers=2, intermediate_size=128, vocab_size=320,
-                          max_position_embeddings=256)
+    texts = [
+        r["prompt"] + "\n".join(s["text"] for s in r["steps"]) for r in pl.concat([TRAIN, TEST]).to_dicts()
+    ]
+    cfg = TinyModelConfig(
+        hidden_size=64,
+        num_heads=2,
+        num_layers=2,
+        intermediate_size=128,
+        vocab_size=320,
+        max_position_embeddings=256,
+    )
     return build_tiny_model(tmp_path_factory.mktemp("prm") / "base", texts, cfg)
 
 
@@ -80,13 +104,19 @@ def test_encode_marks_step_ends_and_truncates_the_prompt(base: Path) -> None:
     long = prm.encode("alpha beta gamma " * 40, ["Step 1: a."])
     assert len(long["input_ids"]) == 40 and long["input_ids"][0] == bos and long["input_ids"][-1] == step_id
     with pytest.raises(InputError, match="over max_length 40"):
-        prm.encode("p", ["Step 1: alpha beta gamma delta kappa omega alpha beta gamma delta kappa omega."] * 4)
+        prm.encode(
+            "p", ["Step 1: alpha beta gamma delta kappa omega alpha beta gamma delta kappa omega."] * 4
+        )
 
 
 def test_head_shapes_and_loss_uses_step_positions_only(base: Path) -> None:
     prm = PRM.create(PRMConfig(str(base), device="cpu"))
-    batch = prm.collate([prm.encode("Drug A: X\n", ["Step 1: good.", "Step 2: bad."], [1, 0]),
-                         prm.encode("Drug A: Y\n", ["Step 1: good."], [None])])
+    batch = prm.collate(
+        [
+            prm.encode("Drug A: X\n", ["Step 1: good.", "Step 2: bad."], [1, 0]),
+            prm.encode("Drug A: Y\n", ["Step 1: good."], [None]),
+        ]
+    )
     out = prm.model(**batch)
     assert out["logits"].shape == batch["input_ids"].shape and out["loss"].ndim == 0
     is_step = batch["input_ids"] == prm.model.step_token_id

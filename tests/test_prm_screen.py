@@ -1,4 +1,5 @@
 """PRM screening: validation thresholds by hand, keep / DPO-negative split, acceptance rates, test-pair leaks."""
+
 from __future__ import annotations
 
 import polars as pl
@@ -20,7 +21,9 @@ CORRECT = [True, True, False, True, False, False]
 # kept-set precision at each threshold: 1, 1, 2/3, 3/4, 3/5, 1/2; F1: .5, .8, .667, .857, .75, .667
 
 
-@pytest.mark.parametrize(("target", "expected"), [(0.9, 0.8), (1.0, 0.8), (0.75, 0.6), (0.5, 0.4), (None, 0.6)])
+@pytest.mark.parametrize(
+    ("target", "expected"), [(0.9, 0.8), (1.0, 0.8), (0.75, 0.6), (0.5, 0.4), (None, 0.6)]
+)
 def test_choose_threshold_by_hand(target: float | None, expected: float) -> None:
     assert choose_threshold(SCORES, CORRECT, target) == expected
 
@@ -37,16 +40,24 @@ def test_choose_threshold_ties_and_failures() -> None:
         choose_threshold([0.9], [True], 1.5)
 
 
-TRAJ = pl.DataFrame({
-    "teacher": ["a", "a", "a", "b", "b", "b"],
-    "gold": ["PK Metabolism/Metabolism/A to B/Inhibition"] * 3 + ["PD Additive/Bleeding/Bidirectional/Increase"] * 3,
-    "answer": ["PK Metabolism/Metabolism/A to B/Inhibition", "PK Metabolism/Metabolism/A to B/Inhibition",
-               "PK Exposure/Other/A to B/Increase", None, "PD Additive/Bleeding/Bidirectional/Increase",
-               "PD Additive/Bleeding/Bidirectional/Increase"],
-    "correct": [True, True, False, False, True, True],
-    "prm_min": [0.9, 0.3, 0.95, 0.99, None, 0.7],
-    "prm_prod": [0.8, 0.1, 0.9, 0.9, None, 0.6],
-})
+TRAJ = pl.DataFrame(
+    {
+        "teacher": ["a", "a", "a", "b", "b", "b"],
+        "gold": ["PK Metabolism/Metabolism/A to B/Inhibition"] * 3
+        + ["PD Additive/Bleeding/Bidirectional/Increase"] * 3,
+        "answer": [
+            "PK Metabolism/Metabolism/A to B/Inhibition",
+            "PK Metabolism/Metabolism/A to B/Inhibition",
+            "PK Exposure/Other/A to B/Increase",
+            None,
+            "PD Additive/Bleeding/Bidirectional/Increase",
+            "PD Additive/Bleeding/Bidirectional/Increase",
+        ],
+        "correct": [True, True, False, False, True, True],
+        "prm_min": [0.9, 0.3, 0.95, 0.99, None, 0.7],
+        "prm_prod": [0.8, 0.1, 0.9, 0.9, None, 0.6],
+    }
+)
 
 
 def test_screen_keeps_right_and_confident_and_returns_informative_rejects() -> None:
@@ -66,8 +77,12 @@ def test_acceptance_rates_per_teacher_and_family() -> None:
     rates = acceptance_rates(judge(TRAJ, 0.6))
     assert rates.columns == ["group", "value", "n", "n_accepted", "rate"]
     got = {(g, v): (n, k, r) for g, v, n, k, r in rates.iter_rows()}
-    assert got == {("family", "PD Additive"): (3, 1, 1 / 3), ("family", "PK Metabolism"): (3, 1, 1 / 3),
-                   ("teacher", "a"): (3, 1, 1 / 3), ("teacher", "b"): (3, 1, 1 / 3)}
+    assert got == {
+        ("family", "PD Additive"): (3, 1, 1 / 3),
+        ("family", "PK Metabolism"): (3, 1, 1 / 3),
+        ("teacher", "a"): (3, 1, 1 / 3),
+        ("teacher", "b"): (3, 1, 1 / 3),
+    }
     with pytest.raises(InputError, match="output of judge"):
         acceptance_rates(TRAJ)
 
@@ -76,8 +91,11 @@ def test_test_pairs_never_reach_training_in_either_order() -> None:
     test_pairs = pl.DataFrame({"drug_a": ["DB01", "DB05"], "drug_b": ["DB02", "DB06"]})
     assert_no_test_pairs(pl.DataFrame({"drug_a": ["DB01", "DB02"], "drug_b": ["DB03", "DB05"]}), test_pairs)
     leaky = pl.DataFrame({"drug_a": ["DB02", "DB01", "DB07"], "drug_b": ["DB01", "DB02", "DB08"]})
-    with pytest.raises(PairLeakError, match=r"2 training rows use 1 test pairs \(orientation-insensitive\), "
-                                            r"e.g. DB01-DB02"):
+    with pytest.raises(
+        PairLeakError,
+        match=r"2 training rows use 1 test pairs \(orientation-insensitive\), "
+        r"e.g. DB01-DB02",
+    ):
         assert_no_test_pairs(leaky, test_pairs)
     with pytest.raises(InputError, match="test pairs: missing columns"):
         assert_no_test_pairs(leaky, test_pairs.drop("drug_b"))

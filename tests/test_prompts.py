@@ -1,4 +1,5 @@
 """Prompt/trajectory format: render -> parse round trip, claims, malformed output reported not guessed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,8 +31,11 @@ class Ev:
 
 
 def test_prompt_lists_pair_and_numbered_evidence() -> None:
-    prompt = render_prompt(DrugRef("DB00582", "Voriconazole"), DrugRef("DB06626", "Axitinib"),
-                           [Ev("E1", "Voriconazole is an inhibitor of CYP3A4 (enzyme, P08684).")])
+    prompt = render_prompt(
+        DrugRef("DB00582", "Voriconazole"),
+        DrugRef("DB06626", "Axitinib"),
+        [Ev("E1", "Voriconazole is an inhibitor of CYP3A4 (enzyme, P08684).")],
+    )
     assert prompt.startswith("Drug A: Voriconazole (DB00582)\nDrug B: Axitinib (DB06626)\nEvidence:\n[E1] ")
     assert prompt_hash(prompt) == prompt_hash(prompt) != prompt_hash(prompt + " ")
 
@@ -75,7 +79,9 @@ def test_malformed_output_is_reported(text: str, error: str) -> None:
 
 
 def test_steps_outside_the_grammar_have_no_claims() -> None:
-    parsed = parse_completion("Step 1: The moon is bright.\nANSWER: A/B/Bidirectional/Increase", ["Alpha"], ["Beta"])
+    parsed = parse_completion(
+        "Step 1: The moon is bright.\nANSWER: A/B/Bidirectional/Increase", ["Alpha"], ["Beta"]
+    )
     assert parsed.ok and parsed.steps[0].claims == []
     answer, error = parse_answer("ANSWER: F/S/<dir_ba>/Decrease | confidence .5")
     assert error is None and answer.direction == "B to A" and answer.confidence == 0.5

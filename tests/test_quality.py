@@ -1,4 +1,5 @@
 """Tests of the data-quality gate core (mard_core.quality) and the ingest suite files."""
+
 from __future__ import annotations
 
 import json
@@ -35,14 +36,23 @@ def _rows() -> dict[str, list[dict[str, Any]]]:
     return {
         "drugs": [{"drugbank_id": i, "name": f"drug {i[-1]}"} for i in IDS],
         "interactions": [
-            {"drug_id": a, "partner_id": b, "partner_name": f"drug {b[-1]}", "description": f"{a} may affect {b}."}
+            {
+                "drug_id": a,
+                "partner_id": b,
+                "partner_name": f"drug {b[-1]}",
+                "description": f"{a} may affect {b}.",
+            }
             for a, b in pairs
         ],
         "drug_proteins": [
             {"drug_id": i, "kind": kind, "be_id": f"BE000000{n}", "position": 1}
-            for n, (i, kind) in enumerate(zip(IDS, ("target", "enzyme", "carrier", "transporter"), strict=True))
+            for n, (i, kind) in enumerate(
+                zip(IDS, ("target", "enzyme", "carrier", "transporter"), strict=True)
+            )
         ],
-        "pathways": [{"pathway_id": f"SMP000000{n}", "name": f"pathway {n}", "drug_ids": IDS[:2]} for n in range(3)],
+        "pathways": [
+            {"pathway_id": f"SMP000000{n}", "name": f"pathway {n}", "drug_ids": IDS[:2]} for n in range(3)
+        ],
     }
 
 
@@ -157,9 +167,9 @@ def test_each_defect_fails_exactly_the_expectation_that_names_it(
 def test_unknown_partners_below_the_tolerated_share_are_counted_not_failed() -> None:
     rows = _rows()
     _mutate_unknown_partner(rows)
-    result = run_suite("interactions", _table("interactions", rows["interactions"]), _params(
-        partner_resolvable_mostly=0.9
-    ))
+    result = run_suite(
+        "interactions", _table("interactions", rows["interactions"]), _params(partner_resolvable_mostly=0.9)
+    )
     assert result.success
     partner = result.expectations[5]
     assert partner.unexpected_count == 1 and partner.unexpected_examples == ["DB99999"]
@@ -178,11 +188,16 @@ def test_row_count_outside_the_range_from_the_previous_release_fails() -> None:
 
 
 def test_row_count_params() -> None:
-    params = row_count_params({"drugs": 7, "interactions": 9, "pathways": 1}, {"drugs": 100, "pathways": 0}, 0.5)
+    params = row_count_params(
+        {"drugs": 7, "interactions": 9, "pathways": 1}, {"drugs": 100, "pathways": 0}, 0.5
+    )
     assert params == {
-        "drugs_min_rows": 50, "drugs_max_rows": 150,
-        "interactions_min_rows": 1, "interactions_max_rows": None,  # no previous count: loose
-        "pathways_min_rows": 1, "pathways_max_rows": None,  # previous count 0: loose
+        "drugs_min_rows": 50,
+        "drugs_max_rows": 150,
+        "interactions_min_rows": 1,
+        "interactions_max_rows": None,  # no previous count: loose
+        "pathways_min_rows": 1,
+        "pathways_max_rows": None,  # previous count 0: loose
     }
     assert row_count_params({"t": 1}, {"t": 10}, 0.1) == {"t_min_rows": 9, "t_max_rows": 11}  # exact bounds
     assert row_count_params({"t": 1}, {"t": 3}, 1.0) == {"t_min_rows": 1, "t_max_rows": 6}
@@ -196,7 +211,9 @@ def test_validate_tables_reports_failures_in_json_and_markdown(tmp_path: Path) -
     _mutate_null_description(rows)
     _mutate_protein_kind(rows)
     paths = _write(tmp_path, rows)
-    report = validate_tables(paths, ingest_params(paths, None, QualityConfig()), tmp_path / "gate", docs=False)
+    report = validate_tables(
+        paths, ingest_params(paths, None, QualityConfig()), tmp_path / "gate", docs=False
+    )
     assert not report.success
     assert {t for t, r in report.suites.items() if not r.success} == {"interactions", "drug_proteins"}
     saved = json.loads((tmp_path / "gate" / "results.json").read_text())
@@ -209,8 +226,14 @@ def test_validate_tables_reports_failures_in_json_and_markdown(tmp_path: Path) -
     assert markdown.startswith("**Data quality: FAILED**: 2 of 4 suites passed, 2 failing expectation(s).")
     fail_rows = [line for line in markdown.splitlines() if "**FAIL**" in line]
     assert len(fail_rows) == 2
-    assert "| expect_column_values_to_not_be_null | description |  | **FAIL** | 1 unexpected (8.33%) |" in fail_rows[0]
-    assert '| expect_column_values_to_be_in_set | kind | `value_set=["target", "enzyme", "carrier", "transporter"]` |' in fail_rows[1]
+    assert (
+        "| expect_column_values_to_not_be_null | description |  | **FAIL** | 1 unexpected (8.33%) |"
+        in fail_rows[0]
+    )
+    assert (
+        '| expect_column_values_to_be_in_set | kind | `value_set=["target", "enzyme", "carrier", "transporter"]` |'
+        in fail_rows[1]
+    )
     assert fail_rows[1].endswith("| `receptor` |")
     assert "| expect_table_row_count_to_be_between | (table) | `min_value=1` | pass | 12 |" in markdown
     assert not (tmp_path / "gate" / "data_docs").exists()
@@ -230,7 +253,9 @@ def test_rerun_replaces_data_docs_and_suite_mapping_names_the_suite(tmp_path: Pa
 
 
 def test_run_suite_writes_data_docs_for_one_table(tmp_path: Path) -> None:
-    result = run_suite("pathways", _table("pathways", _rows()["pathways"]), _params(), docs_dir=tmp_path / "docs")
+    result = run_suite(
+        "pathways", _table("pathways", _rows()["pathways"]), _params(), docs_dir=tmp_path / "docs"
+    )
     assert isinstance(result, SuiteResult) and result.success
     assert "pathways" in (tmp_path / "docs" / "index.html").read_text()
 
@@ -264,8 +289,14 @@ def _suite_file(tmp_path: Path, content: str) -> Path:
         ("[]", "non-empty JSON list"),
         ('{"type": "x"}', "non-empty JSON list"),
         ('[{"type": "expect_column_values_to_not_be_null"}]', "'type', 'kwargs'"),
-        ('[{"type": "ExpectColumnValuesToNotBeNull", "kwargs": {"column": "a"}}]', "unknown expectation type"),
-        ('[{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}, "x": 1}]', "'type', 'kwargs'"),
+        (
+            '[{"type": "ExpectColumnValuesToNotBeNull", "kwargs": {"column": "a"}}]',
+            "unknown expectation type",
+        ),
+        (
+            '[{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}, "x": 1}]',
+            "'type', 'kwargs'",
+        ),
     ],
 )
 def test_malformed_suite_files_are_rejected_naming_the_file(tmp_path: Path, content: str, match: str) -> None:
@@ -282,20 +313,40 @@ def test_malformed_suite_files_are_rejected_naming_the_file(tmp_path: Path, cont
     ],
 )
 def test_bad_params_and_kwargs_are_rejected(tmp_path: Path, kwargs: str, match: str) -> None:
-    suite_dir = _suite_file(tmp_path, f'[{{"type": "expect_column_values_to_be_in_set", "kwargs": {kwargs}}}]')
+    suite_dir = _suite_file(
+        tmp_path, f'[{{"type": "expect_column_values_to_be_in_set", "kwargs": {kwargs}}}]'
+    )
     with pytest.raises(QualityConfigError, match=match) as err:
         build_suite("bad", {"s": {"a"}}, suite_dir=suite_dir)
     assert "bad.json: expectation #0 (expect_column_values_to_be_in_set)" in str(err.value)
 
 
 def test_a_new_gate_is_a_suite_file_plus_params(tmp_path: Path) -> None:
-    (tmp_path / "pairs.json").write_text(json.dumps([
-        {"type": "expect_column_pair_values_a_to_be_greater_than_b", "kwargs": {"column_A": "drug_b", "column_B": "drug_a"}},
-        {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["drug_a", "drug_b"]}},
-        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "direction", "value_set": {"$param": "dirs"}}},
-    ]))
-    table = pa.table({"drug_a": ["DB00001", "DB00003", "DB00001"], "drug_b": ["DB00002", "DB00002", "DB00004"],
-                      "direction": ["A to B", "B to A", "Bidirectional"]})
+    (tmp_path / "pairs.json").write_text(
+        json.dumps(
+            [
+                {
+                    "type": "expect_column_pair_values_a_to_be_greater_than_b",
+                    "kwargs": {"column_A": "drug_b", "column_B": "drug_a"},
+                },
+                {
+                    "type": "expect_compound_columns_to_be_unique",
+                    "kwargs": {"column_list": ["drug_a", "drug_b"]},
+                },
+                {
+                    "type": "expect_column_values_to_be_in_set",
+                    "kwargs": {"column": "direction", "value_set": {"$param": "dirs"}},
+                },
+            ]
+        )
+    )
+    table = pa.table(
+        {
+            "drug_a": ["DB00001", "DB00003", "DB00001"],
+            "drug_b": ["DB00002", "DB00002", "DB00004"],
+            "direction": ["A to B", "B to A", "Bidirectional"],
+        }
+    )
     result = run_suite("pairs", table, {"dirs": ("A to B", "B to A", "Bidirectional")}, suite_dir=tmp_path)
     assert [(f.expectation, f.target, f.unexpected_examples) for f in result.failures] == [
         ("expect_column_pair_values_a_to_be_greater_than_b", "drug_b, drug_a", [["DB00002", "DB00003"]])

@@ -1,4 +1,5 @@
 """Model promotion: the rule, the comparison pairs, and the new model against the champion on the same pairs."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -27,16 +28,27 @@ WRONG = "PD Antagonistic/Therapeutic efficacy/A to B/Decrease"
 
 @pytest.mark.parametrize(
     ("new", "champion", "promote"),
-    [(0.5, None, True), (0.49, 0.5, True), (0.48, 0.5, True), (0.47, 0.5, False), (0.7, 0.5, True), (None, 0.5, False)],
+    [
+        (0.5, None, True),
+        (0.49, 0.5, True),
+        (0.48, 0.5, True),
+        (0.47, 0.5, False),
+        (0.7, 0.5, True),
+        (None, 0.5, False),
+    ],
 )
-def test_promotion_tolerates_only_the_margin(new: float | None, champion: float | None, promote: bool) -> None:
+def test_promotion_tolerates_only_the_margin(
+    new: float | None, champion: float | None, promote: bool
+) -> None:
     decision = decide(new, champion, margin=0.02)
     assert decision.promote is promote and decision.reason
 
 
 def pairs(*keys: tuple[str, str], seen: Sequence[bool] | None = None) -> pl.DataFrame:
-    df = pl.DataFrame({"drug_a": [a for a, _ in keys], "drug_b": [b for _, b in keys]},
-                      schema={"drug_a": pl.String, "drug_b": pl.String})
+    df = pl.DataFrame(
+        {"drug_a": [a for a, _ in keys], "drug_b": [b for _, b in keys]},
+        schema={"drug_a": pl.String, "drug_b": pl.String},
+    )
     return df if seen is None else df.with_columns(pl.Series("seen", list(seen), dtype=pl.Boolean))
 
 
@@ -54,12 +66,15 @@ def test_comparison_prefers_pairs_new_in_the_release() -> None:
 
 def test_known_pairs_mark_what_the_split_taught(real_world: dict[str, Any]) -> None:
     known = known_pairs(real_world["pairs"], real_world["root"] / "splits", "random")
-    parts = {p: pl.read_parquet(real_world["root"] / "splits" / "random" / f"{p}.parquet") for p in
-             ("train", "valid", "test")}
+    parts = {
+        p: pl.read_parquet(real_world["root"] / "splits" / "random" / f"{p}.parquet")
+        for p in ("train", "valid", "test")
+    }
     assert known.height == real_world["pairs"].height and known.columns == ["drug_a", "drug_b", "seen"]
     seen = set(known.filter(pl.col("seen")).select("drug_a", "drug_b").rows())
     assert seen == set(parts["train"].select("drug_a", "drug_b").rows()) | set(
-        parts["valid"].select("drug_a", "drug_b").rows())
+        parts["valid"].select("drug_a", "drug_b").rows()
+    )
     assert not seen & set(parts["test"].select("drug_a", "drug_b").rows())
 
 
@@ -96,26 +111,41 @@ def models(real_world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Monke
     for name, label in (("gold", pl.col("label")), ("wrong", pl.lit(WRONG))):
         dirs[name] = tmp_path / name
         dirs[name].mkdir()
-        real_world["pairs"].select("drug_a", "drug_b", label.alias("label")).write_parquet(dirs[name] / "answers.parquet")
-    eval_cfg = EvalConfig(systems=("majority", {"name": "lookup:mard", "model": "{dpo}", "strategies": ["{split}"]}),
-                          max_mirror_pairs=4)
+        real_world["pairs"].select("drug_a", "drug_b", label.alias("label")).write_parquet(
+            dirs[name] / "answers.parquet"
+        )
+    eval_cfg = EvalConfig(
+        systems=("majority", {"name": "lookup:mard", "model": "{dpo}", "strategies": ["{split}"]}),
+        max_mirror_pairs=4,
+    )
     return {"dirs": dirs, "eval": eval_cfg, "cfg": RegisterConfig(system="lookup:mard", min_new_pairs=1)}
 
 
-def compare(world: dict[str, Any], models: dict[str, Any], new: str, champion: str | None,
-            known: pl.DataFrame | None) -> Any:
+def compare(
+    world: dict[str, Any], models: dict[str, Any], new: str, champion: str | None, known: pl.DataFrame | None
+) -> Any:
     spec = registered_spec(models["eval"], models["cfg"])
-    return compare_with_champion(spec, {"dpo": str(models["dirs"][new])},
-                                 str(models["dirs"][champion]) if champion else None, known, "random", models["eval"],
-                                 models["cfg"], world["root"] / "ingest", world["root"] / "splits",
-                                 world["root"] / "index")
+    return compare_with_champion(
+        spec,
+        {"dpo": str(models["dirs"][new])},
+        str(models["dirs"][champion]) if champion else None,
+        known,
+        "random",
+        models["eval"],
+        models["cfg"],
+        world["root"] / "ingest",
+        world["root"] / "splits",
+        world["root"] / "index",
+    )
 
 
-def test_a_regressing_model_is_not_promoted_and_a_better_one_is(real_world: dict[str, Any],
-                                                                  models: dict[str, Any]) -> None:
+def test_a_regressing_model_is_not_promoted_and_a_better_one_is(
+    real_world: dict[str, Any], models: dict[str, Any]
+) -> None:
     test = pl.read_parquet(real_world["root"] / "splits" / "random" / "test.parquet")
-    old_release = real_world["pairs"].join(test.head(3).select("drug_a", "drug_b"), on=["drug_a", "drug_b"],
-                                          how="anti")
+    old_release = real_world["pairs"].join(
+        test.head(3).select("drug_a", "drug_b"), on=["drug_a", "drug_b"], how="anti"
+    )
     known = known_pairs(old_release, real_world["root"] / "splits", "random")  # the last test pairs are new
     worse = compare(real_world, models, "wrong", "gold", known)
     assert worse.basis == "new-in-release" and worse.n_pairs == worse.n_available == 3
@@ -125,11 +155,14 @@ def test_a_regressing_model_is_not_promoted_and_a_better_one_is(real_world: dict
     better = compare(real_world, models, "gold", "wrong", known)
     assert better.decision.promote and (better.new, better.champion) == (1.0, 0.0)
     assert "promoted to `champion`" in better.markdown("mard-student", "champion")
-    assert "not promoted" in worse.markdown("mard-student", "champion") and "| champion | 1.0000 | 3 |" in \
-        worse.markdown("mard-student", "champion")
+    assert "not promoted" in worse.markdown(
+        "mard-student", "champion"
+    ) and "| champion | 1.0000 | 3 |" in worse.markdown("mard-student", "champion")
 
 
-def test_without_a_champion_the_first_model_is_promoted(real_world: dict[str, Any], models: dict[str, Any]) -> None:
+def test_without_a_champion_the_first_model_is_promoted(
+    real_world: dict[str, Any], models: dict[str, Any]
+) -> None:
     first = compare(real_world, models, "wrong", None, None)
     assert first.decision.promote and first.basis == "no champion" and not first.results
 

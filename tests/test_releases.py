@@ -1,4 +1,5 @@
 """Release hashes: verification reads the bytes; the hash cache behind stage keys cannot be fooled."""
+
 from __future__ import annotations
 
 import json
@@ -55,7 +56,9 @@ def test_hash_cache_sees_an_in_place_edit_that_keeps_size_and_mtime(settled: Non
     assert file_sha256(release, cache) == sha256_file(release) != before
 
 
-def test_a_file_changed_within_the_settle_time_is_not_cached(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_file_changed_within_the_settle_time_is_not_cached(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     release, cache = tmp_path / "release.xml", tmp_path / "hashes.json"
     release.write_bytes(b"<drugbank/>")
     monkeypatch.setattr(releases, "time_ns", lambda: release.stat().st_ctime_ns + releases.SETTLED_NS - 1)

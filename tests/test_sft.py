@@ -1,4 +1,5 @@
 """Student SFT: mirrored examples, the mirror KL term, pair batching, LoRA training on a tiny model, resume."""
+
 from __future__ import annotations
 
 import json
@@ -45,6 +46,7 @@ def _kl(p: list[float], q: list[float]) -> float:
 
 # --- the mirror term -------------------------------------------------------------------------------------------
 
+
 def test_mirror_kl_is_zero_for_exact_mirrors() -> None:
     ab = _logits([0.7, 0.2, 0.1], [0.1, 0.1, 0.8])
     ba = _logits([0.2, 0.7, 0.1], [0.1, 0.1, 0.8]) + 3.0  # a shift of all logits changes nothing
@@ -77,6 +79,7 @@ def test_mirror_kl_gradients_reach_both_sides_only_at_direction_tokens() -> None
 
 # --- data ------------------------------------------------------------------------------------------------------
 
+
 def test_examples_come_in_mirrored_pairs() -> None:
     rows = synthetic_trajectories(6)
     examples = build_sft_examples(rows)
@@ -93,10 +96,16 @@ def test_examples_come_in_mirrored_pairs() -> None:
         assert [s.text for s in fwd.steps] == [s.text for s in rev.steps]
         assert rev.answer.direction == mirror_direction(fwd.answer.direction)
         assert (fwd.answer.family, fwd.answer.subtype, fwd.answer.modality) == (
-            rev.answer.family, rev.answer.subtype, rev.answer.modality)
+            rev.answer.family,
+            rev.answer.subtype,
+            rev.answer.modality,
+        )
         assert sum(t in ab.completion for t in DIRECTION_TOKEN_LIST) == 1
-    assert {parse_completion(e.completion).answer.direction for e in examples} == {"A to B", "B to A",
-                                                                                    "Bidirectional"}
+    assert {parse_completion(e.completion).answer.direction for e in examples} == {
+        "A to B",
+        "B to A",
+        "Bidirectional",
+    }
 
 
 def test_custom_swap_renderer_and_bad_rows() -> None:
@@ -116,18 +125,28 @@ def test_custom_swap_renderer_and_bad_rows() -> None:
 
 # --- training --------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def examples() -> list[SFTExample]:
     return build_sft_examples(synthetic_trajectories(16))
 
 
 def _cfg(student_base: Path, out: Path, **kw: object) -> SFTConfig:
-    return SFTConfig(base_model=str(student_base), output_dir=str(out), max_steps=4, save_steps=2, logging_steps=1, report_to="none", device="cpu",
-                     **kw)
+    return SFTConfig(
+        base_model=str(student_base),
+        output_dir=str(out),
+        max_steps=4,
+        save_steps=2,
+        logging_steps=1,
+        report_to="none",
+        device="cpu",
+        **kw,
+    )
 
 
-def test_batches_hold_both_orientations_of_each_pair(student_base: Path, examples: list[SFTExample], tmp_path: Path
-                                                     ) -> None:
+def test_batches_hold_both_orientations_of_each_pair(
+    student_base: Path, examples: list[SFTExample], tmp_path: Path
+) -> None:
     trainer = sft_trainer(_cfg(student_base, tmp_path, batch_pairs=3), examples)
     tokenizer = trainer.processing_class
     dir_ids = trainer.dir_token_ids
@@ -141,11 +160,14 @@ def test_batches_hold_both_orientations_of_each_pair(student_base: Path, example
         assert prompt_drugs(ba) == (b, a)
         tok_ab, tok_ba = (int(batch["input_ids"][r, batch["dir_pos"][r] + 1]) for r in (i, i + n))
         assert tok_ab in dir_ids and mirrored[tok_ab] == tok_ba
-        assert batch["labels"][i, batch["dir_pos"][i] + 1] == tok_ab  # the direction token is a training target
+        assert (
+            batch["labels"][i, batch["dir_pos"][i] + 1] == tok_ab
+        )  # the direction token is a training target
 
 
-def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(student_base: Path, examples: list[SFTExample],
-                                                                         tmp_path: Path) -> None:
+def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(
+    student_base: Path, examples: list[SFTExample], tmp_path: Path
+) -> None:
     result = train_sft(_cfg(student_base, tmp_path / "run", lr=5e-3), examples)
     assert result.steps == 4 and result.train_tokens > 0 and math.isfinite(result.train_loss)
     assert result.extra["mirror_kl"] >= 0 and result.student_dir == tmp_path / "run" / FINAL_DIR
@@ -155,7 +177,11 @@ def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(student
     assert meta["kind"] == "sft" and list(meta["direction_tokens"]) == list(DIRECTION_TOKEN_LIST)
     model, tokenizer = load_student(result.student_dir)
     ids = tokenizer.convert_tokens_to_ids(list(DIRECTION_TOKEN_LIST))
-    assert [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in DIRECTION_TOKEN_LIST] == [1, 1, 1]
+    assert [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in DIRECTION_TOKEN_LIST] == [
+        1,
+        1,
+        1,
+    ]
     assert isinstance(model, PeftModel)
     merged = AutoModelForCausalLM.from_pretrained(save_merged(result.student_dir, tmp_path / "merged"))
     original = AutoModelForCausalLM.from_pretrained(student_base)
@@ -166,7 +192,9 @@ def test_train_sft_writes_a_loadable_student_with_trained_direction_rows(student
         assert torch.equal(new[others], old[others])  # every other row frozen
 
 
-def test_lambda_zero_is_plain_sft_without_the_kl(student_base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
+def test_lambda_zero_is_plain_sft_without_the_kl(
+    student_base: Path, examples: list[SFTExample], tmp_path: Path
+) -> None:
     result = train_sft(_cfg(student_base, tmp_path, mirror_lambda=0.0), examples)
     assert "mirror_kl" not in result.extra
     state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
@@ -184,7 +212,9 @@ class _Kill(TrainerCallback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_resumes_to_the_same_adapter(student_base: Path, examples: list[SFTExample], tmp_path: Path) -> None:
+def test_interrupted_run_resumes_to_the_same_adapter(
+    student_base: Path, examples: list[SFTExample], tmp_path: Path
+) -> None:
     full = train_sft(_cfg(student_base, tmp_path / "full"), examples)
     with pytest.raises(KeyboardInterrupt):
         train_sft(_cfg(student_base, tmp_path / "cut"), examples, callbacks=[_Kill(2)])

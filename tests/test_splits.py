@@ -1,4 +1,5 @@
 """Splits: partition, drug-overlap guarantees per strategy, determinism, orientation, stats and writing."""
+
 from __future__ import annotations
 
 import polars as pl
@@ -23,17 +24,32 @@ from mard_core.splits_config import SplitConfig
 from mard_core.validation import parse_config
 from schemas import DDI_PAIRS, SPLIT
 
-FAMILIES = ("Pharmacokinetic/CYP3A4 inhibition", "Pharmacodynamic/QT prolongation", "Pharmacodynamic/Bleeding")
+FAMILIES = (
+    "Pharmacokinetic/CYP3A4 inhibition",
+    "Pharmacodynamic/QT prolongation",
+    "Pharmacodynamic/Bleeding",
+)
 DIRECTIONS = ("A to B", "B to A", "Bidirectional")
 MODALITIES = ("increase", "decrease")
 FLIP = {"A to B": "B to A", "B to A": "A to B", "Bidirectional": "Bidirectional"}
 
 
-def row(a: str, b: str, family: str = FAMILIES[0], direction: str = "A to B", modality: str = "increase") -> dict:
+def row(
+    a: str, b: str, family: str = FAMILIES[0], direction: str = "A to B", modality: str = "increase"
+) -> dict:
     fam, sub = family.split("/")
-    return {"drug_a": a, "drug_b": b, "label": f"{fam}/{sub}/{direction}/{modality}", "family": fam,
-            "subtype": sub, "direction": direction, "modality": modality, "description": f"{a} with {b}.",
-            "n_listings": 2, "listings_agree": True}
+    return {
+        "drug_a": a,
+        "drug_b": b,
+        "label": f"{fam}/{sub}/{direction}/{modality}",
+        "family": fam,
+        "subtype": sub,
+        "direction": direction,
+        "modality": modality,
+        "description": f"{a} with {b}.",
+        "n_listings": 2,
+        "listings_agree": True,
+    }
 
 
 def table(rows: list[dict]) -> pl.DataFrame:
@@ -48,20 +64,35 @@ def keys(df: pl.DataFrame) -> set[tuple[str, str]]:
 def pair_graphs(draw: st.DrawFn) -> pl.DataFrame:
     """Random pair graphs over up to 30 drugs, random labels, rows in random orientation and order."""
     n = draw(st.integers(2, 30))
-    edges = draw(st.sets(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda e: e[0] < e[1]),
-                         max_size=120))
+    edges = draw(
+        st.sets(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)).filter(lambda e: e[0] < e[1]),
+            max_size=120,
+        )
+    )
     rows = []
     for a, b in sorted(edges):
-        r = row(f"DB{a:05d}", f"DB{b:05d}", draw(st.sampled_from(FAMILIES)), draw(st.sampled_from(DIRECTIONS)),
-                draw(st.sampled_from(MODALITIES)))
+        r = row(
+            f"DB{a:05d}",
+            f"DB{b:05d}",
+            draw(st.sampled_from(FAMILIES)),
+            draw(st.sampled_from(DIRECTIONS)),
+            draw(st.sampled_from(MODALITIES)),
+        )
         if draw(st.booleans()):  # feed the other orientation
-            r = row(r["drug_b"], r["drug_a"], f"{r['family']}/{r['subtype']}", FLIP[r["direction"]], r["modality"])
+            r = row(
+                r["drug_b"], r["drug_a"], f"{r['family']}/{r['subtype']}", FLIP[r["direction"]], r["modality"]
+            )
         rows.append(r)
     return table(draw(st.permutations(rows)) if rows else rows)
 
 
-configs = st.builds(SplitConfig, valid_frac=st.sampled_from([0.0, 0.1, 0.25]),
-                    test_frac=st.sampled_from([0.0, 0.1, 0.3]), seed=st.integers(0, 2**16))
+configs = st.builds(
+    SplitConfig,
+    valid_frac=st.sampled_from([0.0, 0.1, 0.25]),
+    test_frac=st.sampled_from([0.0, 0.1, 0.3]),
+    seed=st.integers(0, 2**16),
+)
 
 
 @settings(max_examples=100, deadline=None, derandomize=True, database=None)
@@ -80,9 +111,15 @@ def test_split_properties_on_generated_graphs(pairs: pl.DataFrame, cfg: SplitCon
         assert parts[p].equals(parts[p].sort(list(SPLIT_COLUMNS)))
     # Same input in another row order and the other orientation: identical parts.
     swapped = pairs.select(
-        pl.col("drug_b").alias("drug_a"), pl.col("drug_a").alias("drug_b"), "family", "subtype",
-        pl.col("direction").replace_strict(FLIP).alias("direction"), "modality",
-    ).with_columns(pl.concat_str(["family", "subtype", "direction", "modality"], separator="/").alias("label"))
+        pl.col("drug_b").alias("drug_a"),
+        pl.col("drug_a").alias("drug_b"),
+        "family",
+        "subtype",
+        pl.col("direction").replace_strict(FLIP).alias("direction"),
+        "modality",
+    ).with_columns(
+        pl.concat_str(["family", "subtype", "direction", "modality"], separator="/").alias("label")
+    )
     again = make_split(swapped.reverse(), strategy, cfg)
     assert all(again[p].equals(parts[p]) for p in PARTS)
 
@@ -100,7 +137,9 @@ def test_temporal_properties(old: pl.DataFrame, new: pl.DataFrame, cfg: SplitCon
 
 def chain(n: int) -> pl.DataFrame:
     """A dense graph: every pair among n drugs."""
-    return table([row(f"D{i:03d}", f"D{j:03d}", FAMILIES[(i + j) % 3]) for i in range(n) for j in range(i + 1, n)])
+    return table(
+        [row(f"D{i:03d}", f"D{j:03d}", FAMILIES[(i + j) % 3]) for i in range(n) for j in range(i + 1, n)]
+    )
 
 
 def test_random_split_sizes_and_seed() -> None:
@@ -131,7 +170,11 @@ def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
     held = parts.report["held_out_drugs"]
     assert held == {"valid": 4, "test": 4}
     # Complete graph: 4 test drugs give C(4,2)=6 pairs with both held out, same for valid, 16 valid x test.
-    assert parts.report["dropped"] == {"valid_test_cross": 16, "both_held_out": 12, "partner_unseen_in_train": 0}
+    assert parts.report["dropped"] == {
+        "valid_test_cross": 16,
+        "both_held_out": 12,
+        "partner_unseen_in_train": 0,
+    }
     assert parts["test"].height == 4 * 32
 
 
@@ -146,9 +189,15 @@ def test_cold_pair_has_both_drugs_unseen() -> None:
 def test_canonicalisation_flips_direction_and_label() -> None:
     df, dups = canonical_pairs(table([row("B", "A", direction="A to B"), row("A", "B", direction="B to A")]))
     assert dups == 1
-    assert df.row(0, named=True) == {"drug_a": "A", "drug_b": "B", "label": "Pharmacokinetic/CYP3A4 inhibition/B to A/"
-                                     "increase", "family": "Pharmacokinetic", "subtype": "CYP3A4 inhibition",
-                                     "direction": "B to A", "modality": "increase"}
+    assert df.row(0, named=True) == {
+        "drug_a": "A",
+        "drug_b": "B",
+        "label": "Pharmacokinetic/CYP3A4 inhibition/B to A/increase",
+        "family": "Pharmacokinetic",
+        "subtype": "CYP3A4 inhibition",
+        "direction": "B to A",
+        "modality": "increase",
+    }
 
 
 def test_rows_of_one_pair_stay_together() -> None:
@@ -185,7 +234,11 @@ def test_bad_arguments_raise() -> None:
 
 def test_check_split_reports_violations() -> None:
     s = lambda rows: table(rows).select(SPLIT_COLUMNS)
-    parts = {"train": s([row("A", "B"), row("C", "D")]), "valid": s([row("A", "B")]), "test": s([row("A", "E")])}
+    parts = {
+        "train": s([row("A", "B"), row("C", "D")]),
+        "valid": s([row("A", "B")]),
+        "test": s([row("A", "E")]),
+    }
     problems = check_split(parts, "random")
     assert any("1 pairs are in more than one part: (A, B)" in p for p in problems)
     assert any("random: 1 test pairs do not have exactly 0" in p for p in problems)
@@ -195,13 +248,19 @@ def test_check_split_reports_violations() -> None:
     ]
     cold = {"train": s([row("A", "B")]), "valid": s([row("X", "Y")]), "test": s([row("X", "Z")])}
     assert check_split(cold, "cold_pair") == ["cold_pair: 1 held-out drugs are in both valid and test: ['X']"]
-    assert check_split({"train": parts["train"]}, "random") == ["part 'valid' is missing", "part 'test' is missing"]
+    assert check_split({"train": parts["train"]}, "random") == [
+        "part 'valid' is missing",
+        "part 'test' is missing",
+    ]
 
 
 def test_split_stats_values() -> None:
     s = lambda rows: table(rows).select(SPLIT_COLUMNS)
-    parts = {"train": s([row("A", "B"), row("A", "C", FAMILIES[1])]), "valid": s([row("B", "C")]),
-             "test": s([row("A", "D", FAMILIES[2]), row("B", "C", FAMILIES[2])])}
+    parts = {
+        "train": s([row("A", "B"), row("A", "C", FAMILIES[1])]),
+        "valid": s([row("B", "C")]),
+        "test": s([row("A", "D", FAMILIES[2]), row("B", "C", FAMILIES[2])]),
+    }
     stats = split_stats(parts)
     assert stats["sizes"] == {"train": 2, "valid": 1, "test": 2}
     assert stats["drugs"] == {"train": 3, "valid": 2, "test": 4}
@@ -216,8 +275,11 @@ def test_split_stats_values() -> None:
 def test_write_split_roundtrip(tmp_path) -> None:
     parts = make_split(chain(10), "random", SplitConfig())
     paths = write_split(parts, tmp_path / "split")
-    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["test.parquet", "train.parquet",
-                                                                       "valid.parquet"]
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [
+        "test.parquet",
+        "train.parquet",
+        "valid.parquet",
+    ]
     for p in PARTS:
         read = pq.read_table(paths[p])
         assert read.schema.equals(SPLIT)

@@ -1,4 +1,5 @@
 """The content-addressed stage pattern every stage follows."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,18 @@ class Cfg:
 def test_key_depends_on_everything_and_only_that() -> None:
     base = stage_key("s", "1", Cfg(), {"x": "abc"})
     assert base == stage_key("s", "1", Cfg(), {"x": "abc"})
-    assert len({base, stage_key("t", "1", Cfg(), {"x": "abc"}), stage_key("s", "2", Cfg(), {"x": "abc"}),
-                stage_key("s", "1", Cfg(n=2), {"x": "abc"}), stage_key("s", "1", Cfg(), {"x": "abd"})}) == 5
+    assert (
+        len(
+            {
+                base,
+                stage_key("t", "1", Cfg(), {"x": "abc"}),
+                stage_key("s", "2", Cfg(), {"x": "abc"}),
+                stage_key("s", "1", Cfg(n=2), {"x": "abc"}),
+                stage_key("s", "1", Cfg(), {"x": "abd"}),
+            }
+        )
+        == 5
+    )
 
 
 def test_complete_output_is_reused_and_damage_is_rebuilt(tmp_path: Path) -> None:
@@ -72,4 +83,7 @@ def test_resumable_stage_keeps_its_work_across_a_crash(tmp_path: Path) -> None:
     assert not run.out.exists()  # nothing looks complete
     run_stage(run, build, resume=True)
     assert attempts == [[], ["shard-0"]] and sorted(p.name for p in run.out.iterdir()) == [
-        "manifest.json", "shard-0", "shard-1"]
+        "manifest.json",
+        "shard-0",
+        "shard-1",
+    ]

@@ -1,4 +1,5 @@
 """The synthetic DrugBank release: schema-valid, deterministic, mechanism-consistent, counted correctly."""
+
 from __future__ import annotations
 
 import csv
@@ -47,10 +48,17 @@ def records(release: tuple[Path, Path, synth.SynthTruth]) -> dict[str, dict]:
             "name": drug.findtext("d:name", namespaces=NS),
             "links": links,
             "roles": world.drug_roles(links, cats),
-            "listings": [(e.findtext("d:drugbank-id", namespaces=NS), e.findtext("d:name", namespaces=NS),
-                          e.findtext("d:description", namespaces=NS))
-                         for e in drug.findall("d:drug-interactions/d:drug-interaction", NS)],
-            "smiles": drug.findtext("d:calculated-properties/d:property[d:kind='SMILES']/d:value", namespaces=NS),
+            "listings": [
+                (
+                    e.findtext("d:drugbank-id", namespaces=NS),
+                    e.findtext("d:name", namespaces=NS),
+                    e.findtext("d:description", namespaces=NS),
+                )
+                for e in drug.findall("d:drug-interactions/d:drug-interaction", NS)
+            ],
+            "smiles": drug.findtext(
+                "d:calculated-properties/d:property[d:kind='SMILES']/d:value", namespaces=NS
+            ),
         }
     return out
 
@@ -82,9 +90,15 @@ def test_zip_is_deterministic_with_one_deflated_member(tmp_path: Path) -> None:
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (a, b, c)]
     assert digest[0] == digest[1] != digest[2]
     with zipfile.ZipFile(a) as zf:
-        assert [(i.filename, i.compress_type) for i in zf.infolist()] == [("full database.xml", zipfile.ZIP_DEFLATED)]
+        assert [(i.filename, i.compress_type) for i in zf.infolist()] == [
+            ("full database.xml", zipfile.ZIP_DEFLATED)
+        ]
         assert zf.read("full database.xml").startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<drugbank')
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.xml.zip", "b.xml.zip", "c.xml.zip"]  # no temp files
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.xml.zip",
+        "b.xml.zip",
+        "c.xml.zip",
+    ]  # no temp files
 
 
 def test_fixture_drugs_are_merged_with_their_real_sentences(records: dict[str, dict]) -> None:
@@ -93,8 +107,24 @@ def test_fixture_drugs_are_merged_with_their_real_sentences(records: dict[str, d
     sentence = "The metabolism of Axitinib can be decreased when combined with Voriconazole."
     assert ("DB06626", "Axitinib", sentence) in vori["listings"]
     assert ("DB00582", "Voriconazole", sentence) in axi["listings"]
-    fixture_ids = {"DB00582", "DB06626", "DB01026", "DB01045", "DB00683", "DB00682", "DB00641", "DB01211",
-                   "DB00390", "DB00196", "DB01118", "DB00215", "DB00945", "DB00338", "DB00783", "DB13956"}
+    fixture_ids = {
+        "DB00582",
+        "DB06626",
+        "DB01026",
+        "DB01045",
+        "DB00683",
+        "DB00682",
+        "DB00641",
+        "DB01211",
+        "DB00390",
+        "DB00196",
+        "DB01118",
+        "DB00215",
+        "DB00945",
+        "DB00338",
+        "DB00783",
+        "DB13956",
+    }
     assert fixture_ids <= set(records)
     synthetic_partners = {p for p, _, _ in vori["listings"]} - fixture_ids
     assert synthetic_partners, "synthetic drugs interact with the fixture's drugs too"
@@ -124,8 +154,11 @@ def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dic
                 continue
             perp, victim = (rec, records[partner_id]) if d1 == rec["name"] else (records[partner_id], rec)
             orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
-            assert any(world.explains(rule, p["roles"], v["roles"])
-                       for rule in world.rules_for(template.id) for p, v in orientations), (drug_id, text)
+            assert any(
+                world.explains(rule, p["roles"], v["roles"])
+                for rule in world.rules_for(template.id)
+                for p, v in orientations
+            ), (drug_id, text)
             if template.id == "metabolism_decreased":  # checked without the rule table too
                 inhibited = {g for g, a in perp["links"] if a == "inhibitor"}
                 assert inhibited & {g for g, a in victim["links"] if a == "substrate"}, text

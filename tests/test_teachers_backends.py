@@ -68,14 +68,19 @@ def test_generation_params_validation() -> None:
 def test_make_backend_rejects_bad_specs() -> None:
     with pytest.raises(InputError, match="'backend' must be one of \\['hf', 'openai', 'vllm'\\], got 'tgi'"):
         make_backend({"backend": "tgi", "model": "m"})
-    with pytest.raises(InputError, match=r"teacher spec for 'openai': temprature: unknown key; allowed: api, "):
+    with pytest.raises(
+        InputError, match=r"teacher spec for 'openai': temprature: unknown key; allowed: api, "
+    ):
         make_backend(
             {"backend": "openai", "model": "m", "base_url": "http://127.0.0.1:1/v1", "temprature": 1}
         )
     with pytest.raises(InputError, match=r"teacher spec for 'openai': base_url: required key missing"):
         make_backend({"backend": "openai", "model": "m"})
-    with pytest.raises(InputError, match=r"teacher spec for 'hf': dtype: must be 'auto', 'float32', 'float16' or "
-                                         r"'bfloat16', got 'fp8'"):
+    with pytest.raises(
+        InputError,
+        match=r"teacher spec for 'hf': dtype: must be 'auto', 'float32', 'float16' or "
+        r"'bfloat16', got 'fp8'",
+    ):
         make_backend({"backend": "hf", "model": "m", "dtype": "fp8"})
 
 

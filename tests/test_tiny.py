@@ -87,10 +87,18 @@ def test_train_tokenizer_respects_vocab_bound_and_special_order() -> None:
     ("cls", "options", "message"),
     [
         (TinyModelConfig, {"arch": "gpt2"}, "size: arch: must be 'llama', 'qwen2' or 'mistral', got 'gpt2'"),
-        (TinyModelConfig, {"hidden_size": 100, "num_heads": 3}, "size: hidden_size 100 is not divisible by num_heads 3"),
+        (
+            TinyModelConfig,
+            {"hidden_size": 100, "num_heads": 3},
+            "size: hidden_size 100 is not divisible by num_heads 3",
+        ),
         (TinyModelConfig, {"num_layers": 0}, "size: num_layers: must be > 0, got 0"),
         (WarmupConfig, {"steps": -1}, "size: steps: must be >= 0, got -1"),
-        (ModelsConfig, {"warmup": {"models": ["gpt"]}}, "size: warmup.models: unknown ['gpt']; the demo models are "),
+        (
+            ModelsConfig,
+            {"warmup": {"models": ["gpt"]}},
+            "size: warmup.models: unknown ['gpt']; the demo models are ",
+        ),
     ],
 )
 def test_bad_config_is_rejected(cls: type, options: dict[str, object], message: str) -> None:
@@ -107,7 +115,10 @@ def test_bad_tokenizer_input_is_rejected() -> None:
 
 
 def _loss(model_dir: Path, texts: list[str]) -> float:
-    model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+    model, tokenizer = (
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        AutoTokenizer.from_pretrained(model_dir),
+    )
     batch = tokenizer([t + tokenizer.eos_token for t in texts], return_tensors="pt", padding=True)
     with torch.no_grad():
         return model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss.item()
@@ -126,12 +137,19 @@ def test_warm_up_teaches_the_documents_and_is_deterministic(tmp_path: Path) -> N
 
 
 def test_demo_models_warm_only_the_named_models(tmp_path: Path) -> None:
-    cfg = ModelsConfig(teacher_archs=("llama",), size=TinyModelConfig(max_position_embeddings=128),
-                       warmup=WarmupConfig(steps=5, models=("student-base",)))
+    cfg = ModelsConfig(
+        teacher_archs=("llama",),
+        size=TinyModelConfig(max_position_embeddings=128),
+        warmup=WarmupConfig(steps=5, models=("student-base",)),
+    )
     built = build_demo_models(tmp_path / "all", CORPUS, CORPUS, cfg, DIRECTION_TOKENS)
     assert sorted(built) == ["prm-base", "student-base", "tiny-llama"]
-    cold = {name: build_tiny_model(tmp_path / "cold" / name, CORPUS, TinyModelConfig(max_position_embeddings=128),
-                                   tokens) for name, tokens in (("plain", ()), ("student", DIRECTION_TOKENS))}
+    cold = {
+        name: build_tiny_model(
+            tmp_path / "cold" / name, CORPUS, TinyModelConfig(max_position_embeddings=128), tokens
+        )
+        for name, tokens in (("plain", ()), ("student", DIRECTION_TOKENS))
+    }
     digests = {name: _digests(tmp_path / "all" / name)["model.safetensors"] for name in built}
     assert digests["prm-base"] == digests["tiny-llama"] == _digests(cold["plain"])["model.safetensors"]
     assert digests["student-base"] != _digests(cold["student"])["model.safetensors"]

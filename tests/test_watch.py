@@ -1,4 +1,5 @@
 """The release watcher: drop directory, download service (a fake DrugBank on 127.0.0.1), event emission."""
+
 from __future__ import annotations
 
 import ast
@@ -50,8 +51,11 @@ def register(root: Path, path: Path, version: str) -> None:
     add_release(root / "releases.yaml", version, sha256_file(path), path.stat().st_size)
 
 
-def collect(root: Path, cfg: WatchConfig, credentials: Credentials | None = None,
-            ) -> tuple[list[DetectedRelease], WatchReport]:
+def collect(
+    root: Path,
+    cfg: WatchConfig,
+    credentials: Credentials | None = None,
+) -> tuple[list[DetectedRelease], WatchReport]:
     got: list[DetectedRelease] = []
     report = watch(root, cfg, got.append, credentials)
     return got, report
@@ -88,8 +92,9 @@ def test_same_bytes_under_another_name_are_not_a_new_release(tmp_path: Path) -> 
     assert got == [] and report.already_seen == 2
 
 
-def test_unregistered_file_is_reported_until_its_hash_is_added(tmp_path: Path,
-                                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unregistered_file_is_reported_until_its_hash_is_added(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "root"
     release = make_release(root / "drop" / "new.zip", "5.2.0")
     (root / "drop" / "notes.txt").write_text("not a release")
@@ -193,8 +198,9 @@ def assert_no_secret(*texts: str) -> None:
         assert PASSWORD not in text and USER not in text
 
 
-def test_download_verifies_then_skips_unchanged_release(tmp_path: Path, drugbank: str, creds: Credentials,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_download_verifies_then_skips_unchanged_release(
+    tmp_path: Path, drugbank: str, creds: Credentials, caplog: pytest.LogCaptureFixture
+) -> None:
     root = tmp_path / "root"
     register(root, tmp_path / "served.zip", "5.1.99")
     cfg = WatchConfig(url=f"{drugbank}/release")
@@ -218,8 +224,9 @@ def test_download_verifies_then_skips_unchanged_release(tmp_path: Path, drugbank
     assert_no_secret(caplog.text, state, repr(creds), repr(report), json.dumps(report.to_dict()))
 
 
-def test_download_of_unregistered_release_is_reported_not_emitted(tmp_path: Path, drugbank: str,
-                                                                  creds: Credentials) -> None:
+def test_download_of_unregistered_release_is_reported_not_emitted(
+    tmp_path: Path, drugbank: str, creds: Credentials
+) -> None:
     root = tmp_path / "root"
     got, report = collect(root, WatchConfig(url=f"{drugbank}/release"), creds)
     assert got == [] and report.download == "downloaded" and len(report.unregistered) == 1
@@ -228,15 +235,27 @@ def test_download_of_unregistered_release_is_reported_not_emitted(tmp_path: Path
     assert report.download == "not-modified" and [r.version for r in got] == ["5.1.99"]
 
 
-@pytest.mark.parametrize(("path", "password", "message"), [
-    ("/release", "wrong-password",
-     r"HTTP 401 Unauthorized: the credentials from \$DRUGBANK_USERNAME/\$DRUGBANK_PASSWORD were rejected"),
-    ("/release", None, "HTTP 401 Unauthorized: no credentials were given"),
-    ("/broken", PASSWORD, "HTTP 500 Internal Server Error: the download service failed"),
-], ids=["401-rejected", "401-no-credentials", "500"])
-def test_download_errors_are_clear_and_secret_free(tmp_path: Path, drugbank: str, path: str,
-                                                   password: str | None, message: str,
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("path", "password", "message"),
+    [
+        (
+            "/release",
+            "wrong-password",
+            r"HTTP 401 Unauthorized: the credentials from \$DRUGBANK_USERNAME/\$DRUGBANK_PASSWORD were rejected",
+        ),
+        ("/release", None, "HTTP 401 Unauthorized: no credentials were given"),
+        ("/broken", PASSWORD, "HTTP 500 Internal Server Error: the download service failed"),
+    ],
+    ids=["401-rejected", "401-no-credentials", "500"],
+)
+def test_download_errors_are_clear_and_secret_free(
+    tmp_path: Path,
+    drugbank: str,
+    path: str,
+    password: str | None,
+    message: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.DEBUG)
     credentials = Credentials(USER, password, "$DRUGBANK_USERNAME/$DRUGBANK_PASSWORD") if password else None
     with pytest.raises(WatchError, match=message) as excinfo:
@@ -309,8 +328,17 @@ def test_prefect_yaml_deployments_are_valid() -> None:
     """Triggers parse as Prefect deployment triggers; existing entrypoints accept the parameters given."""
     spec = yaml.safe_load((PROJECT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in spec["deployments"]}
-    assert {"watch-releases", "watch-drugbank", "retrain-on-release", "ingest", "data", "teachers", "prm",
-            "train", "evaluate"} <= set(deployments)
+    assert {
+        "watch-releases",
+        "watch-drugbank",
+        "retrain-on-release",
+        "ingest",
+        "data",
+        "teachers",
+        "prm",
+        "train",
+        "evaluate",
+    } <= set(deployments)
     assert all(d["work_pool"]["name"] == "mard-local" for d in deployments.values())
 
     (trigger,) = deployments["retrain-on-release"]["triggers"]
@@ -330,8 +358,9 @@ def test_prefect_yaml_deployments_are_valid() -> None:
 
 
 @pytest.mark.slow
-def test_watch_flow_with_secret_block(tmp_path: Path, drugbank: str, request: pytest.FixtureRequest,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_watch_flow_with_secret_block(
+    tmp_path: Path, drugbank: str, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> None:
     """The real flow: credentials from a Secret block, an event related to the run, a secret-free artifact."""
     from prefect.artifacts import Artifact
     from prefect.blocks.system import Secret
@@ -345,8 +374,9 @@ def test_watch_flow_with_secret_block(tmp_path: Path, drugbank: str, request: py
     events_worker = request.getfixturevalue("asserting_events_worker")
     caplog.set_level(logging.DEBUG)
 
-    result = watch_flow(root=str(root), watch=WatchConfig(url=f"{drugbank}/release",
-                                                          secret_block="test-drugbank-credentials"))
+    result = watch_flow(
+        root=str(root), watch=WatchConfig(url=f"{drugbank}/release", secret_block="test-drugbank-credentials")
+    )
     assert result["download"] == "downloaded" and [r["version"] for r in result["releases"]] == ["5.1.99"]
 
     events_worker.drain()
@@ -355,8 +385,13 @@ def test_watch_flow_with_secret_block(tmp_path: Path, drugbank: str, request: py
     assert "flow-run" in {r.role for r in event.related}
     artifact = Artifact.get("release-watch")
     assert artifact is not None and "5.1.99" in json.dumps(artifact.data)
-    assert_no_secret(caplog.text, json.dumps(artifact.data), artifact.description or "", json.dumps(result),
-                     event.model_dump_json())
+    assert_no_secret(
+        caplog.text,
+        json.dumps(artifact.data),
+        artifact.description or "",
+        json.dumps(result),
+        event.model_dump_json(),
+    )
 
     with pytest.raises(WatchError, match="Prefect Secret block 'no-such-block': cannot be loaded"):
         watch_flow(root=str(root), watch=WatchConfig(url=f"{drugbank}/release", secret_block="no-such-block"))

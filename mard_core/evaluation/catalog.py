@@ -4,6 +4,7 @@ Production serving: the merged student served by vLLM's OpenAI-compatible server
 ``endpoint:<name>``) system whose ``backend`` is ``{"backend": "vllm", ...}`` or ``{"backend": "openai",
 "base_url": ...}``; :class:`BackendSystem` queries it with the very prompts and parser the harness uses.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -21,8 +22,14 @@ class BackendSystem(BaseSystem):
     """A generation backend answering through the prompts format: one greedy completion per query, parsed by
     :func:`mard_core.prompts.parse_completion` (teachers zero-shot, the student, hosted endpoints, vLLM)."""
 
-    def __init__(self, backend: Backend, name: str, kind: str, params: GenerationParams | None = None,
-                 possibly_contaminated: bool = False) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        name: str,
+        kind: str,
+        params: GenerationParams | None = None,
+        possibly_contaminated: bool = False,
+    ) -> None:
         if kind not in KINDS:
             raise InputError(f"system {name!r}: kind {kind!r} is not one of {KINDS}")
         self.backend = backend
@@ -33,14 +40,23 @@ class BackendSystem(BaseSystem):
         prompts = [render_prompt(q.ref_a, q.ref_b, q.evidence) for q in queries]
         outputs = self.backend.generate(prompts, replace(self.params, n=1)) if prompts else []
         if len(outputs) != len(queries):
-            raise MardError(f"system {self.name!r}: backend returned {len(outputs)} results for {len(queries)} prompts")
+            raise MardError(
+                f"system {self.name!r}: backend returned {len(outputs)} results for {len(queries)} prompts"
+            )
         predictions = []
         for query, (completion, *_) in zip(queries, outputs, strict=True):
             parsed = parse_completion(completion.text, query.names_a, query.names_b)
             answer = parsed.answer
             label = answer.label if answer is not None and all(answer.label.split("/")) else None
-            predictions.append(Prediction(label, answer.confidence if label else None, completion.text,
-                                          completion.prompt_tokens, completion.completion_tokens))
+            predictions.append(
+                Prediction(
+                    label,
+                    answer.confidence if label else None,
+                    completion.text,
+                    completion.prompt_tokens,
+                    completion.completion_tokens,
+                )
+            )
         return predictions
 
     def close(self) -> None:
@@ -60,15 +76,19 @@ def _backend_system(kind: str, default_contaminated: bool) -> SystemFactory:
 
     def build(spec: Mapping[str, Any], ctx: SystemContext) -> System:
         name = spec["name"]
-        options = fill_placeholders({k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}")
+        options = fill_placeholders(
+            {k: v for k, v in spec.items() if k != "name"}, ctx.placeholders, f"system {name!r}"
+        )
         contaminated = bool(options.pop("possibly_contaminated", default_contaminated))
         generation = {k: options.pop(k) for k in _GENERATION_KEYS if k in options}
         params = parse_config(GenerationParams, {"temperature": 0.0, **generation}, f"system {name!r}")
         if "backend" in options:
             backend_spec = options.pop("backend")
         elif kind == "student" and "model" in options:
-            backend_spec = {"backend": "hf", **{k: options.pop(k) for k in ("model", "device", "dtype", "batch_size")
-                                                if k in options}}
+            backend_spec = {
+                "backend": "hf",
+                **{k: options.pop(k) for k in ("model", "device", "dtype", "batch_size") if k in options},
+            }
         else:
             alternative = " or a 'model'" if kind == "student" else ""
             raise InputError(f"system {name!r}: needs a 'backend' spec{alternative}")

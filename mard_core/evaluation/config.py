@@ -1,4 +1,5 @@
 """What to evaluate and how much of it (:class:`EvalConfig`); imports no torch, transformers or TRL."""
+
 from __future__ import annotations
 
 from dataclasses import field
@@ -12,8 +13,16 @@ from mard_core.splits_config import STRATEGIES
 from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt
 
 # System kinds by name prefix (their factories: mard_core.evaluation.catalog.SYSTEMS, which imports polars).
-SYSTEM_KINDS = ("majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp", "teacher", "student",
-                "endpoint")
+SYSTEM_KINDS = (
+    "majority",
+    "drug_prior",
+    "knowledge_rules",
+    "similarity",
+    "feature_mlp",
+    "teacher",
+    "student",
+    "endpoint",
+)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -24,7 +33,12 @@ class EvalConfig:
     (cpu | gpu). The default systems name the pipeline's models through placeholders ({models}, {sft},
     {sft_no_mirror}, {dpo}, {split})."""
 
-    strategies: tuple[str, ...] = ("random", "cold_drug", "cold_pair", "temporal")  # those the splits stage built
+    strategies: tuple[str, ...] = (
+        "random",
+        "cold_drug",
+        "cold_pair",
+        "temporal",
+    )  # those the splits stage built
     max_test_pairs: PositiveInt = 120
     max_valid_pairs: NonNegativeInt = 60
     seed: NonNegativeInt = 0
@@ -35,10 +49,23 @@ class EvalConfig:
     prices: PriceTable = field(default_factory=PriceTable)
     device: Literal["cpu", "gpu"] = "cpu"
     systems: tuple[str | dict[str, Any], ...] = (
-        "majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp",
-        {"name": "teacher:tiny-llama", "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},
-         "max_tokens": 96, "strategies": ["{split}"]},
-        {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "max_tokens": 160, "strategies": ["{split}"]},
+        "majority",
+        "drug_prior",
+        "knowledge_rules",
+        "similarity",
+        "feature_mlp",
+        {
+            "name": "teacher:tiny-llama",
+            "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},
+            "max_tokens": 96,
+            "strategies": ["{split}"],
+        },
+        {
+            "name": "student:sft-no-mirror",
+            "model": "{sft_no_mirror}",
+            "max_tokens": 160,
+            "strategies": ["{split}"],
+        },
         {"name": "student:sft", "model": "{sft}", "max_tokens": 160, "strategies": ["{split}"]},
         {"name": "student:mard", "model": "{dpo}", "max_tokens": 160, "strategies": ["{split}"]},
     )

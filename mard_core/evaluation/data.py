@@ -1,4 +1,5 @@
 """The evaluation's inputs on disk: the parts of a split strategy and the ingest tables."""
+
 from __future__ import annotations
 
 from pathlib import Path

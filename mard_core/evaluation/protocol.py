@@ -14,6 +14,7 @@
 * MFS (:mod:`mard_core.metrics.mfs`) over the chains of systems that write them.
 * Cost per 1k predictions from the measured tokens and wall time of the test predictions only.
 """
+
 from __future__ import annotations
 
 import time
@@ -58,7 +59,9 @@ class EvalResult(NamedTuple):
 
 def make_queries(pairs: Sequence[tuple[str, str]], index: RetrievalIndex, facts: Facts) -> list[Query]:
     """Queries for ordered (A, B) pairs, with names from ``facts`` and evidence from ``index``."""
-    return [Query(a, b, facts.drug_names(a), facts.drug_names(b), tuple(index.retrieve(a, b))) for a, b in pairs]
+    return [
+        Query(a, b, facts.drug_names(a), facts.drug_names(b), tuple(index.retrieve(a, b))) for a, b in pairs
+    ]
 
 
 def drug_train_counts(train: pl.DataFrame) -> dict[str, int]:
@@ -95,7 +98,9 @@ def _ordered(df: pl.DataFrame) -> list[tuple[str, str]]:
     return list(df.select("query_a", "query_b").iter_rows())
 
 
-def _confidences(preds: Sequence[Prediction], correct: Sequence[bool]) -> tuple[np.ndarray, np.ndarray, int] | None:
+def _confidences(
+    preds: Sequence[Prediction], correct: Sequence[bool]
+) -> tuple[np.ndarray, np.ndarray, int] | None:
     """(confidence, correct, n left out) for calibration; None when the system gives no confidences."""
     if not any(p.label is not None and p.confidence is not None for p in preds):
         return None
@@ -112,8 +117,9 @@ def _confidences(preds: Sequence[Prediction], correct: Sequence[bool]) -> tuple[
     return np.asarray(conf), np.asarray(flags), missing
 
 
-def _valid_calibrator(system: System, split_dir: Path, strategy: str, index: RetrievalIndex, facts: Facts,
-                      cfg: EvalConfig) -> tuple[Callable[[Any], np.ndarray], pl.DataFrame] | None:
+def _valid_calibrator(
+    system: System, split_dir: Path, strategy: str, index: RetrievalIndex, facts: Facts, cfg: EvalConfig
+) -> tuple[Callable[[Any], np.ndarray], pl.DataFrame] | None:
     """Isotonic map fitted on the system's VALID predictions, and the (confidence, correct) rows it used."""
     path = split_dir / strategy / "valid.parquet"
     if not cfg.calibrate_on_valid or cfg.max_valid_pairs == 0 or not path.is_file():
@@ -131,16 +137,24 @@ def _valid_calibrator(system: System, split_dir: Path, strategy: str, index: Ret
     return calibrate(conf, flags), pl.DataFrame({"confidence": conf, "correct": flags})
 
 
-def _calibration_metrics(preds: Sequence[Prediction], correct: Sequence[bool], n_bins: int,
-                         calibrator: Callable[[Any], np.ndarray] | None) -> tuple[dict[str, Any], list[float | None]]:
+def _calibration_metrics(
+    preds: Sequence[Prediction],
+    correct: Sequence[bool],
+    n_bins: int,
+    calibrator: Callable[[Any], np.ndarray] | None,
+) -> tuple[dict[str, Any], list[float | None]]:
     """Calibration scalars plus the reliability table (of the calibrated confidences when a calibrator is
     given), and each prediction's calibrated confidence (None without a calibrator or a confidence)."""
     rows = _confidences(preds, correct)
     if rows is None or rows[0].size == 0:
         return {}, [None] * len(preds)
     conf, flags, missing = rows
-    out: dict[str, Any] = {"calibration_n": int(conf.size), "calibration_missing": missing,
-                           "ece": ece(conf, flags, n_bins), "brier": brier(conf, flags)}
+    out: dict[str, Any] = {
+        "calibration_n": int(conf.size),
+        "calibration_missing": missing,
+        "ece": ece(conf, flags, n_bins),
+        "brier": brier(conf, flags),
+    }
     final = conf
     calibrated: list[float | None] = [None] * len(preds)
     if calibrator is not None:
@@ -155,9 +169,17 @@ def _calibration_metrics(preds: Sequence[Prediction], correct: Sequence[bool], n
     return out, calibrated
 
 
-def evaluate_system(system: System, split_dir: str | Path, strategy: str, index: RetrievalIndex, facts: Facts,
-                    train_counts: Mapping[str, int], cfg: EvalConfig,
-                    taxonomy: Taxonomy | None = None, test: pl.DataFrame | None = None) -> EvalResult:
+def evaluate_system(
+    system: System,
+    split_dir: str | Path,
+    strategy: str,
+    index: RetrievalIndex,
+    facts: Facts,
+    train_counts: Mapping[str, int],
+    cfg: EvalConfig,
+    taxonomy: Taxonomy | None = None,
+    test: pl.DataFrame | None = None,
+) -> EvalResult:
     """Score ``system`` on the test part of ``<split_dir>/<strategy>`` (see the module doc for the protocol).
 
     ``index``: that strategy's retrieval index; ``facts``: DrugBank facts for names and MFS;
@@ -177,8 +199,12 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
     labels = [p.label for p in preds]
     correct = [lab == g for lab, g in zip(labels, gold, strict=True)]
 
-    metrics: dict[str, Any] = {"system": system.name, "strategy": strategy, "kind": system.kind,
-                               "possibly_contaminated": system.possibly_contaminated}
+    metrics: dict[str, Any] = {
+        "system": system.name,
+        "strategy": strategy,
+        "kind": system.kind,
+        "possibly_contaminated": system.possibly_contaminated,
+    }
     scores = label_metrics(gold, labels, seed=cfg.seed)
     lo, hi = scores.pop("exact_accuracy_ci95")  # type: ignore[misc]
     metrics.update(scores, exact_accuracy_ci95_lo=lo, exact_accuracy_ci95_hi=hi)
@@ -194,8 +220,10 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
 
     tax = taxonomy or load_taxonomy()
     verifier = ChainVerifier(facts, tax)
-    chains = [verifier.score(p.text, q.ref_a, q.ref_b, q.evidence) if p.text else None
-              for p, q in zip(preds, queries, strict=True)]
+    chains = [
+        verifier.score(p.text, q.ref_a, q.ref_b, q.evidence) if p.text else None
+        for p, q in zip(preds, queries, strict=True)
+    ]
     if any(c is not None for c in chains):
         metrics.update(aggregate_mfs(chains, correct))
 
@@ -207,15 +235,16 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
 
     prompt_tokens = sum(p.prompt_tokens for p in preds)
     completion_tokens = sum(p.completion_tokens for p in preds)
-    cost = cost_per_1k(prompt_tokens, completion_tokens, wall_s, len(preds), cfg.prices,
-                       cfg.device)  # type: ignore[arg-type]
+    cost = cost_per_1k(prompt_tokens, completion_tokens, wall_s, len(preds), cfg.prices, cfg.device)  # type: ignore[arg-type]
     metrics.update({f"cost_{k}": v for k, v in cost.items()}, wall_s=wall_s)
     metrics["rare_drug_bins"] = rare_drug_bins(shown, train_counts, correct)
     metrics["confusion_family"] = confusion(gold, labels, "family")
 
     predictions = shown.select("drug_a", "drug_b", "query_a", "query_b", "swapped", "gold").with_columns(
-        pl.lit(system.name).alias("system"), pl.lit(strategy).alias("strategy"),
-        pl.Series("pred", labels, dtype=pl.String), pl.Series("correct", correct, dtype=pl.Boolean),
+        pl.lit(system.name).alias("system"),
+        pl.lit(strategy).alias("strategy"),
+        pl.Series("pred", labels, dtype=pl.String),
+        pl.Series("correct", correct, dtype=pl.Boolean),
         pl.Series("confidence", [p.confidence for p in preds], dtype=pl.Float64),
         pl.Series("confidence_calibrated", calibrated, dtype=pl.Float64),
         pl.Series("pred_mirror", mirror_labels, dtype=pl.String),
@@ -229,38 +258,67 @@ def evaluate_system(system: System, split_dir: str | Path, strategy: str, index:
     return EvalResult(metrics, predictions)
 
 
-def planned_runs(cfg: EvalConfig, placeholders: Mapping[str, str] | None = None) -> list[tuple[dict[str, Any], str]]:
+def planned_runs(
+    cfg: EvalConfig, placeholders: Mapping[str, str] | None = None
+) -> list[tuple[dict[str, Any], str]]:
     """(system spec, strategy) for every configured system on every strategy it runs on (its ``strategies``
     option, placeholders filled, restricts them); the returned specs no longer carry ``strategies``."""
     runs = []
     for strategy in cfg.strategies:
         for spec in cfg.system_specs():
             only = spec.pop("strategies", None)
-            if only is None or strategy in fill_placeholders(list(only), placeholders or {}, f"system {spec['name']!r}"):
+            if only is None or strategy in fill_placeholders(
+                list(only), placeholders or {}, f"system {spec['name']!r}"
+            ):
                 runs.append((spec, strategy))
     return runs
 
 
-def evaluate_one(spec: Mapping[str, Any], strategy: str, cfg: EvalConfig, ingest_dir: str | Path,
-                 split_dir: str | Path, index_dir: str | Path, placeholders: Mapping[str, str] | None = None,
-                 test: pl.DataFrame | None = None) -> EvalResult:
+def evaluate_one(
+    spec: Mapping[str, Any],
+    strategy: str,
+    cfg: EvalConfig,
+    ingest_dir: str | Path,
+    split_dir: str | Path,
+    index_dir: str | Path,
+    placeholders: Mapping[str, str] | None = None,
+    test: pl.DataFrame | None = None,
+) -> EvalResult:
     """One system on one strategy (index at ``<index_dir>/<strategy>``), on its test part or on ``test``; the
     system is built (and, for baselines, fitted on that split's train part) here and closed after."""
     taxonomy = load_taxonomy()
-    drugs, proteins = (read_table(Path(ingest_dir) / "drugs.parquet"),
-                       read_table(Path(ingest_dir) / "drug_proteins.parquet"))
+    drugs, proteins = (
+        read_table(Path(ingest_dir) / "drugs.parquet"),
+        read_table(Path(ingest_dir) / "drug_proteins.parquet"),
+    )
     train = read_part(split_dir, strategy, "train")
     ctx = SystemContext(strategy, train, drugs, proteins, taxonomy, dict(placeholders or {}))
     system = build_system(spec, ctx)
     try:
-        return evaluate_system(system, split_dir, strategy, RetrievalIndex.load(Path(index_dir) / strategy),
-                               Facts.from_tables(drugs, proteins), drug_train_counts(train), cfg, taxonomy, test)
+        return evaluate_system(
+            system,
+            split_dir,
+            strategy,
+            RetrievalIndex.load(Path(index_dir) / strategy),
+            Facts.from_tables(drugs, proteins),
+            drug_train_counts(train),
+            cfg,
+            taxonomy,
+            test,
+        )
     finally:
         system.close()
 
 
-def evaluate_all(cfg: EvalConfig, ingest_dir: str | Path, split_dir: str | Path, index_dir: str | Path,
-                 placeholders: Mapping[str, str] | None = None) -> list[EvalResult]:
+def evaluate_all(
+    cfg: EvalConfig,
+    ingest_dir: str | Path,
+    split_dir: str | Path,
+    index_dir: str | Path,
+    placeholders: Mapping[str, str] | None = None,
+) -> list[EvalResult]:
     """Every configured system on every strategy it runs on."""
-    return [evaluate_one(spec, strategy, cfg, ingest_dir, split_dir, index_dir, placeholders)
-            for spec, strategy in planned_runs(cfg, placeholders)]
+    return [
+        evaluate_one(spec, strategy, cfg, ingest_dir, split_dir, index_dir, placeholders)
+        for spec, strategy in planned_runs(cfg, placeholders)
+    ]

@@ -1,5 +1,6 @@
 """The evaluation report: the leaderboard (Parquet and Markdown), each result's predictions, valid-part
 calibration rows and plots."""
+
 from __future__ import annotations
 
 import math
@@ -35,12 +36,23 @@ def leaderboard(results: Sequence[EvalResult]) -> pl.DataFrame:
 
 
 _MARKDOWN_COLUMNS = (
-    ("system", "System"), ("strategy", "Split"), ("n", "n"), ("exact_accuracy", "Exact"),
-    ("family_accuracy", "Family"), ("subtype_macro_f1", "Subtype F1"), ("direction_accuracy", "Direction"),
-    ("direction_accuracy_given_mechanism", "Dir. given mech."), ("kappa", "Kappa"),
-    ("mirror_consistency", "Mirror"), ("mfs_mean", "MFS"), ("mfs_on_correct", "MFS correct"),
-    ("correct_and_verified", "Correct+verified"), ("ece", "ECE raw"), ("ece_calibrated", "ECE cal."),
-    ("cost_self_hosted_usd_per_1k", "$ self /1k"), ("cost_api_usd_per_1k", "$ API /1k"),
+    ("system", "System"),
+    ("strategy", "Split"),
+    ("n", "n"),
+    ("exact_accuracy", "Exact"),
+    ("family_accuracy", "Family"),
+    ("subtype_macro_f1", "Subtype F1"),
+    ("direction_accuracy", "Direction"),
+    ("direction_accuracy_given_mechanism", "Dir. given mech."),
+    ("kappa", "Kappa"),
+    ("mirror_consistency", "Mirror"),
+    ("mfs_mean", "MFS"),
+    ("mfs_on_correct", "MFS correct"),
+    ("correct_and_verified", "Correct+verified"),
+    ("ece", "ECE raw"),
+    ("ece_calibrated", "ECE cal."),
+    ("cost_self_hosted_usd_per_1k", "$ self /1k"),
+    ("cost_api_usd_per_1k", "$ API /1k"),
 )
 
 
@@ -79,20 +91,30 @@ def write_report(results: Sequence[EvalResult], out_dir: str | Path) -> dict[str
     plots ``plots/<stem>_{confusion,reliability,rare_drugs}.png``; returns every path by a name."""
     out = Path(out_dir)
     board = leaderboard(results)
-    paths = {"leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
-             "leaderboard_md": write_atomic(out / "leaderboard.md",
-                                            lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8"))}
+    paths = {
+        "leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
+        "leaderboard_md": write_atomic(
+            out / "leaderboard.md", lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8")
+        ),
+    }
     for metrics, predictions in results:
         stem = result_stem(metrics)
-        paths[f"predictions/{stem}"] = write_atomic(out / "predictions" / f"{stem}.parquet", predictions.write_parquet)
+        paths[f"predictions/{stem}"] = write_atomic(
+            out / "predictions" / f"{stem}.parquet", predictions.write_parquet
+        )
         if "calibration_data" in metrics:
-            paths[f"calibration/{stem}"] = write_atomic(out / "calibration" / f"{stem}.parquet",
-                                                        metrics["calibration_data"].write_parquet)
+            paths[f"calibration/{stem}"] = write_atomic(
+                out / "calibration" / f"{stem}.parquet", metrics["calibration_data"].write_parquet
+            )
         labels, matrix = metrics["confusion_family"]
-        paths[f"plots/{stem}_confusion"] = confusion_plot(labels, matrix, out / "plots" / f"{stem}_confusion.png")
-        paths[f"plots/{stem}_rare_drugs"] = rare_drug_plot(metrics["rare_drug_bins"],
-                                                           out / "plots" / f"{stem}_rare_drugs.png")
+        paths[f"plots/{stem}_confusion"] = confusion_plot(
+            labels, matrix, out / "plots" / f"{stem}_confusion.png"
+        )
+        paths[f"plots/{stem}_rare_drugs"] = rare_drug_plot(
+            metrics["rare_drug_bins"], out / "plots" / f"{stem}_rare_drugs.png"
+        )
         if "reliability" in metrics:
-            paths[f"plots/{stem}_reliability"] = reliability_plot(metrics["reliability"],
-                                                                  out / "plots" / f"{stem}_reliability.png")
+            paths[f"plots/{stem}_reliability"] = reliability_plot(
+                metrics["reliability"], out / "plots" / f"{stem}_reliability.png"
+            )
     return paths

@@ -1,6 +1,7 @@
 """What every system shares: the ordered :class:`Query` it answers, its :class:`Prediction`, the
 :class:`System` protocol with the :class:`BaseSystem` defaults, and the :class:`SystemContext` a system is
 built from."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -91,9 +92,19 @@ class SystemContext:
     placeholders: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, ingest_dir: str | Path, split_dir: str | Path, strategy: str,
-             placeholders: Mapping[str, str] | None = None) -> SystemContext:
+    def load(
+        cls,
+        ingest_dir: str | Path,
+        split_dir: str | Path,
+        strategy: str,
+        placeholders: Mapping[str, str] | None = None,
+    ) -> SystemContext:
         """From the ingest tables and ``<split_dir>/<strategy>/train.parquet``."""
-        return cls(strategy, read_part(split_dir, strategy, "train"),
-                   read_table(Path(ingest_dir) / "drugs.parquet"), read_table(Path(ingest_dir) / "drug_proteins.parquet"),
-                   load_taxonomy(), dict(placeholders or {}))
+        return cls(
+            strategy,
+            read_part(split_dir, strategy, "train"),
+            read_table(Path(ingest_dir) / "drugs.parquet"),
+            read_table(Path(ingest_dir) / "drug_proteins.parquet"),
+            load_taxonomy(),
+            dict(placeholders or {}),
+        )

@@ -3,6 +3,7 @@
 Bins are equal-width on [0, 1]: bin k of n holds confidences c with k/n <= c < (k+1)/n, and c = 1 falls in
 the last bin.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -15,20 +16,28 @@ from sklearn.isotonic import IsotonicRegression
 from mard_core.errors import InputError
 
 
-def _check(what: str, confidence: ArrayLike, correct: Sequence[bool] | ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def _check(
+    what: str, confidence: ArrayLike, correct: Sequence[bool] | ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     conf = np.asarray(confidence, dtype=float)
     flags = np.asarray(correct, dtype=bool)
     if conf.ndim != 1 or conf.shape != flags.shape:
-        raise InputError(f"{what}: confidence {conf.shape} and correct {flags.shape} must be 1-D and equally long")
+        raise InputError(
+            f"{what}: confidence {conf.shape} and correct {flags.shape} must be 1-D and equally long"
+        )
     if conf.size == 0:
         raise InputError(f"{what}: no rows to score")
     if not np.all((conf >= 0) & (conf <= 1)):
-        raise InputError(f"{what}: confidences must lie in [0, 1] (got min {np.nanmin(conf)}, "
-                         f"max {np.nanmax(conf)}, {int(np.isnan(conf).sum())} NaN)")
+        raise InputError(
+            f"{what}: confidences must lie in [0, 1] (got min {np.nanmin(conf)}, "
+            f"max {np.nanmax(conf)}, {int(np.isnan(conf).sum())} NaN)"
+        )
     return conf, flags
 
 
-def reliability_table(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int = 10) -> pl.DataFrame:
+def reliability_table(
+    confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int = 10
+) -> pl.DataFrame:
     """Per bin: edges ``bin_lo``/``bin_hi``, ``mean_confidence``, ``accuracy`` (null when empty) and ``n``."""
     if n_bins < 1:
         raise InputError(f"reliability_table: n_bins must be >= 1, got {n_bins}")
@@ -38,11 +47,25 @@ def reliability_table(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike
     for k in range(n_bins):
         members = index == k
         n = int(members.sum())
-        rows.append({"bin_lo": k / n_bins, "bin_hi": (k + 1) / n_bins,
-                     "mean_confidence": float(conf[members].mean()) if n else None,
-                     "accuracy": float(flags[members].mean()) if n else None, "n": n})
-    return pl.DataFrame(rows, schema={"bin_lo": pl.Float64, "bin_hi": pl.Float64, "mean_confidence": pl.Float64,
-                                      "accuracy": pl.Float64, "n": pl.Int64})
+        rows.append(
+            {
+                "bin_lo": k / n_bins,
+                "bin_hi": (k + 1) / n_bins,
+                "mean_confidence": float(conf[members].mean()) if n else None,
+                "accuracy": float(flags[members].mean()) if n else None,
+                "n": n,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "bin_lo": pl.Float64,
+            "bin_hi": pl.Float64,
+            "mean_confidence": pl.Float64,
+            "accuracy": pl.Float64,
+            "n": pl.Int64,
+        },
+    )
 
 
 def ece(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int = 10) -> float:
@@ -58,7 +81,9 @@ def brier(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike) -> float:
     return float(np.mean((conf - flags) ** 2))
 
 
-def calibrate(conf_valid: ArrayLike, correct_valid: Sequence[bool] | ArrayLike) -> Callable[[ArrayLike], np.ndarray]:
+def calibrate(
+    conf_valid: ArrayLike, correct_valid: Sequence[bool] | ArrayLike
+) -> Callable[[ArrayLike], np.ndarray]:
     """Fit a monotone map confidence -> P(correct) on validation data (isotonic, clipped to the fitted range).
 
     Fit on the validation split, then apply the returned function to test confidences.

@@ -4,6 +4,7 @@ A prediction of ``None`` or ``""`` is a "no answer": it counts as wrong in every
 have exactly four non-empty ``/``-separated fields and a direction in :data:`DIRECTIONS`, else
 :class:`LabelFormatError` is raised.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -79,13 +80,21 @@ def present_in_random_order(pairs: pl.DataFrame, seed: int) -> pl.DataFrame:
     drugs_a = [str(d) for d in pairs["drug_a"].to_list()]
     drugs_b = [str(d) for d in pairs["drug_b"].to_list()]
     swapped = [_pair_swapped(a, b, seed) for a, b in zip(drugs_a, drugs_b, strict=True)]
-    gold = [mirror_label(lab) if s else "/".join(split_label(lab))
-            for lab, s in zip(pairs["label"].to_list(), swapped, strict=True)]
+    gold = [
+        mirror_label(lab) if s else "/".join(split_label(lab))
+        for lab, s in zip(pairs["label"].to_list(), swapped, strict=True)
+    ]
     return pairs.with_columns(
-        pl.Series("query_a", [b if s else a for a, b, s in zip(drugs_a, drugs_b, swapped, strict=True)],
-                  dtype=pl.String),
-        pl.Series("query_b", [a if s else b for a, b, s in zip(drugs_a, drugs_b, swapped, strict=True)],
-                  dtype=pl.String),
+        pl.Series(
+            "query_a",
+            [b if s else a for a, b, s in zip(drugs_a, drugs_b, swapped, strict=True)],
+            dtype=pl.String,
+        ),
+        pl.Series(
+            "query_b",
+            [a if s else b for a, b, s in zip(drugs_a, drugs_b, swapped, strict=True)],
+            dtype=pl.String,
+        ),
         pl.Series("gold", gold, dtype=pl.String),
         pl.Series("swapped", swapped, dtype=pl.Boolean),
     )
@@ -119,8 +128,9 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def bootstrap_accuracy_ci(correct: Sequence[bool], n_boot: int = 200, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
+def bootstrap_accuracy_ci(
+    correct: Sequence[bool], n_boot: int = 200, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap CI for an accuracy.
 
     Resampling n binary outcomes with replacement gives a number correct distributed exactly as
@@ -128,8 +138,10 @@ def bootstrap_accuracy_ci(correct: Sequence[bool], n_boot: int = 200, seed: int 
     """
     flags = np.asarray(correct, dtype=bool)
     if flags.size == 0 or n_boot < 1 or not 0 < level < 1:
-        raise InputError(f"bootstrap CI: need rows, n_boot >= 1 and 0 < level < 1 "
-                         f"(got {flags.size} rows, n_boot={n_boot}, level={level})")
+        raise InputError(
+            f"bootstrap CI: need rows, n_boot >= 1 and 0 < level < 1 "
+            f"(got {flags.size} rows, n_boot={n_boot}, level={level})"
+        )
     rng = np.random.default_rng(seed)
     replicates = rng.binomial(flags.size, flags.mean(), size=n_boot) / flags.size
     tail = (1 - level) / 2 * 100
@@ -137,8 +149,13 @@ def bootstrap_accuracy_ci(correct: Sequence[bool], n_boot: int = 200, seed: int 
     return float(lo), float(hi)
 
 
-def label_metrics(gold: Sequence[str], pred: Sequence[str | None], symmetric_subtypes: set[str] | None = None,
-                  n_boot: int = 200, seed: int = 0) -> dict[str, float | int | None | tuple[float, float]]:
+def label_metrics(
+    gold: Sequence[str],
+    pred: Sequence[str | None],
+    symmetric_subtypes: set[str] | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, float | int | None | tuple[float, float]]:
     """Accuracy at every level of the label, subtype macro-F1, Cohen's kappa and a bootstrap CI.
 
     A gold label is symmetric when its direction is "Bidirectional", or, when ``symmetric_subtypes`` is
@@ -150,8 +167,12 @@ def label_metrics(gold: Sequence[str], pred: Sequence[str | None], symmetric_sub
     answered = np.array([x is not None for x in p])
 
     def agree(*fields: str) -> np.ndarray:
-        return np.array([q is not None and all(getattr(q, f) == getattr(t, f) for f in fields)
-                         for t, q in zip(g, p, strict=True)])
+        return np.array(
+            [
+                q is not None and all(getattr(q, f) == getattr(t, f) for f in fields)
+                for t, q in zip(g, p, strict=True)
+            ]
+        )
 
     exact = agree("family", "subtype", "direction", "modality")
     mechanism = agree("family", "subtype")
@@ -173,8 +194,9 @@ def label_metrics(gold: Sequence[str], pred: Sequence[str | None], symmetric_sub
         "exact_accuracy": float(exact.mean()),
         "exact_accuracy_ci95": bootstrap_accuracy_ci(exact, n_boot=n_boot, seed=seed),
         "family_accuracy": float(agree("family").mean()),
-        "subtype_macro_f1": float(f1_score(gold_sub, pred_sub, labels=sorted(set(gold_sub)),
-                                           average="macro", zero_division=0)),
+        "subtype_macro_f1": float(
+            f1_score(gold_sub, pred_sub, labels=sorted(set(gold_sub)), average="macro", zero_division=0)
+        ),
         "direction_accuracy": float(direction.mean()),
         "direction_accuracy_given_mechanism": _mean_or_none(direction[mechanism]),
         "modality_accuracy": float(agree("modality").mean()),
@@ -198,8 +220,9 @@ def mirror_consistency(pred_ab: Sequence[str | None], pred_ba: Sequence[str | No
     return float(np.mean(consistent))
 
 
-def confusion(gold: Sequence[str], pred: Sequence[str | None],
-              level: Level = "family") -> tuple[list[str], np.ndarray]:
+def confusion(
+    gold: Sequence[str], pred: Sequence[str | None], level: Level = "family"
+) -> tuple[list[str], np.ndarray]:
     """Confusion matrix at one level (rows gold, columns predicted) over the sorted union of values seen.
 
     ``level`` is "family", "subtype" (Family/Subtype), "direction", "modality" or "exact"; no-answers
@@ -220,8 +243,12 @@ def _bin_label(lo: float, hi: float) -> str:
     return f"{lo:g}" if hi - lo == 1 else f"{lo:g}-{hi - 1:g}"
 
 
-def rare_drug_bins(pairs: pl.DataFrame, train_counts: Mapping[str, int], correct: Sequence[bool],
-                   bins: Sequence[float] = DEFAULT_RARE_BINS) -> pl.DataFrame:
+def rare_drug_bins(
+    pairs: pl.DataFrame,
+    train_counts: Mapping[str, int],
+    correct: Sequence[bool],
+    bins: Sequence[float] = DEFAULT_RARE_BINS,
+) -> pl.DataFrame:
     """Accuracy by training frequency of the rarer drug of each pair.
 
     A drug's frequency is the number of training pairs it appears in (0 when unseen). ``bins`` are
@@ -229,17 +256,29 @@ def rare_drug_bins(pairs: pl.DataFrame, train_counts: Mapping[str, int], correct
     Every bin is reported, with accuracy null where it has no pairs.
     """
     if "drug_a" not in pairs.columns or "drug_b" not in pairs.columns:
-        raise InputError(f"rare_drug_bins: pairs frame needs drug_a and drug_b columns; it has {pairs.columns}")
+        raise InputError(
+            f"rare_drug_bins: pairs frame needs drug_a and drug_b columns; it has {pairs.columns}"
+        )
     _check_lengths("rare_drug_bins", pairs=range(pairs.height), correct=correct)
     edges = np.asarray(bins, dtype=float)
     finite = edges[np.isfinite(edges)]
-    if (edges.size < 2 or np.any(np.diff(edges) <= 0) or np.any(finite != np.round(finite))
-            or np.any(np.isinf(edges[:-1]))):
-        raise InputError(f"rare_drug_bins: bins {tuple(bins)} must be >= 2 increasing integer edges "
-                         "(only the last may be inf)")
-    counts = np.array([min(train_counts.get(str(a), 0), train_counts.get(str(b), 0))
-                       for a, b in zip(pairs["drug_a"].to_list(), pairs["drug_b"].to_list(), strict=True)],
-                      dtype=float)
+    if (
+        edges.size < 2
+        or np.any(np.diff(edges) <= 0)
+        or np.any(finite != np.round(finite))
+        or np.any(np.isinf(edges[:-1]))
+    ):
+        raise InputError(
+            f"rare_drug_bins: bins {tuple(bins)} must be >= 2 increasing integer edges "
+            "(only the last may be inf)"
+        )
+    counts = np.array(
+        [
+            min(train_counts.get(str(a), 0), train_counts.get(str(b), 0))
+            for a, b in zip(pairs["drug_a"].to_list(), pairs["drug_b"].to_list(), strict=True)
+        ],
+        dtype=float,
+    )
     outside = counts[(counts < edges[0]) | (counts >= edges[-1])]
     if outside.size:
         raise InputError(f"rare_drug_bins: training count {outside[0]:g} lies outside bins {tuple(bins)}")
@@ -248,7 +287,24 @@ def rare_drug_bins(pairs: pl.DataFrame, train_counts: Mapping[str, int], correct
     rows = []
     for k, (lo, hi) in enumerate(pairwise(edges)):
         in_bin = flags[index == k]
-        rows.append({"bin": _bin_label(lo, hi), "lo": float(lo), "hi": float(hi), "n": int(in_bin.size),
-                     "n_correct": int(in_bin.sum()), "accuracy": _mean_or_none(in_bin)})
-    return pl.DataFrame(rows, schema={"bin": pl.String, "lo": pl.Float64, "hi": pl.Float64, "n": pl.Int64,
-                                      "n_correct": pl.Int64, "accuracy": pl.Float64})
+        rows.append(
+            {
+                "bin": _bin_label(lo, hi),
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": int(in_bin.size),
+                "n_correct": int(in_bin.sum()),
+                "accuracy": _mean_or_none(in_bin),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "bin": pl.String,
+            "lo": pl.Float64,
+            "hi": pl.Float64,
+            "n": pl.Int64,
+            "n_correct": pl.Int64,
+            "accuracy": pl.Float64,
+        },
+    )

@@ -33,6 +33,7 @@ Per chain: MFS = confirmed steps / steps. A chain without steps, or whose answer
 taxonomy (nothing to bear on), scores 0. :mod:`mard_core.metrics.mfs_validation` checks the score on gold and
 adversarial chains.
 """
+
 from __future__ import annotations
 
 import re
@@ -59,14 +60,35 @@ from mard_core.verifier import Facts
 CONFIRMED, INCORRECT, UNCONFIRMED, UNVERIFIABLE = "confirmed", "incorrect", "unconfirmed", "unverifiable"
 
 # "A increases the risk or severity of bleeding when combined with B" -> "bleeding"
-_EFFECT_PHRASE = re.compile(r"(?:the )?(?:risk or severity of |risk of )?(.+?)(?: when (?:combined|used) with .+)?")
+_EFFECT_PHRASE = re.compile(
+    r"(?:the )?(?:risk or severity of |risk of )?(.+?)(?: when (?:combined|used) with .+)?"
+)
 _PD_ANTAGONISTIC = "PD Antagonistic"
 # Actions on a target that activate it and that block it: PD Antagonistic answers need a shared target the two
 # drugs act on in opposite ways, PD Additive answers one they act on alike.
-_ACTIVATING = frozenset({"agonist", "partial agonist", "positive allosteric modulator", "positive modulator",
-                         "potentiator", "activator", "stimulator", "inducer"})
-_BLOCKING = frozenset({"antagonist", "inverse agonist", "inhibitor", "blocker", "negative allosteric modulator",
-                       "negative modulator", "suppressor"})
+_ACTIVATING = frozenset(
+    {
+        "agonist",
+        "partial agonist",
+        "positive allosteric modulator",
+        "positive modulator",
+        "potentiator",
+        "activator",
+        "stimulator",
+        "inducer",
+    }
+)
+_BLOCKING = frozenset(
+    {
+        "antagonist",
+        "inverse agonist",
+        "inhibitor",
+        "blocker",
+        "negative allosteric modulator",
+        "negative modulator",
+        "suppressor",
+    }
+)
 _CHANGE = {"increase": "an increase", "decrease": "a decrease"}
 Verdict = tuple[str, str]
 """(verdict, reason)."""
@@ -136,7 +158,7 @@ class _Query:
     own: frozenset[int]  # name-matcher indices of the query drugs
 
     def perpetrator(self) -> str:
-        """"A" or "B": who acts in the (directional) answer."""
+        """ "A" or "B": who acts in the (directional) answer."""
         return "A" if self.label.direction == A_TO_B else "B"
 
 
@@ -164,8 +186,11 @@ def _states_protein(claim: Claim, drug_id: str, item: Evidence, facts: Facts) ->
     else:
         stated = bool({a.lower() for a in item.actions} & set(PROTEIN_RELATIONS[claim.relation]))
     claimed = set(facts.relations(drug_id, claim.obj))
-    return stated and any(claimed & set(facts.relations(drug_id, ref))
-                          for ref in (item.gene_name, item.uniprot_id, item.protein_name) if ref)
+    return stated and any(
+        claimed & set(facts.relations(drug_id, ref))
+        for ref in (item.gene_name, item.uniprot_id, item.protein_name)
+        if ref
+    )
 
 
 class ChainVerifier:
@@ -185,19 +210,29 @@ class ChainVerifier:
         label, error = self._answer(text, parsed)
         if label is None:
             nothing = "the chain has no valid answer to bear on"
-            return ChainScore(None, tuple(ClaimVerdict(s.index, s.text, UNCONFIRMED, nothing) for s in parsed.steps),
-                              error)
+            return ChainScore(
+                None, tuple(ClaimVerdict(s.index, s.text, UNCONFIRMED, nothing) for s in parsed.steps), error
+            )
         own = {self._position[a.drugbank_id], self._position[b.drugbank_id]}.union(
-            *(self._matcher.find(n) for n in (*names["A"], *names["B"])))
-        query = _Query({"A": a.drugbank_id, "B": b.drugbank_id}, {k: v[0] for k, v in names.items()}, (a, b), label,
-                       {e.id: e for e in evidence}, frozenset(own))
+            *(self._matcher.find(n) for n in (*names["A"], *names["B"]))
+        )
+        query = _Query(
+            {"A": a.drugbank_id, "B": b.drugbank_id},
+            {k: v[0] for k, v in names.items()},
+            (a, b),
+            label,
+            {e.id: e for e in evidence},
+            frozenset(own),
+        )
         claims = tuple(ClaimVerdict(s.index, s.text, *self._step(s, query)) for s in parsed.steps)
         return ChainScore(label.slash(), claims)
 
     def _answer(self, text: str, parsed: Parsed) -> tuple[Label | None, str | None]:
         """The chain's answer as a taxonomy label, or None and what is wrong with it."""
         if parsed.answer is None:
-            line = next((x.strip() for x in text.splitlines() if x.strip().upper().startswith("ANSWER")), None)
+            line = next(
+                (x.strip() for x in text.splitlines() if x.strip().upper().startswith("ANSWER")), None
+            )
             return None, parse_answer(line)[1] if line is not None else "no ANSWER line"
         try:
             return self.taxonomy.validate_label(Label.parse(parsed.answer.label)), None
@@ -209,7 +244,9 @@ class ChainVerifier:
         found = sorted(self._matcher.find(text) - query.own)
         if not found:
             return None
-        return ", ".join(f"{self.facts.drug_names(self._drug_ids[i])[0]} ({self._drug_ids[i]})" for i in found)
+        return ", ".join(
+            f"{self.facts.drug_names(self._drug_ids[i])[0]} ({self._drug_ids[i]})" for i in found
+        )
 
     def _step(self, step: Step, query: _Query) -> Verdict:
         missing = [c for c in step.citations if c not in query.evidence]
@@ -228,9 +265,15 @@ class ChainVerifier:
         if not step.citations:
             return UNCONFIRMED, "bears on the answer but cites no evidence"
         label = query.label.slash()
-        wrong = [c for c in step.citations if not (
-            _states_protein(claim, query.ids[claim.drug], query.evidence[c], self.facts) if protein
-            else query_label(query.evidence[c], *query.refs) == label)]
+        wrong = [
+            c
+            for c in step.citations
+            if not (
+                _states_protein(claim, query.ids[claim.drug], query.evidence[c], self.facts)
+                if protein
+                else query_label(query.evidence[c], *query.refs) == label
+            )
+        ]
         if wrong:
             return UNCONFIRMED, f"bears on the answer but {', '.join(wrong)} does not state it"
         return CONFIRMED, f"true, bears on the answer's mechanism, stated by {', '.join(step.citations)}"
@@ -242,8 +285,10 @@ class ChainVerifier:
         if not self.facts.records(query.ids[claim.drug], claim.relation, claim.obj):
             return INCORRECT, f"DrugBank does not record {name} as {claim.relation} of {claim.obj}"
         if not self._protein_bears(claim, query):
-            return UNCONFIRMED, (f"{name} as {claim.relation} of {claim.obj} bears on nothing in the answer "
-                                 f"{query.label} ({self._mechanism(query)})")
+            return UNCONFIRMED, (
+                f"{name} as {claim.relation} of {claim.obj} bears on nothing in the answer "
+                f"{query.label} ({self._mechanism(query)})"
+            )
         return None
 
     def _pd(self, label: Label) -> bool:
@@ -252,16 +297,20 @@ class ChainVerifier:
     def _protein_bears(self, claim: Claim, query: _Query) -> bool:
         label, facts, obj = query.label, self.facts, claim.obj
         if self._pd(label):
-            targets = [[r.actions for r in facts.relations(query.ids[who], obj) if r.kind == "target"]
-                       for who in ("A", "B")]
+            targets = [
+                [r.actions for r in facts.relations(query.ids[who], obj) if r.kind == "target"]
+                for who in ("A", "B")
+            ]
             opposed = any(_opposed(x, y) for x in targets[0] for y in targets[1])
             return all(targets) and opposed == (label.family == _PD_ANTAGONISTIC)
         perp = query.perpetrator()
         p, v = query.ids[perp], query.ids[_other(perp)]
-        return any(facts.records(p, m.relation, obj, m.protein_kinds)
-                   and facts.records(v, "substrate", obj, m.protein_kinds)
-                   and (claim.drug, claim.relation) in ((perp, m.relation), (_other(perp), "substrate"))
-                   for m in _mechanisms(label))
+        return any(
+            facts.records(p, m.relation, obj, m.protein_kinds)
+            and facts.records(v, "substrate", obj, m.protein_kinds)
+            and (claim.drug, claim.relation) in ((perp, m.relation), (_other(perp), "substrate"))
+            for m in _mechanisms(label)
+        )
 
     def _mechanism(self, query: _Query) -> str:
         """What a protein claim must state to bear on the answer, for a reason."""
@@ -273,8 +322,10 @@ class ChainVerifier:
         if not relations:
             return "no protein relation explains it"
         perp = query.perpetrator()
-        return (f"it needs {query.names[perp]} as {' or '.join(relations)} of a protein "
-                f"{query.names[_other(perp)]} is a substrate of")
+        return (
+            f"it needs {query.names[perp]} as {' or '.join(relations)} of a protein "
+            f"{query.names[_other(perp)]} is a substrate of"
+        )
 
     # -- process and effect claims ----------------------------------------------------------------------------
 
@@ -301,18 +352,23 @@ class ChainVerifier:
         claimed = self._claimed(claim, claim.polarity)
         if claimed != answer or claim.polarity != polarity:
             if claim.polarity != polarity and self._claimed(claim, polarity) == answer:
-                return INCORRECT, (f"states {_CHANGE[claim.polarity]} of {claim.obj!r}, the answer {label} "
-                                   f"{_CHANGE[polarity]}")
+                return INCORRECT, (
+                    f"states {_CHANGE[claim.polarity]} of {claim.obj!r}, the answer {label} "
+                    f"{_CHANGE[polarity]}"
+                )
             named = f"{claimed.family}/{claimed.name}" if claimed else "no mechanism of the taxonomy"
             return UNCONFIRMED, f"{claim.obj!r} names {named}: bears on nothing in the answer {label}"
         if answer.kind == DIRECTIONAL and claim.drug != query.perpetrator():
             perp = query.perpetrator()
-            return INCORRECT, (f"wrong direction: in the answer {query.names[perp]} acts on "
-                               f"{query.names[_other(perp)]}")
+            return INCORRECT, (
+                f"wrong direction: in the answer {query.names[perp]} acts on {query.names[_other(perp)]}"
+            )
         return None
 
 
-def aggregate_mfs(scores: Sequence[ChainScore | None], correct: Sequence[bool]) -> dict[str, float | int | None]:
+def aggregate_mfs(
+    scores: Sequence[ChainScore | None], correct: Sequence[bool]
+) -> dict[str, float | int | None]:
     """MFS metrics of one system over its predictions (``None``: a prediction without a chain, which scores 0)
     and whether each answer is right: ``mfs_mean``; ``mfs_on_correct`` (mean over right answers, None without
     one); ``correct_and_verified`` (share of predictions both right and fully verified, MFS == 1);
@@ -327,8 +383,11 @@ def aggregate_mfs(scores: Sequence[ChainScore | None], correct: Sequence[bool]) 
     return {
         "mfs_mean": float(np.mean(values)) if values else None,
         "mfs_on_correct": float(np.mean(on_correct)) if on_correct else None,
-        "correct_and_verified": (sum(ok and v == 1.0 for v, ok in zip(values, correct, strict=True)) / len(values)
-                                 if values else None),
+        "correct_and_verified": (
+            sum(ok and v == 1.0 for v, ok in zip(values, correct, strict=True)) / len(values)
+            if values
+            else None
+        ),
         "mfs_checkable_share": sum(s.n_checkable > 0 for s in chains) / len(chains) if chains else None,
         "mfs_unverifiable_mean": float(np.mean(unverifiable)) if unverifiable else None,
         "mfs_n_chains": len(chains),

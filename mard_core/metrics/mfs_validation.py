@@ -21,6 +21,7 @@ where it does not apply:
 * ``uncited``: the gold chain without its citations;
 * ``wrong_direction``: the gold chain with the two drugs' names exchanged (directional gold labels only).
 """
+
 from __future__ import annotations
 
 import re
@@ -41,16 +42,22 @@ from mard_core.verifier import Facts
 COPY_EVIDENCE, GENERIC_EFFECT, OTHER_PROTEIN = "copy_evidence", "generic_effect", "other_protein"
 HALLUCINATED_PROTEIN, UNRELATED_CITATION = "hallucinated_protein", "unrelated_citation"
 UNCITED, WRONG_DIRECTION = "uncited", "wrong_direction"
-WRONG_ANSWERS = ("PD Antagonistic/Therapeutic efficacy/A to B/Decrease",
-                 "PD Additive/Adverse effects/Bidirectional/Increase")
+WRONG_ANSWERS = (
+    "PD Antagonistic/Therapeutic efficacy/A to B/Decrease",
+    "PD Additive/Adverse effects/Bidirectional/Increase",
+)
 """The fixed wrong answers of ``copy_evidence`` chains: the first that differs from the gold label."""
 _GENERIC = ("PD Additive", "Adverse effects")
 _CONFIDENCE = 0.9
 _CITATION = re.compile(r"\s*\[E\d+\]")
 _PROTEIN_REF = re.compile(r"[A-Za-z0-9][\w\-/ ]*")  # what the claim grammar reads as a protein
 _UNRELATED_KINDS = ("category", "atc", "text")
-_PHRASES = {"inhibitor": "is an inhibitor of", "inducer": "is an inducer of", "substrate": "is a substrate of",
-            "target": "targets"}
+_PHRASES = {
+    "inhibitor": "is an inhibitor of",
+    "inducer": "is an inducer of",
+    "substrate": "is a substrate of",
+    "target": "targets",
+}
 
 ChainStep = tuple[str, list[str]]
 
@@ -71,8 +78,9 @@ Adversary = Callable[[Chain, Facts], Chain | None]
 """``adversary(gold_chain, facts)`` -> the adversarial chain of one kind, or None where the kind does not apply."""
 
 
-def gold_chain(a: DrugRef, b: DrugRef, gold: str, evidence: Sequence[Evidence],
-               teacher: KnowledgeTeacher) -> Chain | None:
+def gold_chain(
+    a: DrugRef, b: DrugRef, gold: str, evidence: Sequence[Evidence], teacher: KnowledgeTeacher
+) -> Chain | None:
     """The knowledge teacher's chain for ``gold`` with its uncited steps left out (None when none is left)."""
     confidence, steps = teacher.explain(gold, a, b, evidence)
     cited = [s for s in steps if s[1]]
@@ -90,11 +98,15 @@ def _written(chain: Chain, steps: Sequence[ChainStep], label: str | None = None)
 
 def _protein_step(item: Evidence, name: str) -> ChainStep | None:
     """A protein record restated in the claim grammar, citing itself (None where the grammar cannot say it)."""
-    ref = next((r for r in (item.gene_name, item.uniprot_id, item.protein_name) if r and _PROTEIN_REF.fullmatch(r)),
-               None)
+    ref = next(
+        (r for r in (item.gene_name, item.uniprot_id, item.protein_name) if r and _PROTEIN_REF.fullmatch(r)),
+        None,
+    )
     actions = {a.lower() for a in item.actions}
-    relation = next((r for r in ("inhibitor", "inducer", "substrate") if actions & set(PROTEIN_RELATIONS[r])),
-                    "target" if item.protein_kind == "target" else None)
+    relation = next(
+        (r for r in ("inhibitor", "inducer", "substrate") if actions & set(PROTEIN_RELATIONS[r])),
+        "target" if item.protein_kind == "target" else None,
+    )
     if ref is None or relation is None:
         return None
     return f"{name} {_PHRASES[relation]} {ref}", [item.id]
@@ -102,7 +114,9 @@ def _protein_step(item: Evidence, name: str) -> ChainStep | None:
 
 def _copy_evidence(chain: Chain, facts: Facts) -> Chain | None:
     names = {chain.a.drugbank_id: chain.a.name, chain.b.drugbank_id: chain.b.name}
-    steps = [s for e in chain.evidence if e.kind == "protein" and (s := _protein_step(e, names[e.drug_id]))][:3]
+    steps = [s for e in chain.evidence if e.kind == "protein" and (s := _protein_step(e, names[e.drug_id]))][
+        :3
+    ]
     wrong = next(w for w in WRONG_ANSWERS if w != chain.gold)
     return _written(chain, steps, wrong) if steps else None
 
@@ -112,15 +126,26 @@ def _generic_effect(chain: Chain, facts: Facts) -> Chain | None:
     if (gold.family, gold.subtype) == _GENERIC:
         return None
     cites = list(dict.fromkeys(c for _, cs in _steps(chain) for c in cs))
-    claim = f"{chain.a.name} increases the risk or severity of adverse effects when combined with {chain.b.name}"
+    claim = (
+        f"{chain.a.name} increases the risk or severity of adverse effects when combined with {chain.b.name}"
+    )
     return _written(chain, [(claim, cites)])
 
 
 def _other_protein(chain: Chain, facts: Facts) -> Chain | None:
     steps = []
     for drug, other in ((chain.a, chain.b), (chain.b, chain.a)):
-        unshared = (e for e in chain.evidence if e.kind == "protein" and e.drug_id == drug.drugbank_id and not any(
-            facts.relations(other.drugbank_id, r) for r in (e.gene_name, e.uniprot_id, e.protein_name) if r))
+        unshared = (
+            e
+            for e in chain.evidence
+            if e.kind == "protein"
+            and e.drug_id == drug.drugbank_id
+            and not any(
+                facts.relations(other.drugbank_id, r)
+                for r in (e.gene_name, e.uniprot_id, e.protein_name)
+                if r
+            )
+        )
         step = next((s for e in unshared if (s := _protein_step(e, drug.name))), None)
         steps += [step] if step else []
     return _written(chain, steps) if steps else None
@@ -128,14 +153,26 @@ def _other_protein(chain: Chain, facts: Facts) -> Chain | None:
 
 def _hallucinated_protein(chain: Chain, facts: Facts) -> Chain | None:
     a, b = chain.a, chain.b
-    protein = next((p for p in sorted({f.name for per_drug in facts.proteins.values() for rows in per_drug.values()
-                                       for f in rows})
-                    if _PROTEIN_REF.fullmatch(p) and not facts.relations(a.drugbank_id, p)
-                    and not facts.relations(b.drugbank_id, p)), None)
+    protein = next(
+        (
+            p
+            for p in sorted(
+                {f.name for per_drug in facts.proteins.values() for rows in per_drug.values() for f in rows}
+            )
+            if _PROTEIN_REF.fullmatch(p)
+            and not facts.relations(a.drugbank_id, p)
+            and not facts.relations(b.drugbank_id, p)
+        ),
+        None,
+    )
     if protein is None:
         return None
-    first = {d.drugbank_id: next((e.id for e in chain.evidence if e.drug_id == d.drugbank_id), chain.evidence[0].id)
-             for d in (a, b)}
+    first = {
+        d.drugbank_id: next(
+            (e.id for e in chain.evidence if e.drug_id == d.drugbank_id), chain.evidence[0].id
+        )
+        for d in (a, b)
+    }
     gold = Label.parse(chain.gold)
     if gold.direction == BIDIRECTIONAL:
         claims = [(a, "target"), (b, "target")]
@@ -149,7 +186,9 @@ def _unrelated_citation(chain: Chain, facts: Facts) -> Chain | None:
     unrelated = [e.id for e in chain.evidence if e.kind in _UNRELATED_KINDS]
     if not unrelated:
         return None
-    return _written(chain, [(text, [unrelated[i % len(unrelated)]]) for i, (text, _) in enumerate(_steps(chain))])
+    return _written(
+        chain, [(text, [unrelated[i % len(unrelated)]]) for i, (text, _) in enumerate(_steps(chain))]
+    )
 
 
 def _uncited(chain: Chain, facts: Facts) -> Chain | None:
@@ -186,8 +225,9 @@ def adversarial_chains(chain: Chain, facts: Facts) -> list[tuple[str, Chain]]:
     return [(kind, bad) for kind, write in ADVERSARIES.items() if (bad := write(chain, facts)) is not None]
 
 
-def validate_mfs(gold_chains: Sequence[Chain], facts: Facts, taxonomy: Taxonomy | None = None
-                 ) -> dict[str, int | float | dict[str, float] | dict[str, int] | None]:
+def validate_mfs(
+    gold_chains: Sequence[Chain], facts: Facts, taxonomy: Taxonomy | None = None
+) -> dict[str, int | float | dict[str, float] | dict[str, int] | None]:
     """MFS of gold chains and of their adversarial chains: ``n_gold``, ``gold_mean``, ``adversarial_mean_by_kind``,
     ``adversarial_n_by_kind`` and the AUROC of MFS separating gold from adversarial chains."""
     if not gold_chains:
@@ -203,8 +243,11 @@ def validate_mfs(gold_chains: Sequence[Chain], facts: Facts, taxonomy: Taxonomy 
         for kind, bad in adversarial_chains(chain, facts):
             by_kind.setdefault(kind, []).append(mfs(bad))
     adversarial = [s for scores in by_kind.values() for s in scores]
-    auroc = (float(roc_auc_score([1] * len(gold) + [0] * len(adversarial), gold + adversarial))
-             if adversarial else None)
+    auroc = (
+        float(roc_auc_score([1] * len(gold) + [0] * len(adversarial), gold + adversarial))
+        if adversarial
+        else None
+    )
     return {
         "n_gold": len(gold),
         "gold_mean": float(np.mean(gold)),

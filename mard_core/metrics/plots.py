@@ -1,4 +1,5 @@
 """Evaluation figures rendered with matplotlib's Agg canvas (no pyplot state), each written atomically as PNG."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,12 @@ def _require(what: str, df: pl.DataFrame, columns: Sequence[str]) -> None:
 
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
-    return write_atomic(Path(path), lambda tmp: FigureCanvasAgg(fig).print_figure(
-        tmp, format="png", dpi=_DPI, metadata={"Software": None}))
+    return write_atomic(
+        Path(path),
+        lambda tmp: FigureCanvasAgg(fig).print_figure(
+            tmp, format="png", dpi=_DPI, metadata={"Software": None}
+        ),
+    )
 
 
 def reliability_plot(table: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -40,11 +45,23 @@ def reliability_plot(table: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     widths = (filled["bin_hi"] - filled["bin_lo"]).to_numpy()
-    bars = ax.bar(filled["bin_lo"].to_numpy(), filled["accuracy"].to_numpy(), width=widths, align="edge",
-                  edgecolor="black", alpha=0.7, label="accuracy")
+    bars = ax.bar(
+        filled["bin_lo"].to_numpy(),
+        filled["accuracy"].to_numpy(),
+        width=widths,
+        align="edge",
+        edgecolor="black",
+        alpha=0.7,
+        label="accuracy",
+    )
     ax.bar_label(bars, labels=[f"n={n}" for n in filled["n"].to_list()], fontsize=7)
-    ax.plot(filled["mean_confidence"].to_numpy(), filled["accuracy"].to_numpy(), marker="o", color="C1",
-            label="accuracy at mean confidence")
+    ax.plot(
+        filled["mean_confidence"].to_numpy(),
+        filled["accuracy"].to_numpy(),
+        marker="o",
+        color="C1",
+        label="accuracy at mean confidence",
+    )
     ax.set(xlim=(0, 1), ylim=(0, 1.05), xlabel="confidence", ylabel="accuracy", title="Reliability")
     ax.legend(loc="upper left")
     return _save(fig, path)
@@ -68,8 +85,15 @@ def confusion_plot(labels: Sequence[str], matrix: ArrayLike, path: str | os.Path
     ax.set(xlabel="predicted", ylabel="gold", title="Confusion")
     if k <= _ANNOTATE_MAX:
         for (i, j), value in np.ndenumerate(counts):
-            ax.text(j, i, str(value), ha="center", va="center", fontsize=7,
-                    color="white" if shares[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(value),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shares[i, j] > 0.5 else "black",
+            )
     return _save(fig, path)
 
 
@@ -80,12 +104,18 @@ def rare_drug_plot(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax = fig.add_subplot()
     bars = ax.bar(df["bin"].to_list(), df["accuracy"].fill_null(0.0).to_numpy(), edgecolor="black")
     ax.bar_label(bars, labels=[f"n={n}" for n in df["n"].to_list()], fontsize=7)
-    ax.set(ylim=(0, 1.05), xlabel="training pairs of the rarer drug", ylabel="exact accuracy",
-           title="Accuracy by drug rarity")
+    ax.set(
+        ylim=(0, 1.05),
+        xlabel="training pairs of the rarer drug",
+        ylabel="exact accuracy",
+        title="Accuracy by drug rarity",
+    )
     return _save(fig, path)
 
 
-def roc_plot(fpr_tpr_by_name: Mapping[str, tuple[ArrayLike, ArrayLike]], path: str | os.PathLike[str]) -> Path:
+def roc_plot(
+    fpr_tpr_by_name: Mapping[str, tuple[ArrayLike, ArrayLike]], path: str | os.PathLike[str]
+) -> Path:
     """ROC curves, one per name, each labelled with its AUC, plus the chance diagonal."""
     if not fpr_tpr_by_name:
         raise InputError("roc_plot: no curves given")
@@ -95,9 +125,13 @@ def roc_plot(fpr_tpr_by_name: Mapping[str, tuple[ArrayLike, ArrayLike]], path: s
     for name, (fpr, tpr) in fpr_tpr_by_name.items():
         x, y = np.asarray(fpr, dtype=float), np.asarray(tpr, dtype=float)
         if x.ndim != 1 or x.shape != y.shape or x.size < 2 or np.any(np.diff(x) < 0):
-            raise InputError(f"roc_plot: curve {name!r} needs equally long 1-D fpr/tpr with >= 2 points "
-                             "and non-decreasing fpr")
+            raise InputError(
+                f"roc_plot: curve {name!r} needs equally long 1-D fpr/tpr with >= 2 points "
+                "and non-decreasing fpr"
+            )
         ax.plot(x, y, label=f"{name} (AUC {auc(x, y):.3f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    ax.set(
+        xlim=(0, 1), ylim=(0, 1.02), xlabel="false positive rate", ylabel="true positive rate", title="ROC"
+    )
     ax.legend(loc="lower right")
     return _save(fig, path)

@@ -1,5 +1,6 @@
 """Settings of the PRM stage: the step scorer (``prm.model``) and trajectory screening (``prm.screen``);
 torch-free, so loading a config stays fast."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -14,7 +15,9 @@ from mard_core.validation import CONFIG, NonEmptyStr, NonNegativeInt, PositiveFl
 class PRMConfig:
     """Backbone path and training settings. ``device``: auto (cuda when available) | cpu | cuda."""
 
-    base_model: str = ""  # a checkpoint path or name; "" in the pipeline means the demo models stage's prm-base
+    base_model: str = (
+        ""  # a checkpoint path or name; "" in the pipeline means the demo models stage's prm-base
+    )
     lora: StrictBool = False
     lora_r: PositiveInt = 8
     lr: PositiveFloat = 5e-4

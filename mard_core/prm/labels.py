@@ -11,6 +11,7 @@ Two independent sources label each reasoning step:
 
 :func:`agreement` reports how the two sources agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,12 +56,21 @@ def _evidence_ids(row: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-def label_trajectory(row: Mapping[str, Any], facts: Facts, taxonomy: Taxonomy | None = None) -> list[StepVerdict]:
+def label_trajectory(
+    row: Mapping[str, Any], facts: Facts, taxonomy: Taxonomy | None = None
+) -> list[StepVerdict]:
     """Verdicts of every step of one trajectory row (schemas.TRAJECTORIES)."""
     evidence = _evidence_ids(row)
     return [
-        verify_step(parse_step(s, row["drug_a"], row["drug_b"], facts), row["drug_a"], row["drug_b"],
-                    row["gold"], facts, evidence, taxonomy)
+        verify_step(
+            parse_step(s, row["drug_a"], row["drug_b"], facts),
+            row["drug_a"],
+            row["drug_b"],
+            row["gold"],
+            facts,
+            evidence,
+            taxonomy,
+        )
         for s in row["steps"] or []
     ]
 
@@ -72,10 +82,21 @@ def label_trajectories(df: pl.DataFrame, facts: Facts, taxonomy: Taxonomy | None
     for row in df.iter_rows(named=True):
         key = {c: row[c] for c in TRAJECTORY_KEY}
         for step, verdict in zip(row["steps"] or [], label_trajectory(row, facts, taxonomy)):
-            rows.append({**key, "step": step["index"], "label": verdict.label, "reason": verdict.reason,
-                         "correct": row["correct"]})
+            rows.append(
+                {
+                    **key,
+                    "step": step["index"],
+                    "label": verdict.label,
+                    "reason": verdict.reason,
+                    "correct": row["correct"],
+                }
+            )
     schema = {c: df.schema[c] for c in TRAJECTORY_KEY} | {
-        "step": pl.Int32, "label": pl.String, "reason": pl.String, "correct": pl.Boolean}
+        "step": pl.Int32,
+        "label": pl.String,
+        "reason": pl.String,
+        "correct": pl.Boolean,
+    }
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -96,8 +117,9 @@ def step_line(step: Mapping[str, Any]) -> str:
     return f"Step {step['index']}: {step['text']}"
 
 
-def rollout_labels(rows: Sequence[Mapping[str, Any]], complete_fn: CompleteFn, k: int,
-                   gold: Sequence[str] | None = None) -> list[list[float]]:
+def rollout_labels(
+    rows: Sequence[Mapping[str, Any]], complete_fn: CompleteFn, k: int, gold: Sequence[str] | None = None
+) -> list[list[float]]:
     """Per step, the share of ``k`` continuations sampled after the prompt and steps 1..i reaching the gold answer.
 
     ``rows`` are trajectory rows (``prompt``, ``steps``, ``gold``); ``gold`` overrides their gold labels.
@@ -118,8 +140,9 @@ def rollout_labels(rows: Sequence[Mapping[str, Any]], complete_fn: CompleteFn, k
             owners.append((i, done))
     completions = complete_fn(prefixes, k) if prefixes else []
     if len(completions) != len(prefixes) or any(len(c) != k for c in completions):
-        raise InputError(f"rollout_labels: complete_fn must return {k} completions for each of "
-                         f"{len(prefixes)} prompts")
+        raise InputError(
+            f"rollout_labels: complete_fn must return {k} completions for each of {len(prefixes)} prompts"
+        )
     scores: list[list[float]] = [[] for _ in rows]
     for (i, done), outs in zip(owners, completions):
         hits = 0
@@ -133,20 +156,27 @@ def rollout_labels(rows: Sequence[Mapping[str, Any]], complete_fn: CompleteFn, k
 # --- agreement ----------------------------------------------------------------------------------------------
 
 
-def agreement(verifier_labels: Sequence[str], rollout_scores: Sequence[float], threshold: float = 0.5
-              ) -> dict[str, float | int]:
+def agreement(
+    verifier_labels: Sequence[str], rollout_scores: Sequence[float], threshold: float = 0.5
+) -> dict[str, float | int]:
     """Confusion counts, agreement rate and Cohen's kappa of the verifier vs rollouts (score >= threshold).
 
     One entry per step in both sequences; unverifiable steps are counted but not compared. Rate and kappa
     are NaN when undefined (nothing compared; kappa when both sources are constant and equal).
     """
     if len(verifier_labels) != len(rollout_scores):
-        raise InputError(f"agreement: {len(verifier_labels)} verifier labels vs {len(rollout_scores)} rollout scores")
+        raise InputError(
+            f"agreement: {len(verifier_labels)} verifier labels vs {len(rollout_scores)} rollout scores"
+        )
     unknown = sorted(set(verifier_labels) - set(VERDICTS))
     if unknown:
         raise InputError(f"agreement: unknown verifier labels {unknown}; expected {list(VERDICTS)}")
-    counts = {"both_correct": 0, "both_incorrect": 0, "verifier_correct_rollout_incorrect": 0,
-              "verifier_incorrect_rollout_correct": 0}
+    counts = {
+        "both_correct": 0,
+        "both_incorrect": 0,
+        "verifier_correct_rollout_incorrect": 0,
+        "verifier_incorrect_rollout_correct": 0,
+    }
     for label, score in zip(verifier_labels, rollout_scores):
         if label == UNVERIFIABLE:
             continue
@@ -164,8 +194,14 @@ def agreement(verifier_labels: Sequence[str], rollout_scores: Sequence[float], t
         r_ok = (counts["both_correct"] + counts["verifier_incorrect_rollout_correct"]) / n
         expected = v_ok * r_ok + (1 - v_ok) * (1 - r_ok)
         kappa = (rate - expected) / (1 - expected) if expected < 1 else nan
-    return {**counts, "n_steps": len(verifier_labels), "n_compared": n,
-            "n_unverifiable": len(verifier_labels) - n, "agreement": rate, "kappa": kappa}
+    return {
+        **counts,
+        "n_steps": len(verifier_labels),
+        "n_compared": n,
+        "n_unverifiable": len(verifier_labels) - n,
+        "agreement": rate,
+        "kappa": kappa,
+    }
 
 
 def with_corruptions(trajectories: pl.DataFrame, proteins: Sequence[str]) -> pl.DataFrame:
@@ -176,10 +212,21 @@ def with_corruptions(trajectories: pl.DataFrame, proteins: Sequence[str]) -> pl.
     and the step verifier labels them like any other trajectory.
     """
     rows = []
-    for row in trajectories.filter(pl.col("answer").is_not_null() & (pl.col("steps").list.len() > 0)).to_dicts():
-        for negative in hard_negatives(row["prompt"], Completion.from_row(row), {}, proteins,
-                                       (WRONG_PROTEIN, CITATION_SWAPPED)):
+    for row in trajectories.filter(
+        pl.col("answer").is_not_null() & (pl.col("steps").list.len() > 0)
+    ).to_dicts():
+        for negative in hard_negatives(
+            row["prompt"], Completion.from_row(row), {}, proteins, (WRONG_PROTEIN, CITATION_SWAPPED)
+        ):
             parsed = parse_completion(negative.completion.render())
-            rows.append({**row, "teacher": f"{row['teacher']}~{negative.kind}", "text": negative.completion.render(),
-                         "steps": [{"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps]})
+            rows.append(
+                {
+                    **row,
+                    "teacher": f"{row['teacher']}~{negative.kind}",
+                    "text": negative.completion.render(),
+                    "steps": [
+                        {"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps
+                    ],
+                }
+            )
     return pl.concat([trajectories, pl.DataFrame(rows, schema=trajectories.schema)]) if rows else trajectories

@@ -5,6 +5,7 @@ backbone's last hidden state to one logit per position; the loss is BCE at ``<st
 (label 1 correct, 0 incorrect; unverifiable steps are masked). A step's score is the sigmoid of its logit; a
 trajectory's scores are the minimum and the product over its steps.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,11 @@ from mard_core.stage import materialize, verify_output
 from mard_core.verifier import CORRECT, INCORRECT, UNVERIFIABLE
 
 IGNORE = -100.0
-CONFIG_FILE, HEAD_FILE, ADDED_EMBEDDINGS_FILE = "prm_config.json", "head.safetensors", "added_embeddings.safetensors"
+CONFIG_FILE, HEAD_FILE, ADDED_EMBEDDINGS_FILE = (
+    "prm_config.json",
+    "head.safetensors",
+    "added_embeddings.safetensors",
+)
 BACKBONE_DIR, ADAPTER_DIR, TOKENIZER_DIR = "backbone", "adapter", "tokenizer"
 _LABEL_VALUES = {CORRECT: 1, INCORRECT: 0, UNVERIFIABLE: None}
 
@@ -73,16 +78,20 @@ class StepScorer(nn.Module):
         self.step_token_id = step_token_id
         self.head = nn.Linear(backbone.config.hidden_size, 1)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         logits = self.head(hidden.to(self.head.weight.dtype)).squeeze(-1)
         out = {"logits": logits}
         if labels is not None:
             mask = (input_ids == self.step_token_id) & (labels != IGNORE)
             target = labels[mask].to(logits.dtype)
-            out["loss"] = (nn.functional.binary_cross_entropy_with_logits(logits[mask], target) if target.numel()
-                           else logits.sum() * 0.0)
+            out["loss"] = (
+                nn.functional.binary_cross_entropy_with_logits(logits[mask], target)
+                if target.numel()
+                else logits.sum() * 0.0
+            )
         return out
 
 
@@ -109,14 +118,17 @@ def _fit_embeddings(backbone: nn.Module, n_tokens: int) -> int:
 
 
 def _wrap_lora(backbone: nn.Module, r: int) -> nn.Module:
-    return get_peft_model(backbone, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear"))
+    return get_peft_model(
+        backbone, LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear")
+    )
 
 
 class PRM:
     """A trained or fresh step scorer with its tokenizer; build with :meth:`create` or :meth:`load`."""
 
-    def __init__(self, cfg: PRMConfig, tokenizer: PreTrainedTokenizerBase, model: StepScorer, n_base_rows: int
-                 ) -> None:
+    def __init__(
+        self, cfg: PRMConfig, tokenizer: PreTrainedTokenizerBase, model: StepScorer, n_base_rows: int
+    ) -> None:
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.model = model
@@ -139,8 +151,9 @@ class PRM:
 
     # --- encoding -----------------------------------------------------------------------------------------
 
-    def encode(self, prompt: str, steps: Sequence[str], labels: Sequence[int | None] | None = None
-               ) -> dict[str, list[int] | list[float]]:
+    def encode(
+        self, prompt: str, steps: Sequence[str], labels: Sequence[int | None] | None = None
+    ) -> dict[str, list[int] | list[float]]:
         """Token ids (prompt, then each step + step token) and per-position labels (IGNORE off labelled steps).
 
         A prompt that does not fit ``max_length`` loses its oldest tokens (a leading BOS is kept).
@@ -157,10 +170,12 @@ class PRM:
         keep_bos = bool(prompt_ids) and prompt_ids[0] == tok.bos_token_id
         budget = self.cfg.max_length - len(body) - keep_bos
         if budget < 0:
-            raise InputError(f"PRM: {len(steps)} steps take {len(body)} tokens, over max_length "
-                             f"{self.cfg.max_length}; raise PRMConfig.max_length")
+            raise InputError(
+                f"PRM: {len(steps)} steps take {len(body)} tokens, over max_length "
+                f"{self.cfg.max_length}; raise PRMConfig.max_length"
+            )
         rest = prompt_ids[keep_bos:]
-        prompt_ids = prompt_ids[:keep_bos] + rest[max(0, len(rest) - budget):]
+        prompt_ids = prompt_ids[:keep_bos] + rest[max(0, len(rest) - budget) :]
         return {"input_ids": prompt_ids + body, "labels": [IGNORE] * len(prompt_ids) + marks}
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -182,14 +197,25 @@ class PRM:
         """Fit on ``examples`` with the HF Trainer; returns the mean training loss, wall time and counts."""
         n_labelled = sum(label is not None for ex in examples for label in ex.labels)
         if not n_labelled:
-            raise InputError(f"PRM.train: none of {len(examples)} examples has a correct/incorrect step label")
+            raise InputError(
+                f"PRM.train: none of {len(examples)} examples has a correct/incorrect step label"
+            )
         features = [self.encode(ex.prompt, ex.steps, ex.labels) for ex in examples]
         with tempfile.TemporaryDirectory(prefix="mard-prm-") as tmp:
             args = TrainingArguments(
-                output_dir=tmp, per_device_train_batch_size=self.cfg.batch_size, num_train_epochs=self.cfg.epochs,
-                learning_rate=self.cfg.lr, seed=self.cfg.seed, data_seed=self.cfg.seed, report_to="none",
-                save_strategy="no", logging_strategy="no", disable_tqdm=True, remove_unused_columns=False,
-                use_cpu=self.device.type == "cpu", dataloader_num_workers=0,
+                output_dir=tmp,
+                per_device_train_batch_size=self.cfg.batch_size,
+                num_train_epochs=self.cfg.epochs,
+                learning_rate=self.cfg.lr,
+                seed=self.cfg.seed,
+                data_seed=self.cfg.seed,
+                report_to="none",
+                save_strategy="no",
+                logging_strategy="no",
+                disable_tqdm=True,
+                remove_unused_columns=False,
+                use_cpu=self.device.type == "cpu",
+                dataloader_num_workers=0,
             )
             trainer = Trainer(model=self.model, args=args, train_dataset=features, data_collator=self.collate)
             trainer.remove_callback(PrinterCallback)
@@ -197,8 +223,12 @@ class PRM:
             result = trainer.train()
             wall = time.perf_counter() - start
         self.model.to(self.device)
-        return {"train_loss": float(result.training_loss), "train_s": wall, "n_examples": len(examples),
-                "n_labelled_steps": n_labelled}
+        return {
+            "train_loss": float(result.training_loss),
+            "train_s": wall,
+            "n_examples": len(examples),
+            "n_labelled_steps": n_labelled,
+        }
 
     # --- scoring ------------------------------------------------------------------------------------------
 
@@ -210,8 +240,12 @@ class PRM:
         self.model.eval()
         out: list[list[float]] = []
         for start in range(0, len(prompts), self.cfg.batch_size):
-            chunk = [self.encode(p, s) for p, s in zip(prompts[start:start + self.cfg.batch_size],
-                                                       steps[start:start + self.cfg.batch_size])]
+            chunk = [
+                self.encode(p, s)
+                for p, s in zip(
+                    prompts[start : start + self.cfg.batch_size], steps[start : start + self.cfg.batch_size]
+                )
+            ]
             batch = {k: v.to(self.device) for k, v in self.collate(chunk).items() if k != "labels"}
             probs = torch.sigmoid(self.model(**batch)["logits"].float())
             is_step = batch["input_ids"] == self.model.step_token_id
@@ -231,9 +265,11 @@ class PRM:
         steps = [[step_line(s) for s in row or []] for row in df["steps"].to_list()]
         scores = self.score_steps(df["prompt"].to_list(), steps)
         mins, prods = trajectory_scores(scores)
-        return df.with_columns(pl.Series("prm_steps", scores, dtype=pl.List(pl.Float64)),
-                               pl.Series("prm_min", mins, dtype=pl.Float64),
-                               pl.Series("prm_prod", prods, dtype=pl.Float64))
+        return df.with_columns(
+            pl.Series("prm_steps", scores, dtype=pl.List(pl.Float64)),
+            pl.Series("prm_min", mins, dtype=pl.Float64),
+            pl.Series("prm_prod", prods, dtype=pl.Float64),
+        )
 
     # --- persistence --------------------------------------------------------------------------------------
 
@@ -246,13 +282,17 @@ class PRM:
             else:
                 self.model.backbone.save_pretrained(tmp / BACKBONE_DIR)
             self.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()},
-                      tmp / HEAD_FILE)
-            added = self.model.backbone.get_input_embeddings().weight[self.n_base_rows:]
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()},
+                tmp / HEAD_FILE,
+            )
+            added = self.model.backbone.get_input_embeddings().weight[self.n_base_rows :]
             if self.cfg.lora and added.shape[0]:
                 save_file({"weight": added.detach().cpu().contiguous()}, tmp / ADDED_EMBEDDINGS_FILE)
-            (tmp / CONFIG_FILE).write_text(json.dumps({**asdict(self.cfg), "n_base_rows": self.n_base_rows},
-                                                      indent=2, sort_keys=True) + "\n")
+            (tmp / CONFIG_FILE).write_text(
+                json.dumps({**asdict(self.cfg), "n_base_rows": self.n_base_rows}, indent=2, sort_keys=True)
+                + "\n"
+            )
             return {}
 
         return materialize(Path(out), build, {"kind": "prm"})
@@ -267,7 +307,9 @@ class PRM:
         saved = json.loads((path / CONFIG_FILE).read_text())
         n_base_rows = saved.pop("n_base_rows")
         names = {f.name for f in fields(PRMConfig)}
-        cfg = PRMConfig(**{k: v for k, v in saved.items() if k in names} | ({"device": device} if device else {}))
+        cfg = PRMConfig(
+            **{k: v for k, v in saved.items() if k in names} | ({"device": device} if device else {})
+        )
         tokenizer, step_id = _load_tokenizer(path / TOKENIZER_DIR, cfg.step_token)
         if cfg.lora:
             if not Path(cfg.base_model).exists():
@@ -277,7 +319,8 @@ class PRM:
             if (path / ADDED_EMBEDDINGS_FILE).exists():
                 with torch.no_grad():
                     backbone.get_input_embeddings().weight[n_base_rows:] = load_file(
-                        path / ADDED_EMBEDDINGS_FILE)["weight"]
+                        path / ADDED_EMBEDDINGS_FILE
+                    )["weight"]
             backbone = PeftModel.from_pretrained(backbone, path / ADAPTER_DIR)
         else:
             backbone = AutoModel.from_pretrained(path / BACKBONE_DIR)
@@ -298,24 +341,34 @@ def examples_from_labels(trajectories: pl.DataFrame, step_labels: pl.DataFrame) 
 
     Steps without a label row are masked; trajectories without steps are skipped.
     """
-    for what, df, cols in (("trajectories", trajectories, (*TRAJECTORY_KEY, "prompt", "steps", "correct")),
-                           ("step labels", step_labels, (*TRAJECTORY_KEY, "step", "label"))):
+    for what, df, cols in (
+        ("trajectories", trajectories, (*TRAJECTORY_KEY, "prompt", "steps", "correct")),
+        ("step labels", step_labels, (*TRAJECTORY_KEY, "step", "label")),
+    ):
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise InputError(f"examples_from_labels: {what} table lacks columns {missing}")
     unknown = sorted(set(step_labels["label"].unique().to_list()) - set(_LABEL_VALUES))
     if unknown:
         raise InputError(f"examples_from_labels: unknown step labels {unknown}")
-    by_step = {(*(r[c] for c in TRAJECTORY_KEY), r["step"]): _LABEL_VALUES[r["label"]]
-               for r in step_labels.iter_rows(named=True)}
+    by_step = {
+        (*(r[c] for c in TRAJECTORY_KEY), r["step"]): _LABEL_VALUES[r["label"]]
+        for r in step_labels.iter_rows(named=True)
+    }
     out = []
     for row in trajectories.iter_rows(named=True):
         steps = row["steps"] or []
         if not steps:
             continue
         key = tuple(row[c] for c in TRAJECTORY_KEY)
-        out.append(PRMExample(row["prompt"], [step_line(s) for s in steps],
-                              [by_step.get((*key, s["index"])) for s in steps], bool(row["correct"])))
+        out.append(
+            PRMExample(
+                row["prompt"],
+                [step_line(s) for s in steps],
+                [by_step.get((*key, s["index"])) for s in steps],
+                bool(row["correct"]),
+            )
+        )
     return out
 
 
@@ -338,8 +391,9 @@ def evaluate(prm: PRM, trajectories: pl.DataFrame, step_labels: pl.DataFrame) ->
     if not examples:
         raise InputError("PRM evaluate: no held-out trajectory has steps")
     scores = prm.score_steps([ex.prompt for ex in examples], [ex.steps for ex in examples])
-    step_pairs = [(s, lab == 1) for ex, sc in zip(examples, scores) for s, lab in zip(sc, ex.labels)
-                  if lab is not None]
+    step_pairs = [
+        (s, lab == 1) for ex, sc in zip(examples, scores) for s, lab in zip(sc, ex.labels) if lab is not None
+    ]
     mins, prods = trajectory_scores(scores)
     correct = [ex.correct for ex in examples]
     verifier = [sum(lab == 1 for lab in ex.labels) / len(ex.labels) for ex in examples]

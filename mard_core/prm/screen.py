@@ -1,5 +1,6 @@
 """Screening teacher trajectories with the PRM: a threshold chosen on validation, keep / DPO-negative split,
 acceptance rates, and the guard that no test pair reaches training data."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ def _require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
         raise InputError(f"{what}: missing columns {missing}")
 
 
-def choose_threshold(scores_valid: Sequence[float], correct_valid: Sequence[bool],
-                     target_precision: float | None = 0.9) -> float:
+def choose_threshold(
+    scores_valid: Sequence[float], correct_valid: Sequence[bool], target_precision: float | None = 0.9
+) -> float:
     """Score threshold (keep when score >= threshold) chosen on validation trajectories.
 
     With ``target_precision`` the lowest threshold whose kept set reaches that precision (the most recall at
@@ -36,8 +38,10 @@ def choose_threshold(scores_valid: Sequence[float], correct_valid: Sequence[bool
     scores = np.asarray(scores_valid, dtype=float)
     correct = np.asarray(correct_valid, dtype=bool)
     if scores.ndim != 1 or scores.shape != correct.shape or not scores.size:
-        raise InputError(f"choose_threshold: need equally long non-empty 1-D scores ({scores.shape}) and "
-                         f"correctness ({correct.shape})")
+        raise InputError(
+            f"choose_threshold: need equally long non-empty 1-D scores ({scores.shape}) and "
+            f"correctness ({correct.shape})"
+        )
     if np.isnan(scores).any():
         raise InputError("choose_threshold: validation scores contain NaN")
     if not correct.any():
@@ -55,9 +59,11 @@ def choose_threshold(scores_valid: Sequence[float], correct_valid: Sequence[bool
     ok = np.flatnonzero(precision >= target_precision)
     if not ok.size:
         best = int(np.argmax(precision))
-        raise ScreenError(f"choose_threshold: no threshold reaches precision {target_precision} on "
-                          f"{scores.size} validation trajectories (best {precision[best]:.3f} at "
-                          f"{thresholds[best]:.4f}); lower target_precision or use None (max F1)")
+        raise ScreenError(
+            f"choose_threshold: no threshold reaches precision {target_precision} on "
+            f"{scores.size} validation trajectories (best {precision[best]:.3f} at "
+            f"{thresholds[best]:.4f}); lower target_precision or use None (max F1)"
+        )
     return float(thresholds[ok[-1]])
 
 
@@ -66,15 +72,22 @@ def judge(trajectories: pl.DataFrame, threshold: float, score_column: str = "prm
     _require(trajectories, ("answer", "correct", score_column), "trajectories to screen")
     right = pl.col("correct").fill_null(False)
     high = (pl.col(score_column) >= threshold).fill_null(False)
-    reason = (pl.when(pl.col("answer").is_null()).then(pl.lit(UNPARSEABLE))
-              .when(~right & ~high).then(pl.lit(f"{WRONG_ANSWER}, {LOW_SCORE}"))
-              .when(~right).then(pl.lit(WRONG_ANSWER))
-              .when(~high).then(pl.lit(LOW_SCORE)))
+    reason = (
+        pl.when(pl.col("answer").is_null())
+        .then(pl.lit(UNPARSEABLE))
+        .when(~right & ~high)
+        .then(pl.lit(f"{WRONG_ANSWER}, {LOW_SCORE}"))
+        .when(~right)
+        .then(pl.lit(WRONG_ANSWER))
+        .when(~high)
+        .then(pl.lit(LOW_SCORE))
+    )
     return trajectories.with_columns((right & high).alias("accepted"), reason.alias("reject_reason"))
 
 
-def screen(trajectories: pl.DataFrame, threshold: float, score_column: str = "prm_min"
-           ) -> tuple[pl.DataFrame, pl.DataFrame]:
+def screen(
+    trajectories: pl.DataFrame, threshold: float, score_column: str = "prm_min"
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(kept, rejected_informative): accepted trajectories, and parseable rejected ones (DPO negatives)."""
     judged = judge(trajectories, threshold, score_column)
     kept = judged.filter(pl.col("accepted"))
@@ -88,22 +101,29 @@ def acceptance_rates(df: pl.DataFrame) -> pl.DataFrame:
     ``df`` is the output of :func:`judge` (needs ``teacher``, ``gold`` and ``accepted``).
     """
     _require(df, ("teacher", "gold", "accepted"), "acceptance_rates input (the output of judge())")
-    frame = df.select("teacher", pl.col("gold").str.split("/").list.first().alias("family"),
-                      pl.col("accepted").fill_null(False))
+    frame = df.select(
+        "teacher",
+        pl.col("gold").str.split("/").list.first().alias("family"),
+        pl.col("accepted").fill_null(False),
+    )
     parts = [
-        frame.group_by(by).agg(pl.len().alias("n"), pl.col("accepted").sum().alias("n_accepted"))
+        frame.group_by(by)
+        .agg(pl.len().alias("n"), pl.col("accepted").sum().alias("n_accepted"))
         .select(pl.lit(by).alias("group"), pl.col(by).alias("value"), "n", "n_accepted")
         for by in ("teacher", "family")
     ]
-    return (pl.concat(parts)
-            .with_columns(pl.col("n").cast(pl.Int64), pl.col("n_accepted").cast(pl.Int64))
-            .with_columns((pl.col("n_accepted") / pl.col("n")).alias("rate"))
-            .sort("group", "value"))
+    return (
+        pl.concat(parts)
+        .with_columns(pl.col("n").cast(pl.Int64), pl.col("n_accepted").cast(pl.Int64))
+        .with_columns((pl.col("n_accepted") / pl.col("n")).alias("rate"))
+        .sort("group", "value")
+    )
 
 
 def _unordered(df: pl.DataFrame) -> pl.DataFrame:
-    return df.select(pl.min_horizontal("drug_a", "drug_b").alias("lo"),
-                     pl.max_horizontal("drug_a", "drug_b").alias("hi"))
+    return df.select(
+        pl.min_horizontal("drug_a", "drug_b").alias("lo"), pl.max_horizontal("drug_a", "drug_b").alias("hi")
+    )
 
 
 def assert_no_test_pairs(train_like: pl.DataFrame, test_pairs: pl.DataFrame) -> None:
@@ -114,5 +134,7 @@ def assert_no_test_pairs(train_like: pl.DataFrame, test_pairs: pl.DataFrame) -> 
     if leaked.height:
         pairs = leaked.unique(maintain_order=True)
         shown = ", ".join(f"{lo}-{hi}" for lo, hi in pairs.head(5).iter_rows())
-        raise PairLeakError(f"{leaked.height} training rows use {pairs.height} test pairs "
-                                f"(orientation-insensitive), e.g. {shown}")
+        raise PairLeakError(
+            f"{leaked.height} training rows use {pairs.height} test pairs "
+            f"(orientation-insensitive), e.g. {shown}"
+        )

@@ -37,6 +37,7 @@ ids and structures), :mod:`.drugs` (fixture and synthetic records, pathways), :m
 pairs interact, and by which sentence), :mod:`.render` (the streamed XML) and :mod:`.release`
 (:func:`write_release`).
 """
+
 from mard_core.synth.release import DEFAULT_FIXTURE, SYNTH_VERSION, SynthTruth, write_release
 
 __all__ = ["DEFAULT_FIXTURE", "SYNTH_VERSION", "SynthTruth", "write_release"]

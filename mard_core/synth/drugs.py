@@ -1,5 +1,6 @@
 """The drugs of a release: the real-drug fixture's records, merged verbatim, and synthetic ones drawn from the
 archetypes; action and metabolism pathways."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -82,7 +83,9 @@ def record_evidence(drug: etree._Element) -> tuple[set[tuple[str, str]], set[str
             actions = [(a.text or "").strip() for a in el.iterfind(f"{_q('actions')}/{_q('action')}")]
             genes = [(g.text or "").strip() for g in el.iterfind(f"{_q('polypeptide')}/{_q('gene-name')}")]
             links.update((g, a) for g in genes for a in actions if g and a)
-    cats = {(c.text or "").strip() for c in drug.iterfind(f"{_q('categories')}/{_q('category')}/{_q('category')}")}
+    cats = {
+        (c.text or "").strip() for c in drug.iterfind(f"{_q('categories')}/{_q('category')}/{_q('category')}")
+    }
     return links, cats
 
 
@@ -96,22 +99,34 @@ def load_fixture(path: Path) -> Fixture:
         raise InputError(f"{path}: root element is {root.tag!r}, expected <drugbank> in namespace {NS}")
     drugs, ids, names, listings, n_proteins, pathway_ids = [], set(), set(), [], 0, set()
     for el in root.iterfind(_q("drug")):
-        primary = [i.text.strip() for i in el.iterfind(_q("drugbank-id")) if i.get("primary") == "true" and i.text]
+        primary = [
+            i.text.strip() for i in el.iterfind(_q("drugbank-id")) if i.get("primary") == "true" and i.text
+        ]
         name = (el.findtext(_q("name")) or "").strip()
         if len(primary) != 1 or not name:
-            raise InputError(f"{path}: record on line {el.sourceline} needs one primary drugbank-id and a name")
+            raise InputError(
+                f"{path}: record on line {el.sourceline} needs one primary drugbank-id and a name"
+            )
         drug_id = primary[0]
         record_ids = {(i.text or "").strip() for i in el.iterfind(_q("drugbank-id"))} | {
-            (i.text or "").strip() for i in el.iterfind(f"{_q('salts')}/{_q('salt')}/{_q('drugbank-id')}")}
+            (i.text or "").strip() for i in el.iterfind(f"{_q('salts')}/{_q('salt')}/{_q('drugbank-id')}")
+        }
         if drug_id in ids or name.casefold() in names:
             raise InputError(f"{path}: duplicate drug {drug_id} / {name!r}")
         ids |= record_ids
         names.add(name.casefold())
         for ddi in el.iterfind(f"{_q('drug-interactions')}/{_q('drug-interaction')}"):
-            listings.append((drug_id, (ddi.findtext(_q("drugbank-id")) or "").strip(),
-                             ddi.findtext(_q("description")) or ""))
+            listings.append(
+                (
+                    drug_id,
+                    (ddi.findtext(_q("drugbank-id")) or "").strip(),
+                    ddi.findtext(_q("description")) or "",
+                )
+            )
         n_proteins += sum(len(el.findall(f"{_q(k + 's')}/{_q(k)}")) for k in PROTEIN_KINDS)
-        pathway_ids |= {(p.text or "").strip() for p in el.iterfind(f"{_q('pathways')}/{_q('pathway')}/{_q('smpdb-id')}")}
+        pathway_ids |= {
+            (p.text or "").strip() for p in el.iterfind(f"{_q('pathways')}/{_q('pathway')}/{_q('smpdb-id')}")
+        }
         links, cats = record_evidence(el)
         head, tail = _split_record(path, drug_id, etree.tostring(el, encoding="unicode", with_tail=False))
         drugs.append(Drug(drug_id, name, drug_roles(links, cats), FIXTURE_WEIGHT, head, tail))
@@ -120,7 +135,9 @@ def load_fixture(path: Path) -> Fixture:
     primary_ids = {d.id for d in drugs}
     for owner, partner, _ in listings:
         if partner not in primary_ids:
-            raise InputError(f"{path}: drug {owner} lists interaction partner {partner!r}, not a record of the fixture")
+            raise InputError(
+                f"{path}: drug {owner} lists interaction partner {partner!r}, not a record of the fixture"
+            )
     return Fixture(drugs, ids, names, listings, n_proteins, pathway_ids)
 
 
@@ -129,7 +146,9 @@ def _split_record(path: Path, drug_id: str, text: str) -> tuple[str, str]:
     text = text.replace(f' xmlns="{NS}"', "", 1)
     if "<drug-interactions/>" in text:
         i = text.index("<drug-interactions/>")
-        return text[:i] + "<drug-interactions>\n", "    </drug-interactions>" + text[i + len("<drug-interactions/>"):]
+        return text[:i] + "<drug-interactions>\n", "    </drug-interactions>" + text[
+            i + len("<drug-interactions/>") :
+        ]
     if "</drug-interactions>" not in text:
         raise InputError(f"{path}: record {drug_id} has no <drug-interactions> element")
     i = text.index("</drug-interactions>")
@@ -137,7 +156,9 @@ def _split_record(path: Path, drug_id: str, text: str) -> tuple[str, str]:
 
 
 def _draw_links(arch: Archetype, rng: random.Random) -> list[LinkOut]:
-    picks = ([rng.choice(arch.one_of)] if arch.one_of else []) + [lk for lk in arch.links if rng.random() < lk.p]
+    picks = ([rng.choice(arch.one_of)] if arch.one_of else []) + [
+        lk for lk in arch.links if rng.random() < lk.p
+    ]
     merged: dict[str, dict[str, Any]] = {}
     for lk in picks:
         entry = merged.setdefault(lk.protein, {"actions": [], "inhibitor": "", "inducer": ""})
@@ -174,26 +195,44 @@ def _pk_categories(links: Sequence[LinkOut]) -> set[str]:
     return cats
 
 
-def _synthetic_drug(drug_id: str, case: str, base: str | None, arch: Archetype, names: Names, ids: IdPool,
-                    rng: random.Random, exported: dt.date) -> Drug:
+def _synthetic_drug(
+    drug_id: str,
+    case: str,
+    base: str | None,
+    arch: Archetype,
+    names: Names,
+    ids: IdPool,
+    rng: random.Random,
+    exported: dt.date,
+) -> Drug:
     """One synthetic record's content; ``case`` is the hard name case (an ester names ``base``)."""
     name = names.make(rng.choice(arch.stems), case, base)
     links = _draw_links(arch, rng)
     cats = {c for c, p in arch.categories if rng.random() < p} | _pk_categories(links)
     molecule = None if arch.biotech else random_molecule(rng)
-    groups = ("experimental",) if arch.key == "experimental_compound" else rng.choices(
-        [g for g, _ in GROUP_SETS], [w for _, w in GROUP_SETS])[0]
+    groups = (
+        ("experimental",)
+        if arch.key == "experimental_compound"
+        else rng.choices([g for g, _ in GROUP_SETS], [w for _, w in GROUP_SETS])[0]
+    )
     atc = []
     if arch.atc:
         atc.append(rng.choice(arch.atc) + f"{rng.randint(50, 99)}")
         if len(arch.atc) > 1 and rng.random() < 0.15:
-            atc.append(rng.choice([a for a in arch.atc if not atc[0].startswith(a)]) + f"{rng.randint(50, 99)}")
+            atc.append(
+                rng.choice([a for a in arch.atc if not atc[0].startswith(a)]) + f"{rng.randint(50, 99)}"
+            )
     span = (exported - FIRST_CREATED).days
     created = FIRST_CREATED + dt.timedelta(days=rng.randint(0, span * 9 // 10))
     updated = created + dt.timedelta(days=rng.randint(0, (exported - created).days))
     secondary = []
-    for prefix, p in (("APRD", 0.35), ("BTD", 0.6 if arch.biotech else 0.0), ("BIOD", 0.3 if arch.biotech else 0.0),
-                      ("EXPT", 0.1), ("DBSALT", 0.03)):
+    for prefix, p in (
+        ("APRD", 0.35),
+        ("BTD", 0.6 if arch.biotech else 0.0),
+        ("BIOD", 0.3 if arch.biotech else 0.0),
+        ("EXPT", 0.1),
+        ("DBSALT", 0.03),
+    ):
         if rng.random() < p:
             secondary.append(ids.take(prefix))
     salts = []
@@ -201,15 +240,33 @@ def _synthetic_drug(drug_id: str, case: str, base: str | None, arch: Archetype, 
         suffix = rng.choice(sorted(SALTS))
         if names.claim(f"{name} {suffix}"):
             avg, mono = SALTS[suffix]
-            salts.append((ids.take("DBSALT"), f"{name} {suffix}", random_unii(rng), random_cas(rng),
-                          inchikey_shape(molecule.smiles + suffix), round(molecule.average_mass + avg, 4),
-                          round(molecule.monoisotopic_mass + mono, 6)))
+            salts.append(
+                (
+                    ids.take("DBSALT"),
+                    f"{name} {suffix}",
+                    random_unii(rng),
+                    random_cas(rng),
+                    inchikey_shape(molecule.smiles + suffix),
+                    round(molecule.average_mass + avg, 4),
+                    round(molecule.monoisotopic_mass + mono, 6),
+                )
+            )
     attrs = {
-        "type": "biotech" if arch.biotech else "small molecule", "created": created.isoformat(),
-        "updated": updated.isoformat(), "secondary": secondary, "groups": groups, "links": links,
-        "categories": sorted(cats), "atc": atc, "molecule": molecule, "salts": salts,
-        "cas": random_cas(rng), "unii": random_unii(rng), "half_life": f"{rng.randint(1, 48)} hours",
-        "protein_binding": f"{rng.randint(10, 99)}%", "logp": round(rng.uniform(-2.0, 6.5), 2),
+        "type": "biotech" if arch.biotech else "small molecule",
+        "created": created.isoformat(),
+        "updated": updated.isoformat(),
+        "secondary": secondary,
+        "groups": groups,
+        "links": links,
+        "categories": sorted(cats),
+        "atc": atc,
+        "molecule": molecule,
+        "salts": salts,
+        "cas": random_cas(rng),
+        "unii": random_unii(rng),
+        "half_life": f"{rng.randint(1, 48)} hours",
+        "protein_binding": f"{rng.randint(10, 99)}%",
+        "logp": round(rng.uniform(-2.0, 6.5), 2),
         "synonym": name[:-1] if name.endswith("e") and rng.random() < 0.4 else "",
         "pubchem": str(rng.randint(100000, 170000000)) if molecule and rng.random() < 0.8 else "",
         "chembl": f"CHEMBL{rng.randint(1000, 5000000)}" if rng.random() < 0.6 else "",
@@ -276,14 +333,33 @@ def draw_pathways(drugs: list[Drug], rng: random.Random) -> list[Pathway]:
         peers = by_arch.setdefault(drug.arch.key, [])
         if rng.random() < 0.2:
             members = (i, *rng.sample(peers, min(len(peers), rng.randint(0, 2))))
-            enzymes = tuple(dict.fromkeys(lk.protein.polypeptides[0][0] for lk in links
-                                          if lk.protein.kind == "target" and lk.protein.polypeptides))
-            out.append(Pathway(f"SMP{100001 + len(out):07d}", f"{drug.name} Action Pathway", "drug_action",
-                                members, enzymes))
+            enzymes = tuple(
+                dict.fromkeys(
+                    lk.protein.polypeptides[0][0]
+                    for lk in links
+                    if lk.protein.kind == "target" and lk.protein.polypeptides
+                )
+            )
+            out.append(
+                Pathway(
+                    f"SMP{100001 + len(out):07d}",
+                    f"{drug.name} Action Pathway",
+                    "drug_action",
+                    members,
+                    enzymes,
+                )
+            )
         metabolic = tuple(lk.protein.polypeptides[0][0] for lk in links if lk.protein.kind == "enzyme")
         if metabolic and rng.random() < 0.1:
-            out.append(Pathway(f"SMP{100001 + len(out):07d}", f"{drug.name} Metabolism Pathway", "drug_metabolism",
-                                (i,), metabolic))
+            out.append(
+                Pathway(
+                    f"SMP{100001 + len(out):07d}",
+                    f"{drug.name} Metabolism Pathway",
+                    "drug_metabolism",
+                    (i,),
+                    metabolic,
+                )
+            )
         peers.append(i)
     for k, pathway in enumerate(out):
         for i in pathway.members:

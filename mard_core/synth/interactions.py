@@ -1,5 +1,6 @@
 """Interactions: which pairs interact and by which template, drawn where the rules say so (plus a small share
 of generic "adverse effects" noise), and the sentences as listed."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -23,11 +24,15 @@ class Pairs:
     first: np.ndarray
     second: np.ndarray
     template: np.ndarray  # index into TEMPLATES
-    disagree_side: np.ndarray  # -1, or 0/1: the listing under the lower/higher index says the generic sentence
+    disagree_side: (
+        np.ndarray
+    )  # -1, or 0/1: the listing under the lower/higher index says the generic sentence
     linebreak: np.ndarray  # (m, 2) bool: the listing under the lower/higher index has a line break
 
 
-def plan_pairs(drugs: list[Drug], fixture_mask: np.ndarray, n_target: float, gen: np.random.Generator) -> Pairs:
+def plan_pairs(
+    drugs: list[Drug], fixture_mask: np.ndarray, n_target: float, gen: np.random.Generator
+) -> Pairs:
     """Pairs drawn rule by rule towards ``n_target`` in all (none between two fixture drugs), then the generic
     noise share; which listings disagree and which carry a line break."""
     n = len(drugs)
@@ -79,8 +84,11 @@ def plan_pairs(drugs: list[Drug], fixture_mask: np.ndarray, n_target: float, gen
     a, b, t = dedupe(np.concatenate(firsts), np.concatenate(seconds), np.concatenate(templates))
     k = round(len(a) * NOISE_SHARE / (1 - NOISE_SHARE))  # noise is a share of the realised pairs
     everyone = np.arange(n, dtype=np.int64)
-    a, b, t = dedupe(np.concatenate([a, draw(everyone, k)]), np.concatenate([b, draw(everyone, k)]),
-                     np.concatenate([t, np.full(k, t_index[NOISE_TEMPLATE], dtype=np.int16)]))
+    a, b, t = dedupe(
+        np.concatenate([a, draw(everyone, k)]),
+        np.concatenate([b, draw(everyone, k)]),
+        np.concatenate([t, np.full(k, t_index[NOISE_TEMPLATE], dtype=np.int16)]),
+    )
     a, b = a.astype(np.int32), b.astype(np.int32)
     m = len(a)
     disagree = (gen.random(m) < DISAGREE_SHARE) & (t != t_index[NOISE_TEMPLATE])
@@ -91,7 +99,7 @@ def plan_pairs(drugs: list[Drug], fixture_mask: np.ndarray, n_target: float, gen
 def with_linebreak(text: str) -> str:
     """Break a description at its middle space with a newline and indentation, as some real exports do."""
     i = text.find(" ", len(text) // 2)
-    return text if i < 0 else f"{text[:i]}\n          {text[i + 1:]}"
+    return text if i < 0 else f"{text[:i]}\n          {text[i + 1 :]}"
 
 
 def match_template(sentence: str, name_1: str, name_2: str) -> tuple[Template, str, str] | None:

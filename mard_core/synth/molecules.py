@@ -1,5 +1,6 @@
 """Random valid SMILES chains with their molecular formula, masses and an InChIKey-shaped hash. The building
 blocks and atom masses are in ``data/molecules.yaml``."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,9 +23,11 @@ ATOM_MASS: dict[str, tuple[float, float]] = {el: tuple(m) for el, m in _MOLECULE
 # A molecule is start + links + end; each ring closes inside its block, so any chain is valid SMILES.
 # The first element tells whether the block starts/ends with a heteroatom (two never meet).
 SMILES_LINKS: tuple[tuple[str, dict[str, int], bool, bool], ...] = tuple(
-    (s, _formula(f), a == "h", b == "h") for s, f, a, b in _MOLECULE_DATA["smiles_links"])
+    (s, _formula(f), a == "h", b == "h") for s, f, a, b in _MOLECULE_DATA["smiles_links"]
+)
 SMILES_ENDS: tuple[tuple[str, dict[str, int], bool], ...] = tuple(
-    (s, _formula(f), a == "h") for s, f, a in _MOLECULE_DATA["smiles_ends"])
+    (s, _formula(f), a == "h") for s, f, a in _MOLECULE_DATA["smiles_ends"]
+)
 SMILES_STARTS = tuple(link for link in SMILES_LINKS if link[0] in _MOLECULE_DATA["smiles_starts"])
 
 

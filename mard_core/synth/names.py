@@ -1,5 +1,6 @@
 """Drug names unique case-insensitively, with hard cases (esters, salts, unicode, punctuation), and the ids
 and registry numbers of a record. Name parts are in ``data/names.yaml``."""
+
 from __future__ import annotations
 
 import random
@@ -66,7 +67,7 @@ class Names:
                 vowels = [i for i, ch in enumerate(core) if ch in ACCENTED and i > 0]
                 if vowels and rng.random() < 0.5:
                     i = rng.choice(vowels)
-                    name = core[:i] + ACCENTED[core[i]] + core[i + 1:]
+                    name = core[:i] + ACCENTED[core[i]] + core[i + 1 :]
                 else:
                     name = rng.choice(GREEK) + core
             elif case == "punctuation":

@@ -1,4 +1,5 @@
 """The release: :func:`write_release`, what it counts (:class:`SynthTruth`) and the optional truth table."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -24,15 +25,19 @@ SYNTH_VERSION = "1"
 DEFAULT_FIXTURE = Path(__file__).resolve().parents[1] / "data" / "real_drugs.xml"
 DEFAULT_INTERACTIONS_PER_DRUG = 200.0
 
-TRUTH_SCHEMA = pa.schema([
-    pa.field("drug_a", pa.string(), nullable=False),  # drug_a < drug_b
-    pa.field("drug_b", pa.string(), nullable=False),
-    pa.field("perpetrator", pa.string()),  # the drug named as #Drug1 of a directional template; null if symmetric
-    pa.field("template_id", pa.string()),  # TEMPLATES id; null for a fixture sentence no template matches
-    pa.field("family", pa.string()),
-    pa.field("sentence", pa.string()),  # whitespace-normalised, names unescaped
-    pa.field("listings_agree", pa.bool_()),
-])
+TRUTH_SCHEMA = pa.schema(
+    [
+        pa.field("drug_a", pa.string(), nullable=False),  # drug_a < drug_b
+        pa.field("drug_b", pa.string(), nullable=False),
+        pa.field(
+            "perpetrator", pa.string()
+        ),  # the drug named as #Drug1 of a directional template; null if symmetric
+        pa.field("template_id", pa.string()),  # TEMPLATES id; null for a fixture sentence no template matches
+        pa.field("family", pa.string()),
+        pa.field("sentence", pa.string()),  # whitespace-normalised, names unescaped
+        pa.field("listings_agree", pa.bool_()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -102,16 +107,25 @@ def write_release(
     rng = random.Random(seed)
     drugs = build_drugs(n_drugs, fx, rng, exported)
     if len(drugs) < 2:
-        raise InputError(f"a release needs at least 2 drugs, got {len(drugs)} (n_drugs={n_drugs} plus the fixture)")
+        raise InputError(
+            f"a release needs at least 2 drugs, got {len(drugs)} (n_drugs={n_drugs} plus the fixture)"
+        )
     pathways = draw_pathways(drugs, rng)
     fixture_mask = np.array([d.arch is None for d in drugs])
-    pairs = plan_pairs(drugs, fixture_mask, len(drugs) * interactions_per_drug / 2, np.random.default_rng(seed))
+    pairs = plan_pairs(
+        drugs, fixture_mask, len(drugs) * interactions_per_drug / 2, np.random.default_rng(seed)
+    )
     xml_bytes = write_xml(out, drugs, pairs, [render_pathway(p, drugs) for p in pathways], exported)
     fixture_pairs = _fixture_pairs(fx, drugs) if fx else []
     if truth_path is not None:
         _write_truth(Path(truth_path), drugs, pairs, fixture_pairs)
-    counts = Counter({TEMPLATES[k].id: int(c) for k, c in enumerate(np.bincount(pairs.template,
-                                                                                minlength=len(TEMPLATES))) if c})
+    counts = Counter(
+        {
+            TEMPLATES[k].id: int(c)
+            for k, c in enumerate(np.bincount(pairs.template, minlength=len(TEMPLATES)))
+            if c
+        }
+    )
     counts.update(row[3] or "unmatched" for row in fixture_pairs)
     families = Counter()
     for template_id, c in counts.items():
@@ -132,8 +146,9 @@ def write_release(
     )
 
 
-def _fixture_pairs(fx: Fixture, drugs: list[Drug]) -> list[tuple[str, str, str | None, str | None, str | None,
-                                                                   str, bool]]:
+def _fixture_pairs(
+    fx: Fixture, drugs: list[Drug]
+) -> list[tuple[str, str, str | None, str | None, str | None, str, bool]]:
     """Truth rows of the fixture's own pairs: the sentence of the lower id's listing, matched to a template."""
     name = {d.id: d.name for d in drugs}
     listed: dict[tuple[str, str], dict[str, str]] = {}
@@ -143,10 +158,22 @@ def _fixture_pairs(fx: Fixture, drugs: list[Drug]) -> list[tuple[str, str, str |
     for (a, b), by_owner in sorted(listed.items()):
         sentence = by_owner.get(a, by_owner.get(b))
         match = match_template(sentence, name[a], name[b])
-        template, perpetrator = (match[0], None if match[0].symmetric else
-                                 (a if match[1] == name[a] else b)) if match else (None, None)
-        rows.append((a, b, perpetrator, template.id if template else None, template.family if template else None,
-                     sentence, len(set(by_owner.values())) == 1))
+        template, perpetrator = (
+            (match[0], None if match[0].symmetric else (a if match[1] == name[a] else b))
+            if match
+            else (None, None)
+        )
+        rows.append(
+            (
+                a,
+                b,
+                perpetrator,
+                template.id if template else None,
+                template.family if template else None,
+                sentence,
+                len(set(by_owner.values())) == 1,
+            )
+        )
     return rows
 
 
@@ -158,8 +185,11 @@ def _write_truth(path: Path, drugs: list[Drug], pairs: Pairs, fixture_rows: list
     def write(tmp: Path) -> None:
         with pq.ParquetWriter(tmp, TRUTH_SCHEMA) as writer:
             if fixture_rows:
-                writer.write_table(pa.Table.from_pylist(
-                    [dict(zip(TRUTH_SCHEMA.names, row)) for row in fixture_rows], schema=TRUTH_SCHEMA))
+                writer.write_table(
+                    pa.Table.from_pylist(
+                        [dict(zip(TRUTH_SCHEMA.names, row)) for row in fixture_rows], schema=TRUTH_SCHEMA
+                    )
+                )
             for rows in _truth_batches(ids, names, pairs):
                 writer.write_table(pa.Table.from_pydict(rows, schema=TRUTH_SCHEMA))
 
@@ -169,8 +199,12 @@ def _write_truth(path: Path, drugs: list[Drug], pairs: Pairs, fixture_rows: list
 def _truth_batches(ids: list[str], names: list[str], pairs: Pairs, size: int = 200_000) -> Iterator[dict]:
     for s in range(0, len(pairs.first), size):
         rows: dict[str, list] = {k: [] for k in TRUTH_SCHEMA.names}
-        for f, g, t, side in zip(pairs.first[s:s + size].tolist(), pairs.second[s:s + size].tolist(),
-                                 pairs.template[s:s + size].tolist(), pairs.disagree_side[s:s + size].tolist()):
+        for f, g, t, side in zip(
+            pairs.first[s : s + size].tolist(),
+            pairs.second[s : s + size].tolist(),
+            pairs.template[s : s + size].tolist(),
+            pairs.disagree_side[s : s + size].tolist(),
+        ):
             template = TEMPLATES[t]
             rows["drug_a"].append(ids[min(f, g)])
             rows["drug_b"].append(ids[max(f, g)])

@@ -1,5 +1,6 @@
 """The release as DrugBank XML text, streamed: each record is rendered on its own (element order and nesting
 follow drugbank.xsd) and written to a plain or zipped file that replaces the target atomically."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -31,7 +32,9 @@ from schemas import PROTEIN_KINDS
 
 ZIP_MEMBER = "full database.xml"
 
-_EMPTY_REFERENCES = "<references>\n{i}  <articles/>\n{i}  <textbooks/>\n{i}  <links/>\n{i}  <attachments/>\n{i}</references>"
+_EMPTY_REFERENCES = (
+    "<references>\n{i}  <articles/>\n{i}  <textbooks/>\n{i}  <links/>\n{i}  <attachments/>\n{i}</references>"
+)
 
 
 def _x(text: str) -> str:
@@ -64,12 +67,19 @@ POLYPEPTIDE_XML: dict[str, str] = {
 def _interactant_xml(kind: str, position: int, link: LinkOut) -> str:
     """One <target>/<enzyme>/<carrier>/<transporter> element (6-space indented)."""
     i, p = " " * 6, link.protein
-    actions = ("<actions>\n" + "".join(f"{i}    <action>{_x(a)}</action>\n" for a in link.actions) + f"{i}  </actions>"
-               if link.actions else "<actions/>")
+    actions = (
+        "<actions>\n"
+        + "".join(f"{i}    <action>{_x(a)}</action>\n" for a in link.actions)
+        + f"{i}  </actions>"
+        if link.actions
+        else "<actions/>"
+    )
     strengths = ""
     if kind == "enzyme":
-        strengths = (f"{i}  <inhibition-strength>{link.inhibition_strength}</inhibition-strength>\n"
-                     f"{i}  <induction-strength>{link.induction_strength}</induction-strength>\n")
+        strengths = (
+            f"{i}  <inhibition-strength>{link.inhibition_strength}</inhibition-strength>\n"
+            f"{i}  <induction-strength>{link.induction_strength}</induction-strength>\n"
+        )
     return (
         f'{i}<{kind} position="{position}">\n{i}  <id>{p.be_id}</id>\n{i}  <name>{_x(p.name)}</name>\n'
         f"{i}  <organism>{_x(p.organism)}</organism>\n{i}  {actions}\n"
@@ -93,12 +103,23 @@ def render_pathway(pathway: Pathway, drugs: list[Drug]) -> str:
     i = " " * 6
     members = "".join(
         f"{i}    <drug>\n{i}      <drugbank-id>{drugs[k].id}</drugbank-id>\n{i}      <name>{_x(drugs[k].name)}</name>\n"
-        f"{i}    </drug>\n" for k in pathway.members)
-    enzymes = ("<enzymes>\n" + "".join(f"{i}    <uniprot-id>{u}</uniprot-id>\n" for u in pathway.enzymes)
-               + f"{i}  </enzymes>") if pathway.enzymes else "<enzymes/>"
-    return (f"{i}<pathway>\n{i}  <smpdb-id>{pathway.smpdb_id}</smpdb-id>\n{i}  <name>{_x(pathway.name)}</name>\n"
-            f"{i}  <category>{pathway.category}</category>\n{i}  <drugs>\n{members}{i}  </drugs>\n"
-            f"{i}  {enzymes}\n{i}</pathway>\n")
+        f"{i}    </drug>\n"
+        for k in pathway.members
+    )
+    enzymes = (
+        (
+            "<enzymes>\n"
+            + "".join(f"{i}    <uniprot-id>{u}</uniprot-id>\n" for u in pathway.enzymes)
+            + f"{i}  </enzymes>"
+        )
+        if pathway.enzymes
+        else "<enzymes/>"
+    )
+    return (
+        f"{i}<pathway>\n{i}  <smpdb-id>{pathway.smpdb_id}</smpdb-id>\n{i}  <name>{_x(pathway.name)}</name>\n"
+        f"{i}  <category>{pathway.category}</category>\n{i}  <drugs>\n{members}{i}  </drugs>\n"
+        f"{i}  {enzymes}\n{i}</pathway>\n"
+    )
 
 
 def _prose(drug: Drug) -> dict[str, str]:
@@ -120,33 +141,55 @@ def _synthetic_parts(drug: Drug, pathway_xml: list[str]) -> tuple[str, str]:
     a, prose = drug.attrs, _prose(drug)
     mol: Molecule | None = a["molecule"]
     ids = "".join(f"    <drugbank-id>{s}</drugbank-id>\n" for s in a["secondary"])
-    masses = (f"    <average-mass>{mol.average_mass}</average-mass>\n"
-              f"    <monoisotopic-mass>{mol.monoisotopic_mass}</monoisotopic-mass>\n") if mol else ""
+    masses = (
+        (
+            f"    <average-mass>{mol.average_mass}</average-mass>\n"
+            f"    <monoisotopic-mass>{mol.monoisotopic_mass}</monoisotopic-mass>\n"
+        )
+        if mol
+        else ""
+    )
     salts = [
         f"      <salt>\n        <drugbank-id>{sid}</drugbank-id>\n        <name>{_x(sname)}</name>\n"
         f"        <unii>{unii}</unii>\n        <cas-number>{cas}</cas-number>\n        <inchikey>{key}</inchikey>\n"
         f"        <average-mass>{avg}</average-mass>\n        <monoisotopic-mass>{mono}</monoisotopic-mass>\n"
-        f"      </salt>\n" for sid, sname, unii, cas, key, avg, mono in a["salts"]]
-    synonyms = [f'      <synonym language="" coder="INN">{_x(a["synonym"])}</synonym>\n'] if a["synonym"] else []
-    categories = [f"      <category>\n        <category>{_x(c)}</category>\n"
-                  f"        <mesh-id>{CATEGORY_MESH.get(c, '')}</mesh-id>\n      </category>\n"
-                  for c in a["categories"]]
+        f"      </salt>\n"
+        for sid, sname, unii, cas, key, avg, mono in a["salts"]
+    ]
+    synonyms = (
+        [f'      <synonym language="" coder="INN">{_x(a["synonym"])}</synonym>\n'] if a["synonym"] else []
+    )
+    categories = [
+        f"      <category>\n        <category>{_x(c)}</category>\n"
+        f"        <mesh-id>{CATEGORY_MESH.get(c, '')}</mesh-id>\n      </category>\n"
+        for c in a["categories"]
+    ]
     props = []
     if mol:
-        for kind, value, source in (("logP", a["logp"], "ALOGPS"), ("SMILES", mol.smiles, "ChemAxon"),
-                                    ("InChIKey", mol.inchikey, "ChemAxon"),
-                                    ("Molecular Weight", mol.average_mass, "ChemAxon"),
-                                    ("Molecular Formula", mol.formula, "ChemAxon")):
-            props.append(f"      <property>\n        <kind>{kind}</kind>\n        <value>{value}</value>\n"
-                         f"        <source>{source}</source>\n      </property>\n")
-    external = [f"      <external-identifier>\n        <resource>{res}</resource>\n"
-                f"        <identifier>{val}</identifier>\n      </external-identifier>\n"
-                for res, val in (("PubChem Compound", a["pubchem"]), ("ChEMBL", a["chembl"])) if val]
+        for kind, value, source in (
+            ("logP", a["logp"], "ALOGPS"),
+            ("SMILES", mol.smiles, "ChemAxon"),
+            ("InChIKey", mol.inchikey, "ChemAxon"),
+            ("Molecular Weight", mol.average_mass, "ChemAxon"),
+            ("Molecular Formula", mol.formula, "ChemAxon"),
+        ):
+            props.append(
+                f"      <property>\n        <kind>{kind}</kind>\n        <value>{value}</value>\n"
+                f"        <source>{source}</source>\n      </property>\n"
+            )
+    external = [
+        f"      <external-identifier>\n        <resource>{res}</resource>\n"
+        f"        <identifier>{val}</identifier>\n      </external-identifier>\n"
+        for res, val in (("PubChem Compound", a["pubchem"]), ("ChEMBL", a["chembl"]))
+        if val
+    ]
     by_kind: dict[str, list[LinkOut]] = {k: [] for k in PROTEIN_KINDS}
     for lk in a["links"]:
         by_kind[lk.protein.kind].append(lk)
-    proteins = "".join(_list_xml(k + "s", [_interactant_xml(k, n, lk) for n, lk in enumerate(v, 1)])
-                       for k, v in by_kind.items())
+    proteins = "".join(
+        _list_xml(k + "s", [_interactant_xml(k, n, lk) for n, lk in enumerate(v, 1)])
+        for k, v in by_kind.items()
+    )
     state = "liquid" if a["type"] == "biotech" else "solid"
     head = (
         f'<drug type="{a["type"]}" created="{a["created"]}" updated="{a["updated"]}">\n'
@@ -161,27 +204,34 @@ def _synthetic_parts(drug: Drug, pathway_xml: list[str]) -> tuple[str, str]:
         f"    <metabolism>{_x(prose['metabolism'])}</metabolism>\n    <absorption/>\n"
         f"    <half-life>{a['half_life']}</half-life>\n    <protein-binding>{a['protein_binding']}</protein-binding>\n"
         f"    <route-of-elimination/>\n    <volume-of-distribution/>\n    <clearance/>\n"
-        + _list_xml("salts", salts) + _list_xml("synonyms", synonyms)
+        + _list_xml("salts", salts)
+        + _list_xml("synonyms", synonyms)
         + "    <products/>\n    <international-brands/>\n    <mixtures/>\n    <packagers/>\n    <manufacturers/>\n"
-        "    <prices/>\n" + _list_xml("categories", categories)
+        "    <prices/>\n"
+        + _list_xml("categories", categories)
         + "    <affected-organisms>\n      <affected-organism>Humans and other mammals</affected-organism>\n"
-        "    </affected-organisms>\n    <dosages/>\n" + _list_xml("atc-codes", [_atc_xml(c) for c in a["atc"]])
+        "    </affected-organisms>\n    <dosages/>\n"
+        + _list_xml("atc-codes", [_atc_xml(c) for c in a["atc"]])
         + "    <ahfs-codes/>\n    <pdb-entries/>\n    <patents/>\n    <food-interactions/>\n    <drug-interactions>\n"
     )
     tail = (
         "    </drug-interactions>\n"
         + (_list_xml("calculated-properties", props) if mol else "")
-        + "    <experimental-properties/>\n" + _list_xml("external-identifiers", external)
-        + "    <external-links/>\n" + _list_xml("pathways", [pathway_xml[k] for k in drug.pathways])
+        + "    <experimental-properties/>\n"
+        + _list_xml("external-identifiers", external)
+        + "    <external-links/>\n"
+        + _list_xml("pathways", [pathway_xml[k] for k in drug.pathways])
         + f"    <reactions/>\n    <snp-effects/>\n    <snp-adverse-drug-reactions/>\n{proteins}  </drug>"
     )
     return head, tail
 
 
 def _interaction_xml(partner_id: str, partner_xname: str, description: str) -> str:
-    return (f"      <drug-interaction>\n        <drugbank-id>{partner_id}</drugbank-id>\n"
-            f"        <name>{partner_xname}</name>\n        <description>{description}</description>\n"
-            f"      </drug-interaction>\n")
+    return (
+        f"      <drug-interaction>\n        <drugbank-id>{partner_id}</drugbank-id>\n"
+        f"        <name>{partner_xname}</name>\n        <description>{description}</description>\n"
+        f"      </drug-interaction>\n"
+    )
 
 
 def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str], exported: dt.date) -> int:
@@ -212,8 +262,11 @@ def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str]
             ps, sides = pair[s:e], side[s:e]
             listings = []
             for j, f, g, t, alt, brk in zip(
-                partner[s:e].tolist(), pairs.first[ps].tolist(), pairs.second[ps].tolist(),
-                pairs.template[ps].tolist(), (pairs.disagree_side[ps] == sides).tolist(),
+                partner[s:e].tolist(),
+                pairs.first[ps].tolist(),
+                pairs.second[ps].tolist(),
+                pairs.template[ps].tolist(),
+                (pairs.disagree_side[ps] == sides).tolist(),
                 pairs.linebreak[ps, sides].tolist(),
             ):
                 text = (noise if alt else texts[t]).replace("#Drug1", xnames[f]).replace("#Drug2", xnames[g])
@@ -239,8 +292,9 @@ class _atomic_output:
         target: IO[bytes] = raw
         if self.out.suffix == ".zip":
             zf = zipfile.ZipFile(raw, "w")
-            info = zipfile.ZipInfo(ZIP_MEMBER, date_time=(self.exported.year, self.exported.month,
-                                                          self.exported.day, 0, 0, 0))
+            info = zipfile.ZipInfo(
+                ZIP_MEMBER, date_time=(self.exported.year, self.exported.month, self.exported.day, 0, 0, 0)
+            )
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
             info.external_attr = 0o644 << 16
@@ -254,8 +308,9 @@ class _atomic_output:
 
         return write
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             for f in self._files:
                 f.close()

@@ -1,6 +1,7 @@
 """The world model's tables (see :mod:`mard_core.synth`), loaded once from ``data/*.yaml``: proteins,
 mechanistic roles, interaction templates, the rules that tie them together, drug classes and the vocabularies
 records use; and which roles a record supports."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -77,8 +78,14 @@ class Archetype:
     promiscuity: float = 1.0  # relative chance of being drawn into an interaction
 
 
-def _protein(key: str, kind: str, be_id: str, name: str, polypeptides: str | Sequence[Sequence[str]],
-             organism: str = "Humans") -> Protein:
+def _protein(
+    key: str,
+    kind: str,
+    be_id: str,
+    name: str,
+    polypeptides: str | Sequence[Sequence[str]],
+    organism: str = "Humans",
+) -> Protein:
     """A row of proteins.yaml: ``polypeptides`` is a UniProt id (one polypeptide, the key as its gene
     name), "" (none) or the list of (UniProt id, gene name, name)."""
     if isinstance(polypeptides, str):
@@ -86,15 +93,32 @@ def _protein(key: str, kind: str, be_id: str, name: str, polypeptides: str | Seq
     return Protein(key, kind, be_id, name, organism, tuple(tuple(p) for p in polypeptides))
 
 
-def _archetype(key: str, label: str, weight: float, stems: Sequence[str], atc: Sequence[str],
-               categories: Mapping[str, float], links: Sequence[Sequence[Any]],
-               one_of: Sequence[Sequence[Any]] = (), biotech: bool = False,
-               promiscuity: float = 1.0) -> Archetype:
+def _archetype(
+    key: str,
+    label: str,
+    weight: float,
+    stems: Sequence[str],
+    atc: Sequence[str],
+    categories: Mapping[str, float],
+    links: Sequence[Sequence[Any]],
+    one_of: Sequence[Sequence[Any]] = (),
+    biotech: bool = False,
+    promiscuity: float = 1.0,
+) -> Archetype:
     """An entry of archetypes.yaml: ``categories`` maps a name to its probability, a link is [protein, action,
     p, strength]."""
-    return Archetype(key, label, weight, tuple(stems), tuple(atc), tuple(categories.items()),
-                     tuple(Link(*lk) for lk in links), tuple(Link(*lk) for lk in one_of), biotech,
-                     promiscuity)
+    return Archetype(
+        key,
+        label,
+        weight,
+        tuple(stems),
+        tuple(atc),
+        tuple(categories.items()),
+        tuple(Link(*lk) for lk in links),
+        tuple(Link(*lk) for lk in one_of),
+        biotech,
+        promiscuity,
+    )
 
 
 _PROTEIN_DATA, _MECHANISM_DATA = load_data("proteins"), load_data("mechanisms")
@@ -112,8 +136,9 @@ TEMPLATES: tuple[Template, ...] = tuple(Template(*row) for row in _MECHANISM_DAT
 """Ordered by how common each sentence is in DrugBank: template weight is Zipf-like in this order."""
 TEMPLATE_BY_ID = {t.id: t for t in TEMPLATES}
 NOISE_TEMPLATE = "adverse_effects_risk"
-RULES: tuple[Rule, ...] = tuple(Rule(t, tuple(p.split()), tuple(v.split()))
-                                for t, p, v in _MECHANISM_DATA["rules"])
+RULES: tuple[Rule, ...] = tuple(
+    Rule(t, tuple(p.split()), tuple(v.split())) for t, p, v in _MECHANISM_DATA["rules"]
+)
 ARCHETYPES: tuple[Archetype, ...] = tuple(_archetype(**a) for a in load_data("archetypes")["archetypes"])
 ATC_NAMES: dict[str, str] = _VOCABULARY_DATA["atc_names"]
 """ATC level names for every code prefix the archetypes and the fixture use."""
@@ -122,14 +147,16 @@ CATEGORY_MESH: dict[str, str] = _VOCABULARY_DATA["category_mesh"]
 PK_CATEGORY_NAMES: dict[str, str] = _VOCABULARY_DATA["pk_category_names"]
 """Transporter gene: DrugBank's category prefix."""
 GROUP_SETS: tuple[tuple[tuple[str, ...], float], ...] = tuple(
-    (tuple(groups), weight) for groups, weight in _VOCABULARY_DATA["group_sets"])
+    (tuple(groups), weight) for groups, weight in _VOCABULARY_DATA["group_sets"]
+)
 
 
 def drug_roles(protein_actions: Iterable[tuple[str, str]], categories: Iterable[str]) -> frozenset[str]:
     """Roles a record supports, from its (gene name, action) protein links and its category names."""
     links, cats = set(protein_actions), set(categories)
     named = {
-        role for role, (prots, role_cats) in ROLES.items()
+        role
+        for role, (prots, role_cats) in ROLES.items()
         if any(p in links for p in prots) or any(c in cats for c in role_cats)
     }
     return frozenset(named | {f"{action}:{gene}" for gene, action in links})

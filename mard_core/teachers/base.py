@@ -86,10 +86,14 @@ def fill_placeholders(value: Any, placeholders: Mapping[str, str], where: str) -
     """``value`` with the ``{name}`` placeholders of every string replaced, recursively; an unknown name is an
     error naming ``where`` (and the key path below it)."""
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             if m.group(1) not in placeholders:
-                raise InputError(f"{where}: unknown placeholder {{{m.group(1)}}}; known: {sorted(placeholders)}")
+                raise InputError(
+                    f"{where}: unknown placeholder {{{m.group(1)}}}; known: {sorted(placeholders)}"
+                )
             return str(placeholders[m.group(1)])
+
         return _PLACEHOLDER.sub(sub, value)
     if isinstance(value, Mapping):
         return {k: fill_placeholders(v, placeholders, f"{where}.{k}") for k, v in value.items()}

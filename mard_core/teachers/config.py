@@ -1,5 +1,6 @@
 """Settings of the teacher backends (``hf``, ``http``, ``vllm``) and of the knowledge-grounded teacher
 (``knowledge``); torch-free, so a teachers file is checked without loading any engine."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -102,6 +103,8 @@ class KnowledgeConfig:
         except LabelError as exc:
             raise ValueError(str(exc)) from None
         if direction != BIDIRECTIONAL:
-            raise ValueError(f"{label!r} must be Bidirectional (a directional label has no meaning without "
-                             "knowing which drug acts)")
+            raise ValueError(
+                f"{label!r} must be Bidirectional (a directional label has no meaning without "
+                "knowing which drug acts)"
+            )
         return label

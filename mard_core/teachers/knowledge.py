@@ -83,8 +83,9 @@ _ANALOGUE_WEIGHT = 0.8
 _MAX_ANALOGUE_CITATIONS = 2
 _PROTEIN_REF = re.compile(r"[A-Za-z0-9][\w\-/ ]*")  # what the claim grammar reads as a protein
 _STRENGTH = re.compile(r"\b(strong|moderate|weak) (?:inhibitor|inducer)\b", re.IGNORECASE)
-_DEFINITION_PHRASE = re.compile(r"\b(?:increases|decreases|raises|lowers) the ([a-z][a-z \-]*?) (?:of|to) the victim\b",
-                                re.IGNORECASE)
+_DEFINITION_PHRASE = re.compile(
+    r"\b(?:increases|decreases|raises|lowers) the ([a-z][a-z \-]*?) (?:of|to) the victim\b", re.IGNORECASE
+)
 _PARENTHESES = re.compile(r" ?\([^()]*\)")
 _LITERAL = re.compile(r"[a-z0-9][a-z0-9 \-]*")
 
@@ -104,7 +105,9 @@ def _links(evidence: Sequence[Evidence], drug_id: str) -> list[_Link]:
     for e in evidence:
         if e.kind != "protein" or e.drug_id != drug_id:
             continue
-        ref = next((r for r in (e.gene_name, e.uniprot_id, e.protein_name) if r and _PROTEIN_REF.fullmatch(r)), None)
+        ref = next(
+            (r for r in (e.gene_name, e.uniprot_id, e.protein_name) if r and _PROTEIN_REF.fullmatch(r)), None
+        )
         key = e.uniprot_id or e.gene_name or e.protein_name
         if ref and key:
             out.append(_Link(key.casefold(), ref, e, frozenset(a.lower() for a in e.actions)))
@@ -128,10 +131,13 @@ class _Support:
     mechanism: float = 0.0
 
 
-def _pk_support(mechanisms: Sequence[Mechanism], perpetrator: DrugRef, victim: DrugRef,
-                links: dict[str, list[_Link]]) -> _Support:
+def _pk_support(
+    mechanisms: Sequence[Mechanism], perpetrator: DrugRef, victim: DrugRef, links: dict[str, list[_Link]]
+) -> _Support:
     """The first perpetrator-relation / victim-substrate pair on one protein that ``mechanisms`` allow."""
-    victim_substrates = {link.key: link for link in links[victim.drugbank_id] if _has_relation(link, "substrate")}
+    victim_substrates = {
+        link.key: link for link in links[victim.drugbank_id] if _has_relation(link, "substrate")
+    }
     for link in links[perpetrator.drugbank_id]:
         for mech in mechanisms:
             if link.item.protein_kind not in mech.protein_kinds or not _has_relation(link, mech.relation):
@@ -139,8 +145,10 @@ def _pk_support(mechanisms: Sequence[Mechanism], perpetrator: DrugRef, victim: D
             sub = victim_substrates.get(link.key)
             if sub is not None:
                 article = "an" if mech.relation[0] in "aeiou" else "a"
-                steps = ((f"{perpetrator.name} is {article} {mech.relation} of {link.ref}", [link.item.id]),
-                         (f"{victim.name} is a substrate of {sub.ref}", [sub.item.id]))
+                steps = (
+                    (f"{perpetrator.name} is {article} {mech.relation} of {link.ref}", [link.item.id]),
+                    (f"{victim.name} is a substrate of {sub.ref}", [sub.item.id]),
+                )
                 return _Support(steps, _strength_support(link.item))
     return _Support()
 
@@ -151,7 +159,10 @@ def _target_support(a: DrugRef, b: DrugRef, links: dict[str, list[_Link]]) -> _S
     for link in links[a.drugbank_id]:
         other = b_targets.get(link.key) if link.item.protein_kind == "target" else None
         if other is not None:
-            steps = ((f"{a.name} targets {link.ref}", [link.item.id]), (f"{b.name} targets {other.ref}", [other.item.id]))
+            steps = (
+                (f"{a.name} targets {link.ref}", [link.item.id]),
+                (f"{b.name} targets {other.ref}", [other.item.id]),
+            )
             return _Support(steps, _TARGET_SUPPORT)
     return _Support()
 
@@ -207,8 +218,13 @@ class KnowledgeTeacher:
             candidates += filter(None, map(_literal, (p.pattern for p in sub.patterns)))
             pd_only = self.taxonomy.family(sub.family).kind == "pd" and sub.symmetric
             self._phrases[key] = next(
-                (c for c in candidates
-                 if self.taxonomy.match_subtype(c, polarity, sub.kind, pd_only=pd_only) == sub), sub.name.lower())
+                (
+                    c
+                    for c in candidates
+                    if self.taxonomy.match_subtype(c, polarity, sub.kind, pd_only=pd_only) == sub
+                ),
+                sub.name.lower(),
+            )
         return self._phrases[key]
 
     def _conclusion(self, label: Label, a: DrugRef, b: DrugRef) -> str:
@@ -236,8 +252,9 @@ class KnowledgeTeacher:
         perpetrator, victim = (a, b) if label.direction == A_TO_B else (b, a)
         return _pk_support(mechanisms, perpetrator, victim, links)
 
-    def explain(self, label_text: str, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]
-                ) -> tuple[float, list[ChainStep]]:
+    def explain(
+        self, label_text: str, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]
+    ) -> tuple[float, list[ChainStep]]:
         """The confidence and steps of a chain explaining ``label_text`` (query orientation) from ``evidence``."""
         label = self._validated(label_text)
         links = {d.drugbank_id: _links(evidence, d.drugbank_id) for d in (a, b)}
@@ -249,7 +266,9 @@ class KnowledgeTeacher:
         confidence = 1.0 - (1.0 - support.mechanism) * (1.0 - analogue)
         return round(min(MAX_CONFIDENCE, max(self.config.min_confidence, confidence)), 2), steps
 
-    def infer_label(self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]) -> tuple[str, float, list[ChainStep]]:
+    def infer_label(
+        self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]
+    ) -> tuple[str, float, list[ChainStep]]:
         """The rule-based label for the query (A, B), its confidence and its chain (see the module doc)."""
         links = {d.drugbank_id: _links(evidence, d.drugbank_id) for d in (a, b)}
         votes: Counter[str] = Counter()
@@ -271,7 +290,9 @@ class KnowledgeTeacher:
         confidence, steps = self.explain(label, a, b, evidence)
         return label, confidence, steps
 
-    def write(self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence], gold_label: str | None = None) -> str:
+    def write(
+        self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence], gold_label: str | None = None
+    ) -> str:
         """A completion in the prompts format: the gold chain when ``gold_label`` is given, else the inferred one."""
         if gold_label is None:
             label, confidence, steps = self.infer_label(a, b, evidence)
@@ -281,7 +302,12 @@ class KnowledgeTeacher:
         return render_completion(steps, label, confidence)
 
 
-def infer_label(a: DrugRef, b: DrugRef, evidence: Sequence[Evidence], config: KnowledgeConfig | None = None,
-                taxonomy: Taxonomy | None = None) -> tuple[str, float, list[ChainStep]]:
+def infer_label(
+    a: DrugRef,
+    b: DrugRef,
+    evidence: Sequence[Evidence],
+    config: KnowledgeConfig | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> tuple[str, float, list[ChainStep]]:
     """Rule-based (label, confidence, steps) for the query (A, B): see :meth:`KnowledgeTeacher.infer_label`."""
     return KnowledgeTeacher(config, taxonomy).infer_label(a, b, evidence)

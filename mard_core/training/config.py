@@ -1,6 +1,7 @@
 """Student trainer settings: what SFT and DPO share (:class:`TrainerSettings`), :class:`SFTConfig` and
 :class:`DPOConfig`. Importing them imports no torch, transformers, peft or TRL (torch only checks a ``cuda``
 device)."""
+
 from __future__ import annotations
 
 from typing import Annotated, Literal

@@ -7,6 +7,7 @@ re-rendered with the drugs swapped and the answer's direction mirrored (A to B <
 The steps name the drugs, so they stay true in both orientations. Both examples share a ``pair_id``; the SFT
 collator batches them together.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,8 +60,9 @@ def pair_id(prompt: str, completion: str) -> str:
     return hashlib.sha256(f"{prompt}\x00{completion}".encode()).hexdigest()[:16]
 
 
-def build_sft_examples(rows: Iterable[Row], render_swapped: RenderSwapped = default_render_swapped
-                       ) -> list[SFTExample]:
+def build_sft_examples(
+    rows: Iterable[Row], render_swapped: RenderSwapped = default_render_swapped
+) -> list[SFTExample]:
     """Every screened row as its (A, B) example followed by its mirrored (B, A) example.
 
     Rows with identical prompt and completion give one pair (exact duplicates are dropped).
@@ -80,8 +82,10 @@ def build_sft_examples(rows: Iterable[Row], render_swapped: RenderSwapped = defa
         swapped = render_swapped(row)
         if swapped == prompt:
             raise InputError(f"{row_name(row)}: the swapped prompt equals the original prompt")
-        out += [SFTExample(pid, FORWARD, prompt, text),
-                SFTExample(pid, MIRROR, swapped, completion.mirrored().render())]
+        out += [
+            SFTExample(pid, FORWARD, prompt, text),
+            SFTExample(pid, MIRROR, swapped, completion.mirrored().render()),
+        ]
     return out
 
 
@@ -132,31 +136,52 @@ def synthetic_trajectories(n: int, seed: int = 0) -> list[dict[str, Any]]:
         perp, victim = (a, b) if (k // 3) % 2 == 0 else (b, a)
         direction = "A to B" if perp is a else "B to A"
         if shape == 0:
-            evidence = [f"{perp.name} is an inhibitor of {protein} (enzyme).",
-                        f"{victim.name} is a substrate of {protein} (enzyme)."]
-            steps = [(f"{perp.name} is an inhibitor of {protein}", ["E1"]),
-                     (f"{victim.name} is a substrate of {protein}", ["E2"]),
-                     (f"{perp.name} decreases the metabolism of {victim.name}", [])]
+            evidence = [
+                f"{perp.name} is an inhibitor of {protein} (enzyme).",
+                f"{victim.name} is a substrate of {protein} (enzyme).",
+            ]
+            steps = [
+                (f"{perp.name} is an inhibitor of {protein}", ["E1"]),
+                (f"{victim.name} is a substrate of {protein}", ["E2"]),
+                (f"{perp.name} decreases the metabolism of {victim.name}", []),
+            ]
             label = f"PK Metabolism/Metabolism/{direction}/Inhibition"
         elif shape == 1:
-            evidence = [f"{perp.name} is an inducer of {protein} (enzyme).",
-                        f"{victim.name} is a substrate of {protein} (enzyme)."]
-            steps = [(f"{perp.name} is an inducer of {protein}", ["E1"]),
-                     (f"{victim.name} is a substrate of {protein}", ["E2"]),
-                     (f"{perp.name} increases the metabolism of {victim.name}", [])]
+            evidence = [
+                f"{perp.name} is an inducer of {protein} (enzyme).",
+                f"{victim.name} is a substrate of {protein} (enzyme).",
+            ]
+            steps = [
+                (f"{perp.name} is an inducer of {protein}", ["E1"]),
+                (f"{victim.name} is a substrate of {protein}", ["E2"]),
+                (f"{perp.name} increases the metabolism of {victim.name}", []),
+            ]
             label = f"PK Metabolism/Metabolism/{direction}/Induction"
         else:
             evidence = [f"{a.name} can cause bleeding.", f"{b.name} can cause bleeding."]
-            steps = [(f"{a.name} causes bleeding effects", ["E1"]), (f"{b.name} causes bleeding effects", ["E2"])]
+            steps = [
+                (f"{a.name} causes bleeding effects", ["E1"]),
+                (f"{b.name} causes bleeding effects", ["E2"]),
+            ]
             label = "PD Additive/Bleeding/Bidirectional/Increase"
         prompt = render_prompt(a, b, [_Evidence(f"E{j}", t) for j, t in enumerate(evidence, 1)])
         text = render_completion(steps, label, 0.9)
         parsed = parse_completion(text)
-        rows.append({
-            "drug_a": a.drugbank_id, "drug_b": b.drugbank_id, "teacher": "synthetic", "sample": i,
-            "prompt_hash": prompt_hash(prompt), "prompt": prompt,
-            "evidence_ids": [f"E{j}" for j in range(1, len(evidence) + 1)], "text": text,
-            "steps": [{"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps],
-            "answer": label, "confidence": 0.9, "gold": label, "correct": True,
-        })
+        rows.append(
+            {
+                "drug_a": a.drugbank_id,
+                "drug_b": b.drugbank_id,
+                "teacher": "synthetic",
+                "sample": i,
+                "prompt_hash": prompt_hash(prompt),
+                "prompt": prompt,
+                "evidence_ids": [f"E{j}" for j in range(1, len(evidence) + 1)],
+                "text": text,
+                "steps": [{"index": s.index, "text": s.text, "citations": s.citations} for s in parsed.steps],
+                "answer": label,
+                "confidence": 0.9,
+                "gold": label,
+                "correct": True,
+            }
+        )
     return rows

@@ -14,6 +14,7 @@ reference model (adapter disabled) is exactly the SFT student. Reference log-pro
 TRL (``precompute_ref_log_probs``) and cached next to the pair dataset, which is saved under ``output_dir``
 keyed by its content hash, so a resumed run reuses them.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,6 +59,7 @@ ScoreFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 # --- pairs -----------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PreferencePair:
     """One preference: completions (student format) for ``prompt`` and their PRM trajectory scores."""
@@ -101,10 +103,16 @@ def _row_score(row: Row, column: str) -> float | None:
     return None if value is None else float(value)
 
 
-def build_preference_pairs(chosen_rows: Iterable[Row], rejected_rows: Iterable[Row] = (), *,
-                           siblings: Mapping[str, Sequence[str]], proteins: Sequence[str],
-                           score_fn: ScoreFn | None = None, score_column: str = "prm_min",
-                           kinds: Sequence[str] = NEGATIVE_KINDS) -> list[PreferencePair]:
+def build_preference_pairs(
+    chosen_rows: Iterable[Row],
+    rejected_rows: Iterable[Row] = (),
+    *,
+    siblings: Mapping[str, Sequence[str]],
+    proteins: Sequence[str],
+    score_fn: ScoreFn | None = None,
+    score_column: str = "prm_min",
+    kinds: Sequence[str] = NEGATIVE_KINDS,
+) -> list[PreferencePair]:
     """Pairs for every chosen row: its hard negatives (``kinds``), then the rejected teacher rows of the same prompt.
 
     Scores come from ``score_column`` of a row when set, otherwise from ``score_fn`` (one batched call), otherwise
@@ -120,21 +128,28 @@ def build_preference_pairs(chosen_rows: Iterable[Row], rejected_rows: Iterable[R
             raise InputError(f"{row_name(row)}: no prompt")
         source = Completion.from_row(row)
         chosen, s_chosen = source.render(), _row_score(row, score_column)
-        pairs += [PreferencePair(prompt, chosen, n.completion.render(), n.kind, s_chosen)
-                  for n in hard_negatives(prompt, source, siblings, proteins, kinds)]
+        pairs += [
+            PreferencePair(prompt, chosen, n.completion.render(), n.kind, s_chosen)
+            for n in hard_negatives(prompt, source, siblings, proteins, kinds)
+        ]
         teacher_rows = rejected_by_prompt.get(prompt, [])
         for rej in sorted(teacher_rows, key=lambda r: (str(r.get("teacher")), r.get("sample") or 0)):
             text = _student_text(rej)
             if text != chosen:
-                pairs.append(PreferencePair(prompt, chosen, text, TEACHER_REJECTED, s_chosen,
-                                            _row_score(rej, score_column)))
+                pairs.append(
+                    PreferencePair(
+                        prompt, chosen, text, TEACHER_REJECTED, s_chosen, _row_score(rej, score_column)
+                    )
+                )
     return _fill_scores(pairs, score_fn) if score_fn is not None else pairs
 
 
 def _fill_scores(pairs: list[PreferencePair], score_fn: ScoreFn) -> list[PreferencePair]:
     """Score every (prompt, completion) that lacks a score with one ``score_fn`` call."""
-    wanted = sorted({(p.prompt, p.chosen) for p in pairs if p.score_chosen is None}
-                    | {(p.prompt, p.rejected) for p in pairs if p.score_rejected is None})
+    wanted = sorted(
+        {(p.prompt, p.chosen) for p in pairs if p.score_chosen is None}
+        | {(p.prompt, p.rejected) for p in pairs if p.score_rejected is None}
+    )
     if not wanted:
         return pairs
     values = list(score_fn([w[0] for w in wanted], [w[1] for w in wanted]))
@@ -145,8 +160,14 @@ def _fill_scores(pairs: list[PreferencePair], score_fn: ScoreFn) -> list[Prefere
     def filled(score: float | None, prompt: str, text: str) -> float:
         return scores[(prompt, text)] if score is None else score
 
-    return [replace(p, score_chosen=filled(p.score_chosen, p.prompt, p.chosen),
-                    score_rejected=filled(p.score_rejected, p.prompt, p.rejected)) for p in pairs]
+    return [
+        replace(
+            p,
+            score_chosen=filled(p.score_chosen, p.prompt, p.chosen),
+            score_rejected=filled(p.score_rejected, p.prompt, p.rejected),
+        )
+        for p in pairs
+    ]
 
 
 # --- trainer ---------------------------------------------------------------------------------------------------
@@ -171,25 +192,36 @@ class WeightedDPOTrainer(DPOTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         a = self.args
-        if (list(a.loss_type) != ["sigmoid"] or a.f_divergence_type != "reverse_kl" or a.ld_alpha is not None
-                or a.use_weighting or not a.precompute_ref_log_probs):
-            raise InputError("WeightedDPOTrainer needs loss_type=['sigmoid'], f_divergence_type='reverse_kl', "
-                             "ld_alpha=None, use_weighting=False and precompute_ref_log_probs=True")
+        if (
+            list(a.loss_type) != ["sigmoid"]
+            or a.f_divergence_type != "reverse_kl"
+            or a.ld_alpha is not None
+            or a.use_weighting
+            or not a.precompute_ref_log_probs
+        ):
+            raise InputError(
+                "WeightedDPOTrainer needs loss_type=['sigmoid'], f_divergence_type='reverse_kl', "
+                "ld_alpha=None, use_weighting=False and precompute_ref_log_probs=True"
+            )
         self.train_tokens = 0
 
     def compute_ref_log_probs(self, model: Any, inputs: dict[str, Any]) -> Any:
         return super().compute_ref_log_probs(model, {k: v for k, v in inputs.items() if k != WEIGHT})
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
-                     num_items_in_batch: Any = None) -> Any:
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
         mode = "train" if self.model.training else "eval"
         weight = inputs.pop(WEIGHT)
         completion_mask = inputs["completion_mask"]
-        model_kwargs = {k: v for k, v in inputs.items()
-                        if k not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")}
+        model_kwargs = {
+            k: v
+            for k, v in inputs.items()
+            if k not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")
+        }
         labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
         outputs = model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
-        logps = outputs.log_probs[:, -(completion_mask.size(1) - 1):].sum(dim=1)
+        logps = outputs.log_probs[:, -(completion_mask.size(1) - 1) :].sum(dim=1)
         chosen_logps, rejected_logps = logps.chunk(2, dim=0)
         chosen_ratio = chosen_logps - inputs["ref_chosen_logps"]
         rejected_ratio = rejected_logps - inputs["ref_rejected_logps"]
@@ -198,17 +230,23 @@ class WeightedDPOTrainer(DPOTrainer):
         if mode == "train":
             self.train_tokens += int(inputs["attention_mask"].sum())
         gather = self.accelerator.gather_for_metrics
-        chosen_rewards, rejected_rewards = self.beta * chosen_ratio.detach(), self.beta * rejected_ratio.detach()
+        chosen_rewards, rejected_rewards = (
+            self.beta * chosen_ratio.detach(),
+            self.beta * rejected_ratio.detach(),
+        )
         metrics = self._metrics[mode]
         metrics["rewards/chosen"].append(gather(chosen_rewards).mean().item())
         metrics["rewards/rejected"].append(gather(rejected_rewards).mean().item())
         metrics["rewards/margins"].append(gather(chosen_rewards - rejected_rewards).mean().item())
-        metrics["rewards/accuracies"].append(gather((chosen_rewards > rejected_rewards).float()).mean().item())
+        metrics["rewards/accuracies"].append(
+            gather((chosen_rewards > rejected_rewards).float()).mean().item()
+        )
         metrics["prm_weight"].append(gather(weight).mean().item())
         return (loss, outputs) if return_outputs else loss
 
 
 # --- training --------------------------------------------------------------------------------------------------
+
 
 def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) -> list[dict[str, Any]]:
     if not pairs:
@@ -218,10 +256,18 @@ def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) 
         for side, text in (("chosen", p.chosen), ("rejected", p.rejected)):
             n = len(tokenizer(p.prompt + text + tokenizer.eos_token)["input_ids"])
             if n > cfg.max_length:
-                raise InputError(f"preference pair {i} ({p.kind}): prompt + {side} is {n} tokens, over "
-                                 f"DPOConfig.max_length {cfg.max_length}")
-        rows.append({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected,
-                     WEIGHT: p.weight(cfg.weight_beta)})
+                raise InputError(
+                    f"preference pair {i} ({p.kind}): prompt + {side} is {n} tokens, over "
+                    f"DPOConfig.max_length {cfg.max_length}"
+                )
+        rows.append(
+            {
+                "prompt": p.prompt,
+                "chosen": p.chosen,
+                "rejected": p.rejected,
+                WEIGHT: p.weight(cfg.weight_beta),
+            }
+        )
     return rows
 
 
@@ -234,8 +280,13 @@ def _dataset_on_disk(rows: list[dict[str, Any]], path: Path) -> Any:
     return load_from_disk(str(path))
 
 
-def train_dpo(cfg: DPOConfig, sft_adapter_dir: str | Path, pairs: Sequence[PreferencePair], resume: bool = True,
-              callbacks: Sequence[TrainerCallback] = ()) -> TrainResult:
+def train_dpo(
+    cfg: DPOConfig,
+    sft_adapter_dir: str | Path,
+    pairs: Sequence[PreferencePair],
+    resume: bool = True,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> TrainResult:
     """DPO from the SFT student at ``sft_adapter_dir`` (its ``final`` directory) on ``pairs``; the student goes
     to ``output_dir/final``. ``resume`` continues from the last checkpoint of the same config, student and data."""
     sft_dir = Path(sft_adapter_dir).resolve()
@@ -250,22 +301,61 @@ def train_dpo(cfg: DPOConfig, sft_adapter_dir: str | Path, pairs: Sequence[Prefe
     dir_ids = tokenizer.convert_tokens_to_ids(list(DIRECTION_TOKEN_LIST))
     lora = LoraConfig.from_pretrained(str(sft_dir))
     targets = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)
-    model = wrap_lora(merged_student(sft_dir, bf16=cfg.bf16), dir_ids, lora.r, lora.lora_alpha, lora.lora_dropout,
-                      targets, cfg.seed)
+    model = wrap_lora(
+        merged_student(sft_dir, bf16=cfg.bf16),
+        dir_ids,
+        lora.r,
+        lora.lora_alpha,
+        lora.lora_dropout,
+        targets,
+        cfg.seed,
+    )
     args = TRLDPOConfig(
-        **trainer_kwargs(str(out), device=cfg.device, report_to=cfg.report_to, bf16=cfg.bf16,
-                         gradient_checkpointing=cfg.gradient_checkpointing, seed=cfg.seed, save_steps=cfg.save_steps,
-                         logging_steps=cfg.logging_steps, lr=cfg.lr, epochs=cfg.epochs, max_steps=cfg.max_steps,
-                         batch_size=cfg.batch_size),
-        beta=cfg.beta, max_length=cfg.max_length, loss_type=["sigmoid"], precompute_ref_log_probs=True,
+        **trainer_kwargs(
+            str(out),
+            device=cfg.device,
+            report_to=cfg.report_to,
+            bf16=cfg.bf16,
+            gradient_checkpointing=cfg.gradient_checkpointing,
+            seed=cfg.seed,
+            save_steps=cfg.save_steps,
+            logging_steps=cfg.logging_steps,
+            lr=cfg.lr,
+            epochs=cfg.epochs,
+            max_steps=cfg.max_steps,
+            batch_size=cfg.batch_size,
+        ),
+        beta=cfg.beta,
+        max_length=cfg.max_length,
+        loss_type=["sigmoid"],
+        precompute_ref_log_probs=True,
     )
     collator = WeightedPreferenceCollator(pad_token_id=tokenizer.pad_token_id, max_length=cfg.max_length)
-    trainer = WeightedDPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset,
-                                 processing_class=tokenizer, data_collator=collator, callbacks=list(callbacks))
+    trainer = WeightedDPOTrainer(
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=collator,
+        callbacks=list(callbacks),
+    )
     loss, wall = run_trainer(trainer, checkpoint)
-    meta = {"kind": "dpo", "base_model": sft_meta["base_model"], "parent": str(sft_dir), "config": asdict(cfg),
-            "direction_tokens": sft_meta["direction_tokens"]}
+    meta = {
+        "kind": "dpo",
+        "base_model": sft_meta["base_model"],
+        "parent": str(sft_dir),
+        "config": asdict(cfg),
+        "direction_tokens": sft_meta["direction_tokens"],
+    }
     student = save_student(trainer.model, tokenizer, out / FINAL_DIR, meta)
     weights = [r[WEIGHT] for r in rows]
-    return TrainResult(student, trainer.state.global_step, loss, trainer.train_tokens, wall, checkpoint,
-                       {"n_pairs": float(len(rows)), "mean_weight": sum(weights) / len(weights)})
+    return TrainResult(
+        student,
+        trainer.state.global_step,
+        loss,
+        trainer.train_tokens,
+        wall,
+        checkpoint,
+        {"n_pairs": float(len(rows)), "mean_weight": sum(weights) / len(weights)},
+    )

@@ -1,5 +1,6 @@
 """Trainer runs shared by SFT and DPO: their TrainingArguments, checkpoints resumed only by a run of the same
 config and data (the fingerprint in ``run.json``), and the run summary."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,19 +29,43 @@ from mard_core.stage import canonical_json, write_json_atomic
 RUN_FILE = "run.json"
 
 
-def trainer_kwargs(output_dir: str, *, device: str, report_to: str, bf16: bool, gradient_checkpointing: bool,
-                   seed: int, save_steps: int, logging_steps: int, lr: float, epochs: int, max_steps: int,
-                   batch_size: int) -> dict[str, Any]:
+def trainer_kwargs(
+    output_dir: str,
+    *,
+    device: str,
+    report_to: str,
+    bf16: bool,
+    gradient_checkpointing: bool,
+    seed: int,
+    save_steps: int,
+    logging_steps: int,
+    lr: float,
+    epochs: int,
+    max_steps: int,
+    batch_size: int,
+) -> dict[str, Any]:
     """TrainingArguments shared by the SFT and DPO trainers."""
-    use_mlflow = report_to == "mlflow" or (report_to == "auto" and bool(os.environ.get("MLFLOW_TRACKING_URI")))
+    use_mlflow = report_to == "mlflow" or (
+        report_to == "auto" and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+    )
     return {
-        "output_dir": output_dir, "per_device_train_batch_size": batch_size, "learning_rate": lr,
-        "num_train_epochs": epochs, "max_steps": max_steps, "seed": seed, "data_seed": seed,
-        "save_strategy": "steps", "save_steps": save_steps, "logging_steps": logging_steps,
-        "report_to": ["mlflow"] if use_mlflow else "none", "bf16": bf16,
+        "output_dir": output_dir,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": lr,
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "seed": seed,
+        "data_seed": seed,
+        "save_strategy": "steps",
+        "save_steps": save_steps,
+        "logging_steps": logging_steps,
+        "report_to": ["mlflow"] if use_mlflow else "none",
+        "bf16": bf16,
         "gradient_checkpointing": gradient_checkpointing,
         "use_cpu": device == "cpu" or (device == "auto" and not torch.cuda.is_available()),
-        "disable_tqdm": True, "remove_unused_columns": False, "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+        "remove_unused_columns": False,
+        "dataloader_num_workers": 0,
     }
 
 
@@ -61,8 +86,10 @@ def prepare_run(output_dir: Path, fingerprint: Mapping[str, Any], resume: bool) 
     if last and resume:
         previous = json.loads(run_file.read_text()) if run_file.exists() else None
         if previous != json.loads(canonical_json(fingerprint)):
-            raise InputError(f"{output_dir} holds checkpoints of a different run (config or data changed); "
-                             "use a new output_dir or resume=False")
+            raise InputError(
+                f"{output_dir} holds checkpoints of a different run (config or data changed); "
+                "use a new output_dir or resume=False"
+            )
         return last
     for old in output_dir.glob("checkpoint-*"):
         if re.fullmatch(r"checkpoint-\d+", old.name):

@@ -6,6 +6,7 @@ the mean of the old rows). Their input and output embedding rows are trainable t
 ``trainable_token_indices`` (whether newly added or already in the base vocabulary): they are the student's
 answer, and LoRA on attention alone cannot move them. A tied LM head follows the input embedding.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,9 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, list[int]
         raise InputError(f"tokenizer of {path}: cannot load ({exc})") from exc
     missing = [t for t in DIRECTION_TOKEN_LIST if t not in tokenizer.get_vocab()]
     if missing:
-        tokenizer.add_tokens([AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True)
+        tokenizer.add_tokens(
+            [AddedToken(t, special=True, normalized=False) for t in missing], special_tokens=True
+        )
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
             raise InputError(f"tokenizer of {path}: no pad or eos token to pad batches with")
@@ -58,7 +61,9 @@ def fit_embeddings(model: PreTrainedModel, n_tokens: int) -> None:
     if n_tokens <= n_old:
         return
     model.resize_token_embeddings(n_tokens, mean_resizing=False)
-    layers = {id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}
+    layers = {
+        id(m): m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None
+    }
     with torch.no_grad():
         for layer in layers.values():
             layer.weight[n_old:] = layer.weight[:n_old].mean(dim=0)
@@ -83,8 +88,15 @@ def _module_name(model: nn.Module, module: nn.Module) -> str:
     return next(name for name, m in model.named_modules() if m is module).rsplit(".", 1)[-1]
 
 
-def wrap_lora(model: PreTrainedModel, dir_ids: Sequence[int], r: int, alpha: int, dropout: float,
-              target_modules: Sequence[str] | str, seed: int) -> Any:
+def wrap_lora(
+    model: PreTrainedModel,
+    dir_ids: Sequence[int],
+    r: int,
+    alpha: int,
+    dropout: float,
+    target_modules: Sequence[str] | str,
+    seed: int,
+) -> Any:
     """A seeded PeftModel: LoRA on ``target_modules`` plus trainable direction-token rows of the input and
     (untied) output embeddings."""
     tokens = {_module_name(model, model.get_input_embeddings()): list(dir_ids)}
@@ -94,8 +106,14 @@ def wrap_lora(model: PreTrainedModel, dir_ids: Sequence[int], r: int, alpha: int
             raise InputError("trainable direction-token rows need an LM head without bias")
         tokens[_module_name(model, output)] = list(dir_ids)
     targets = target_modules if isinstance(target_modules, str) else list(target_modules)
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, task_type="CAUSAL_LM",
-                        trainable_token_indices=tokens)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        trainable_token_indices=tokens,
+    )
     set_seed(seed)
     return expose_head_bias(get_peft_model(model, config))
 
@@ -146,7 +164,9 @@ def save_merged(student_dir: str | Path, out_dir: str | Path) -> Path:
         tokenizer.save_pretrained(tmp)
         return {}
 
-    return materialize(Path(out_dir), build, {"kind": "merged_student", "student": str(Path(student_dir).resolve())})
+    return materialize(
+        Path(out_dir), build, {"kind": "merged_student", "student": str(Path(student_dir).resolve())}
+    )
 
 
 def save_student(model: Any, tokenizer: PreTrainedTokenizerBase, out: Path, meta: Mapping[str, Any]) -> Path:
