@@ -34,7 +34,7 @@ from mard_core.retrieval_config import RetrievalConfig
 from mard_core.splits_config import SplitConfig
 from mard_core.tiny_config import ModelsConfig
 from mard_core.training.config import DPOConfig, SFTConfig
-from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt, parse_config
+from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt, parse_config, readable
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -50,9 +50,7 @@ class ReleaseConfig:
     @field_validator("source")
     @classmethod
     def _source_exists(cls, source: str | None) -> str | None:
-        if source and not Path(source).is_file():
-            raise ValueError(f"{source}: no such file")
-        return source
+        return readable(source) if source else source
 
 
 @dataclass(frozen=True, config=CONFIG)

@@ -22,6 +22,7 @@ from mard_core.validation import (
     NonNegativeInt,
     PositiveInt,
     error_line,
+    readable,
 )
 
 Family = Literal["llama", "qwen2", "mistral", "knowledge", "api"]
@@ -142,9 +143,7 @@ class TeachersConfig:
     @field_validator("file")
     @classmethod
     def _file_exists(cls, file: str) -> str:
-        if file and not Path(file).is_file():
-            raise ValueError(f"{file}: no such file")
-        return file
+        return readable(file) if file else file
 
     @property
     def path(self) -> Path:

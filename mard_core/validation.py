@@ -12,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from pydantic import ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, ValidationError
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, readable_file
 
 T = TypeVar("T")
 
@@ -33,6 +34,16 @@ _COMPARISONS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<
 _UNKNOWN_KEY = ("unexpected_keyword_argument", "extra_forbidden")
 _NO_INPUT_SHOWN = ("missing", "value_error", *_UNKNOWN_KEY)
 _MAX_SHOWN = 80  # longer inputs (whole sections) are named by their type
+
+
+def readable(path: str) -> str:
+    """``path`` when it names a file this process may read; else a ``ValueError`` saying why (a validator's
+    error: :func:`parse_config` puts the file and the key in front)."""
+    try:
+        readable_file(Path(path))
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+    return path
 
 
 def parse_config(cls: type[T], data: Any, where: str) -> T:

@@ -294,4 +294,4 @@ def test_run_names_a_directory_given_as_the_release(
     config = tmp_path / "config.yaml"
     config.write_text(f"release: {{source: {tmp_path}}}\n")
     code, _, err = run_main(monkeypatch, capsys, "run", "--config", str(config), "--root", str(tmp_path))
-    assert one_line_error(code, err, f"{tmp_path}: is a directory, not a file (release.source in {config})")
+    assert one_line_error(code, err, f"{config}: release.source: {tmp_path}: is a directory, not a file")
