@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,6 +169,26 @@ def test_kill_during_training_resumes_to_the_same_student(clean_run: Path, tmp_p
     assert resumed.keys() == clean.keys()
     for name, tensor in clean.items():
         assert (resumed[name] - tensor).abs().max().item() < 1e-6, name
+
+
+def test_an_error_inside_the_flow_is_one_line_after_the_progress(tmp_path: Path) -> None:
+    """A stage that fails (here: a release whose hash is not the declared version's) prints its error once, as
+    one line, with no traceback; the rest of stderr is the stages' progress."""
+    from mard_core.synth import write_release
+
+    release = tmp_path / "release.xml.zip"
+    write_release(release, 20, seed=1)
+    (tmp_path / "verify.yaml").write_text(
+        yaml.safe_dump({"release": {"source": str(release), "version": "9.9.9", "verify": True}})
+    )
+    result = mard(tmp_path, "run", "--config", str(tmp_path / "verify.yaml"), "--until", "ingest")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: ") and "9.9.9" in lines[-1]
+    assert sum(line.startswith("error:") for line in lines) == 1
+    progress = re.compile(r"\S+ \| INFO +\| (Flow run|Task run) '[^']+' - ")
+    assert all(progress.match(line) for line in lines[:-1]), lines[:-1]
+    assert not (tmp_path / "ingest").exists()
 
 
 def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path: Path) -> None:
