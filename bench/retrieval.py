@@ -71,7 +71,8 @@ def _table(columns: dict[str, list], schema: pa.Schema) -> pl.DataFrame:
 
 
 def synthetic(n_drugs: int, n_pairs: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Drugs (names, synonyms, SMILES, categories, ATC, texts naming other drugs), proteins and labelled pairs."""
+    """Drugs (names, synonyms, SMILES, categories, ATC, texts naming other drugs), proteins and labelled
+    pairs."""
     rng = np.random.default_rng(seed)
     ids = [f"DB{i:05d}" for i in range(n_drugs)]
     names = [f"Drug{i}mab" for i in range(n_drugs)]

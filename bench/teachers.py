@@ -2,9 +2,9 @@
 
     python bench/teachers.py [--prompts 32] [--n 4] [--max-tokens 64] [--arch llama] [--hidden-size 128]
 
-Builds a tiny random-init model (tokenizer trained on a synthetic DDI-like corpus), then runs each backend
-in turn (vLLM first, stopped before transformers starts so they do not share the cores): start/load, one
-warm-up pass over the batch, and the timed generation. Prints trajectories/s and completion tokens/s of each and the
+Builds a tiny random-init model (tokenizer trained on a synthetic DDI-like corpus), then runs each backend in
+turn (vLLM first, stopped before transformers starts so they do not share the cores): start/load, one warm-up
+pass over the batch, and the timed generation. Prints trajectories/s and completion tokens/s of each and the
 vLLM/transformers ratio, then the same numbers as one JSON line. Needs the vLLM venv (infra/vllm-env.sh).
 """
 

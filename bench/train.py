@@ -3,11 +3,11 @@
     python bench/train.py [--rows 200] [--batches 20] [--repeats 3] [--demo-rows 300]
 
 Builds a tiny random-init model (tokenizer trained on the synthetic trajectories), then times the SFT training
-step (forward + backward of one batch of 4 pairs = 8 sequences) with ``mirror_lambda=0.1`` and ``0`` on the same
-batches, alternating batch by batch. Tokens/s counts the non-pad tokens of the batch; the medians are reported
-with the mirror/plain cost ratio (target < 1.3). Then, unless ``--demo-rows 0``, a
-one-epoch SFT and a one-epoch PRM-weighted DPO on ``--demo-rows`` trajectories are timed end to end. Prints a
-table and the numbers as one JSON line.
+step (forward + backward of one batch of 4 pairs = 8 sequences) with ``mirror_lambda=0.1`` and ``0`` on the
+same batches, alternating batch by batch. Tokens/s counts the non-pad tokens of the batch; the medians are
+reported with the mirror/plain cost ratio (target < 1.3). Then, unless ``--demo-rows 0``, a one-epoch SFT and
+a one-epoch PRM-weighted DPO on ``--demo-rows`` trajectories are timed end to end. Prints a table and the
+numbers as one JSON line.
 """
 
 from __future__ import annotations

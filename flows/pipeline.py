@@ -1,5 +1,6 @@
 """The pipeline flow: the stage table (``mard_core.stages.STAGES``) walked top to bottom, each stage a cached,
-content-addressed task named after it. Every deployment in ``prefect.yaml`` runs this flow, with a stop point."""
+content-addressed task named after it. Every deployment in ``prefect.yaml`` runs this flow, with a stop
+point."""
 
 from __future__ import annotations
 

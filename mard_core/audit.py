@@ -1,12 +1,14 @@
 """What the student sees for a drug pair, and how a reasoning chain written for it holds up.
 
-:class:`Auditor` works on one split: drugs resolve as in ``mard predict`` (DrugBank id, name, synonym or salt name),
-the evidence is retrieved exactly as the evaluation retrieves it (the split's index, ``retrieve(A, B)``), and a
-chain is scored by :class:`mard_core.metrics.mfs.ChainVerifier` against its own ANSWER line.
+:class:`Auditor` works on one split: drugs resolve as in ``mard predict`` (DrugBank id, name, synonym or salt
+name), the evidence is retrieved exactly as the evaluation retrieves it (the split's index,
+``retrieve(A, B)``), and a chain is scored by :class:`mard_core.metrics.mfs.ChainVerifier` against its own
+ANSWER line.
 
 Chain files are JSON lines ``{"drug_a": ..., "drug_b": ..., "text": ...}`` (ids or names; ``text`` in the
 :mod:`mard_core.prompts` completion format). A bad line (not JSON, not such an object, an unknown drug, a text
-without a valid ANSWER line) is reported as ``FILE:LINE: problem`` and skipped; the other lines are still audited.
+without a valid ANSWER line) is reported as ``FILE:LINE: problem`` and skipped; the other lines are still
+audited.
 """
 
 from __future__ import annotations
@@ -105,8 +107,8 @@ class Auditor:
         }
 
     def audit(self, drug_a: str, drug_b: str, text: str) -> dict[str, Any]:
-        """The chain's answer, MFS and each step's verdict with its reason; a text without a valid answer is an
-        error."""
+        """The chain's answer, MFS and each step's verdict with its reason; a text without a valid answer is
+        an error."""
         a, b, items = self.pair(drug_a, drug_b)
         score = self.verifier.score(text, a, b, items)
         if score.answer is None:
@@ -123,8 +125,8 @@ class Auditor:
         }
 
     def audit_file(self, path: Path) -> Iterator[tuple[dict[str, Any] | None, str | None]]:
-        """(audit record with its ``line`` number, None) for each good line, (None, ``FILE:LINE: problem``) for
-        each bad one; blank lines are skipped."""
+        """(audit record with its ``line`` number, None) for each good line, (None, ``FILE:LINE: problem``)
+        for each bad one; blank lines are skipped."""
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:

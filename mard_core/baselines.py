@@ -2,8 +2,8 @@
 
 All baselines are leak-free: they fit on the split's train part only (the evidence they read comes from the
 strategy's retrieval index, itself built from that train part). Labels in the split are relative to the
-canonical order (drug_a < drug_b); queries come in either order, so every baseline maps what it learnt into the
-query orientation, except the majority class:
+canonical order (drug_a < drug_b); queries come in either order, so every baseline maps what it learnt into
+the query orientation, except the majority class:
 
 * ``majority``: the most frequent training label, predicted as is for every query (presentation order is
   random, so no orientation is better informed); confidence = its training share.
@@ -148,7 +148,8 @@ class KnowledgeRulesBaseline(BaseSystem):
 
     @classmethod
     def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> KnowledgeRulesBaseline:
-        """Options: ``min_confidence``; the fallback label is the most frequent Bidirectional training label."""
+        """Options: ``min_confidence``; the fallback label is the most frequent Bidirectional training
+        label."""
         fallback = majority_label(ctx.train, bidirectional=True) if ctx.train.height else None
         settings = {"use_gold": False, **({"majority_label": fallback} if fallback else {}), **options}
         return cls(parse_config(KnowledgeConfig, settings, f"system {name!r}"), ctx.taxonomy, name)
@@ -226,8 +227,8 @@ def drug_vectors(
     n_components: int,
     seed: int = 0,
 ) -> dict[str, np.ndarray]:
-    """Dense per-drug vectors: retrieval's binary feature blocks, each L2-normalised, concatenated, reduced by a
-    TruncatedSVD fitted on ``fit_drugs`` only, then standardised with those drugs' mean and spread."""
+    """Dense per-drug vectors: retrieval's binary feature blocks, each L2-normalised, concatenated, reduced by
+    a TruncatedSVD fitted on ``fit_drugs`` only, then standardised with those drugs' mean and spread."""
     table = drugs.sort("drugbank_id")
     ids: list[str] = table["drugbank_id"].to_list()
     pos = {d: i for i, d in enumerate(ids)}

@@ -1,8 +1,8 @@
 """Reasoning chains in structured form, shared by training, the PRM and the metrics.
 
 A trajectory row (``schemas.TRAJECTORIES``) answers the ordered query (A, B) named by the header lines of its
-prompt (:func:`prompt_drugs`); :class:`Completion` holds its steps and answer and renders the canonical student
-text, with the direction written as one token (``<dir_ab>`` ...).
+prompt (:func:`prompt_drugs`); :class:`Completion` holds its steps and answer and renders the canonical
+student text, with the direction written as one token (``<dir_ab>`` ...).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def row_name(row: Row) -> str:
 
 @dataclass(frozen=True)
 class Completion:
-    """A completion in structured form: step texts (citations inline, no ``Step i:`` prefix) and the answer."""
+    """A completion in structured form: step texts (citations inline, no ``Step i:`` prefix) and the
+    answer."""
 
     steps: tuple[str, ...]
     label: str

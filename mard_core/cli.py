@@ -25,8 +25,8 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-# Input files are checked by the commands (readable_file: one line, exit 1), not by typer (readable=False): its
-# check answers an unreadable file with a usage box and exit 2.
+# Input files are checked by the commands (readable_file: one line, exit 1), not by typer (readable=False):
+# its check answers an unreadable file with a usage box and exit 2.
 RootOpt = Annotated[Path | None, typer.Option("--root", help="Data root (default $MARD_ROOT or ./runs).")]
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", readable=False, help="Pipeline config YAML.")
@@ -193,8 +193,8 @@ def run(
 ) -> None:
     """Run the pipeline end to end on the configured release (default: the embedded demo release).
 
-    The stages run in a child process that SIGINT/SIGTERM stop within seconds; a temporary Prefect server (unless
-    PREFECT_API_URL is set) lives exactly as long as this command.
+    The stages run in a child process that SIGINT/SIGTERM stop within seconds; a temporary Prefect server
+    (unless PREFECT_API_URL is set) lives exactly as long as this command.
     """
     from mard_core.config import load_config
     from mard_core.runtime import configure_services, prefect_server, supervise
@@ -267,7 +267,8 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
 ) -> None:
-    """Predict the mechanism, direction and a cited reasoning chain for drug pairs; the output names the model."""
+    """Predict the mechanism, direction and a cited reasoning chain for drug pairs; the output names the
+    model."""
     import polars as pl
 
     from mard_core.predict import (
@@ -356,7 +357,8 @@ def evidence(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
     root: RootOpt = None,
 ) -> None:
-    """Print the numbered evidence the student sees for the ordered pair on a split (as the evaluation retrieves it)."""
+    """Print the numbered evidence the student sees for the ordered pair on a split (as the evaluation
+    retrieves it)."""
     from mard_core.audit import Auditor, format_evidence
 
     record = Auditor.load(*_latest_tables(root, split), split).evidence(drug_a, drug_b)
@@ -371,8 +373,8 @@ def audit(
     ] = "cold_drug",
     root: RootOpt = None,
 ) -> None:
-    """Score reasoning chains against their own answers (MFS, each step's verdict and reason), one JSON line per
-    chain. A bad line is reported on stderr as FILE:LINE and skipped; the exit code is then 1."""
+    """Score reasoning chains against their own answers (MFS, each step's verdict and reason), one JSON line
+    per chain. A bad line is reported on stderr as FILE:LINE and skipped; the exit code is then 1."""
     from rich.markup import escape
 
     from mard_core.audit import Auditor

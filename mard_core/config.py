@@ -5,7 +5,8 @@ Every knob has a default that runs the demo on 2 CPU cores in minutes; a YAML fi
 Each stage's config class lives in a torch-free module beside the stage's code, so that reading and checking a
 config imports no ML library: ``mard_core/<module>_config.py`` beside a top-level module
 ``mard_core/<module>.py`` (``ingest_config.py`` beside ``ingest.py``), and ``config.py`` inside a subpackage
-(``mard_core/prm/config.py``, ``mard_core/teachers/config.py``). The stage module imports its config from there.
+(``mard_core/prm/config.py``, ``mard_core/teachers/config.py``). The stage module imports its config from
+there.
 
 Config classes are frozen pydantic dataclasses (see :mod:`mard_core.validation`), so every value is checked
 when the config loads: types, ranges, known names, that the files it names exist. Any problem is one

@@ -1,13 +1,15 @@
-"""Teacher trajectory generation at scale: stratified pair sampling, sharded Ray tasks, resumable Parquet output.
+"""Teacher trajectory generation at scale: stratified pair sampling, sharded Ray tasks, resumable Parquet
+output.
 
-The work for one part of one split is cut into shards of ``shard_size`` pairs; each (teacher, shard) is one task
-(a Ray task, or an in-process call with ``executor="local"``) that loads its teacher once, generates, and writes
-``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` (schema ``schemas.TRAJECTORIES``) through a temporary
-file and ``os.replace``. Each shard file records a hash of its work (teacher spec, prompts, gold labels, seed):
-a re-run skips shards whose file holds the same hash and redoes the others, so a crash at any point loses at
-most the shards in flight and never leaves a half-written file. Failed tasks are retried ``max_retries`` times,
-then reported. Each directory has one purpose, recorded in ``purpose.json``: a ``train`` directory only takes
-the train part, an ``eval`` directory only valid/test, so evaluation trajectories cannot reach training data.
+The work for one part of one split is cut into shards of ``shard_size`` pairs; each (teacher, shard) is one
+task (a Ray task, or an in-process call with ``executor="local"``) that loads its teacher once, generates, and
+writes ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` (schema ``schemas.TRAJECTORIES``) through a
+temporary file and ``os.replace``. Each shard file records a hash of its work (teacher spec, prompts, gold
+labels, seed): a re-run skips shards whose file holds the same hash and redoes the others, so a crash at any
+point loses at most the shards in flight and never leaves a half-written file. Failed tasks are retried
+``max_retries`` times, then reported. Each directory has one purpose, recorded in ``purpose.json``: a
+``train`` directory only takes the train part, an ``eval`` directory only valid/test, so evaluation
+trajectories cannot reach training data.
 
 Teachers: model backends through ``mard_core.teachers.make_backend`` (hf, vllm, openai; vLLM runs as a server
 in its own venv, the task just holds the backend object) and the knowledge-grounded teacher
@@ -59,7 +61,7 @@ _MAX_ERROR_CHARS = 500
 TEACHERS_FILE = "teachers.yaml"  # the teachers file a teachers stage ran, kept in its output (PRM rollouts)
 
 
-# --- configuration files -------------------------------------------------------------------------------------
+# --- configuration files ------------------------------------------------------------------------------------
 
 
 def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -98,7 +100,7 @@ def load_teachers(
     return load_generate_config(path, placeholders).teachers
 
 
-# --- pair sampling -------------------------------------------------------------------------------------------
+# --- pair sampling ------------------------------------------------------------------------------------------
 
 
 def train_pair_counts(train: pl.DataFrame) -> dict[str, int]:
@@ -144,7 +146,7 @@ def sample_pairs(
     return present_in_random_order(sample, cfg.seed)
 
 
-# --- work items and shards -----------------------------------------------------------------------------------
+# --- work items and shards ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,7 @@ def run_shard(job: ShardJob) -> ShardResult:
     return ShardResult(job.teacher.name, job.shard, len(rows))
 
 
-# --- executors -----------------------------------------------------------------------------------------------
+# --- executors ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -385,7 +387,7 @@ def _run_ray(jobs: Sequence[ShardJob], cfg: GenerateConfig) -> _Outcome:
     return outcome
 
 
-# --- the driver ----------------------------------------------------------------------------------------------
+# --- the driver ---------------------------------------------------------------------------------------------
 
 
 def check_purpose(out_dir: Path, purpose: str, part: str) -> None:
@@ -477,8 +479,8 @@ def generate_shards(
     purpose: str = "train",
 ) -> dict[str, Any]:
     """Generate (or resume) every teacher's shards for the ordered queries of ``pairs`` and return per-teacher
-    stats (trajectories, generation throughput over every shard, reused ones included, token totals, accuracy vs
-    gold, parse-error rate, failed shards).
+    stats (trajectories, generation throughput over every shard, reused ones included, token totals, accuracy
+    vs gold, parse-error rate, failed shards).
 
     Output: ``out_dir/shards/<part>/<teacher>/<shard:05d>.parquet`` plus ``manifest.json``."""
     out = Path(out_dir)

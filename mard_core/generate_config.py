@@ -104,10 +104,10 @@ def _options(backend: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True, config=CONFIG)
 class GenerateConfig:
-    """Sampling and execution knobs. A pair is rare when its rarer drug has at most ``rare_max_count`` training
-    pairs; with ``include_rare`` a ``rare_share`` of ``max_pairs`` is reserved for rare pairs. ``executor``:
-    "ray" (``ray.init(num_cpus=ray_num_cpus)`` unless Ray is running; the cluster at RAY_ADDRESS when set) or "local" (same shard function,
-    in process)."""
+    """Sampling and execution knobs. A pair is rare when its rarer drug has at most ``rare_max_count``
+    training pairs; with ``include_rare`` a ``rare_share`` of ``max_pairs`` is reserved for rare pairs.
+    ``executor``: "ray" (``ray.init(num_cpus=ray_num_cpus)`` unless Ray is running; the cluster at RAY_ADDRESS
+    when set) or "local" (same shard function, in process)."""
 
     teachers: tuple[TeacherSpec, ...] = ()
     per_stratum: PositiveInt = 4

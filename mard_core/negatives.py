@@ -143,7 +143,8 @@ def hard_negatives(
     proteins: Sequence[str],
     kinds: Sequence[str] = NEGATIVE_KINDS,
 ) -> list[Negative]:
-    """The negatives of ``source`` (a chosen completion for ``prompt``), one per kind that applies, in ``kinds`` order.
+    """The negatives of ``source`` (a chosen completion for ``prompt``), one per kind that applies, in
+    ``kinds`` order.
 
     ``siblings`` maps a family to its subtype names (:func:`family_subtypes`); ``proteins`` lists the
     protein/gene names a wrong-protein negative may substitute.

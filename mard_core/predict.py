@@ -1,18 +1,19 @@
 """Predict how two drugs interact, with the reasoning chain and the DrugBank evidence each step cites.
 
-Drugs resolve by DrugBank id (primary or secondary), name, synonym or salt name, case-insensitively; an unknown
-drug raises :class:`UnknownDrugError` listing close matches. The ordered query (A, B) gets its evidence from a
-retrieval index and is answered by a :class:`~mard_core.evaluation.systems.System`: a student model, or the
-knowledge-rules baseline when asked for by name (:func:`load_system`; which student, and the pipeline outputs
-it is used with, is :mod:`mard_core.students`' choice, named in every result's ``model``). Confidences are
-calibrated when a calibration file from the evaluation report is given (:func:`load_calibrator`), and marked
-uncalibrated otherwise.
+Drugs resolve by DrugBank id (primary or secondary), name, synonym or salt name, case-insensitively; an
+unknown drug raises :class:`UnknownDrugError` listing close matches. The ordered query (A, B) gets its
+evidence from a retrieval index and is answered by a :class:`~mard_core.evaluation.systems.System`: a student
+model, or the knowledge-rules baseline when asked for by name (:func:`load_system`; which student, and the
+pipeline outputs it is used with, is :mod:`mard_core.students`' choice, named in every result's ``model``).
+Confidences are calibrated when a calibration file from the evaluation report is given
+(:func:`load_calibrator`), and marked uncalibrated otherwise.
 
-Production serving: merge the student (``mard_core.training.student.save_merged``), serve the merged directory with
-vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}`` (vLLM
-started and stopped by MARD) or ``backend={"backend": "openai", "base_url": "http://host:8000/v1", "model": ...}``
-(an already running server) to :func:`load_system`. It is just another backend: the prompts, parser and output
-are the same as for the in-process transformers student.
+Production serving: merge the student (``mard_core.training.student.save_merged``), serve the merged directory
+with vLLM's OpenAI-compatible server, and pass ``backend={"backend": "vllm", "model": <merged dir>, ...}``
+(vLLM started and stopped by MARD) or
+``backend={"backend": "openai", "base_url": "http://host:8000/v1", "model": ...}`` (an already running server)
+to :func:`load_system`. It is just another backend: the prompts, parser and output are the same as for the
+in-process transformers student.
 """
 
 from __future__ import annotations

@@ -241,7 +241,8 @@ def load_suite(name: str, *, suite_dir: Path = SUITE_DIR) -> list[dict[str, Any]
 
 
 def build_suite(name: str, params: Mapping[str, Any], *, suite_dir: Path = SUITE_DIR) -> list[Expectation]:
-    """Load suite ``name``, substitute ``{"$param": ...}`` values from ``params`` and build GX expectations."""
+    """Load suite ``name``, substitute ``{"$param": ...}`` values from ``params`` and build GX
+    expectations."""
     path = suite_dir / f"{name}.json"
     built = []
     for i, entry in enumerate(load_suite(name, suite_dir=suite_dir)):
@@ -257,7 +258,8 @@ def build_suite(name: str, params: Mapping[str, Any], *, suite_dir: Path = SUITE
 def row_count_params(
     current_counts: Mapping[str, int], previous_counts: Mapping[str, int] | None, max_change: float
 ) -> dict[str, int | None]:
-    """``<table>_min_rows`` / ``<table>_max_rows`` for each table of ``current_counts`` (only its keys are used).
+    """``<table>_min_rows`` / ``<table>_max_rows`` for each table of ``current_counts`` (only its keys are
+    used).
 
     With a previous (non-zero) count p the range is [ceil(p(1-c)), floor(p(1+c))], at least 1; otherwise
     it is the loose [1, inf) (max None).
@@ -539,7 +541,8 @@ def _staged_dir(target: Path | None) -> Iterator[Path | None]:
 def gate_tables(
     stage_dir: Path, params: Mapping[str, Any], out_dir: Path, config: QualityConfig
 ) -> dict[str, Any]:
-    """Validate every Parquet table of a stage output with its suite; the manifest fields of the gate stage."""
+    """Validate every Parquet table of a stage output with its suite; the manifest fields of the gate
+    stage."""
     tables = {
         p.stem: p
         for p in sorted(Path(stage_dir).glob("*.parquet"))

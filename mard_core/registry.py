@@ -141,7 +141,8 @@ def _fmt(value: float | None) -> str:
 
 
 def registered_spec(eval_cfg: EvalConfig, cfg: RegisterConfig) -> dict[str, Any]:
-    """The evaluation spec of the registered system (``cfg.system``); it must name its model through ``{dpo}``."""
+    """The evaluation spec of the registered system (``cfg.system``); it must name its model through
+    ``{dpo}``."""
     specs = {s["name"]: s for s in eval_cfg.system_specs()}
     if cfg.system not in specs:
         raise InputError(f"register.system {cfg.system!r} is not among evaluate.systems {sorted(specs)}")
@@ -166,8 +167,8 @@ def compare_with_champion(
     split_dir: str | Path,
     index_dir: str | Path,
 ) -> Comparison:
-    """Evaluate the new model (``spec`` with ``placeholders``) and the champion (the same spec with ``{dpo}`` =
-    ``champion_model``) on the same comparison pairs of ``strategy``'s test part; decide on ``cfg.metric``.
+    """Evaluate the new model (``spec`` with ``placeholders``) and the champion (the same spec with ``{dpo}``
+    = ``champion_model``) on the same comparison pairs of ``strategy``'s test part; decide on ``cfg.metric``.
 
     Without a champion (``champion_model`` None) the new model is promoted without an evaluation.
     """
@@ -327,7 +328,8 @@ def version_tags(
     metric: str,
     score: float | None,
 ) -> dict[str, str]:
-    """The model version's tags: its stage key, lineage (upstream keys), release identity and comparison basis."""
+    """The model version's tags: its stage key, lineage (upstream keys), release identity and comparison
+    basis."""
     release = read_manifest(Path(dirs["ingest"])) or {}
     lineage = (read_manifest(Path(dirs["dpo"])) or {}).get("inputs", {})
     tags = {
@@ -357,9 +359,9 @@ def register_student(
     work: Path,
     experiment: str,
 ) -> dict[str, Any]:
-    """The register stage's work in ``work``: compare the DPO student (``models``: the placeholder values of the
-    registered system) with the champion, register it with its lineage (an MLflow run in ``experiment``), move
-    the alias when the rule says so."""
+    """The register stage's work in ``work``: compare the DPO student (``models``: the placeholder values of
+    the registered system) with the champion, register it with its lineage (an MLflow run in ``experiment``),
+    move the alias when the rule says so."""
     board = pl.read_parquet(Path(dirs["evaluate"]) / "leaderboard.parquet")
     row = board.filter((pl.col("system") == cfg.system) & (pl.col("strategy") == split))
     score = row[cfg.metric][0] if row.height and cfg.metric in row.columns else None

@@ -9,8 +9,8 @@ from mard_core.validation import CONFIG, Fraction, NonEmptyStr, PositiveInt
 
 @dataclass(frozen=True, config=CONFIG)
 class RegisterConfig:
-    """Which registered model, which metric decides, how much regression is tolerated, and how many pairs new in
-    the release are enough for the temporal comparison."""
+    """Which registered model, which metric decides, how much regression is tolerated, and how many pairs new
+    in the release are enough for the temporal comparison."""
 
     model_name: NonEmptyStr = "mard-student"
     system: NonEmptyStr = "student:mard"

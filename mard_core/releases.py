@@ -77,10 +77,12 @@ def load_registry(user_registry: Path | None = None) -> dict[str, Release]:
 
 
 def file_sha256(path: Path, cache_file: Path | None = None, *, reuse: bool = True) -> str:
-    """sha256 of a file, remembered in ``cache_file`` by (path, inode, size, mtime, ctime) so re-runs skip the read.
+    """sha256 of a file, remembered in ``cache_file`` by (path, inode, size, mtime, ctime) so re-runs skip the
+    read.
 
-    ctime cannot be set by users, so an in-place edit that restores size and mtime is still seen; a file changed
-    less than SETTLED_NS ago is hashed but not cached. ``reuse=False`` always reads the bytes (verification).
+    ctime cannot be set by users, so an in-place edit that restores size and mtime is still seen; a file
+    changed less than SETTLED_NS ago is hashed but not cached. ``reuse=False`` always reads the bytes
+    (verification).
     """
     now, st = time_ns(), readable_file(path).stat()
     key = f"{path.resolve()}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"

@@ -10,11 +10,12 @@ the interactions of that split's training part. ``retrieve(a, b)`` returns numbe
   ``max_interactions_per_neighbor`` interactions per neighbour;
 - ``text``: sentences of each drug's mechanism of action and description.
 
-Leakage rules: interaction evidence comes only from training pairs without a hidden drug; the query pair itself
-is never shown; a free-text sentence of drug X is removed when it names a hidden drug, a drug Y whose pair with X
-is a known interaction outside the training part, or the other query drug. A drug's own name is not a reason to
-remove its sentence (its description is a drug property). Names are matched case-insensitively on whole words
-(names, synonyms, salt names, DrugBank ids); names shorter than ``MIN_NAME_CHARS`` word characters are ignored.
+Leakage rules: interaction evidence comes only from training pairs without a hidden drug; the query pair
+itself is never shown; a free-text sentence of drug X is removed when it names a hidden drug, a drug Y whose
+pair with X is a known interaction outside the training part, or the other query drug. A drug's own name is
+not a reason to remove its sentence (its description is a drug property). Names are matched case-insensitively
+on whole words (names, synonyms, salt names, DrugBank ids); names shorter than ``MIN_NAME_CHARS`` word
+characters are ignored.
 
 Similarity of two drugs is the mean, over the feature kinds the query drug has, of the Jaccard index of their
 (protein, action) sets, of their category sets, and of hashed character n-gram fingerprints of their SMILES
@@ -102,8 +103,9 @@ _FACT_COLUMNS = (
 class Evidence:
     """One evidence item. ``field`` names the source (enzymes, targets, categories, atc_codes, interactions,
     description, mechanism_of_action). For ``similar_interaction``, ``drug_id`` is the similar training drug,
-    ``partner_id`` its partner in the training pair, ``similar_to`` the query drug it resembles and ``value`` the
-    pair's label oriented as (drug_id, partner_id). For ``category``/``atc``, ``value`` is the category/code."""
+    ``partner_id`` its partner in the training pair, ``similar_to`` the query drug it resembles and ``value``
+    the pair's label oriented as (drug_id, partner_id). For ``category``/``atc``, ``value`` is the
+    category/code."""
 
     id: str
     kind: str
@@ -163,7 +165,8 @@ def split_sentences(text: str | None) -> list[str]:
 
 
 def split_hidden_drugs(strategy: str, drug_ids: Iterable[str], train_pairs: pl.DataFrame) -> set[str]:
-    """Drugs whose interactions a split hides: for cold and temporal splits every drug not in the train part."""
+    """Drugs whose interactions a split hides: for cold and temporal splits every drug not in the train
+    part."""
     if strategy == "random":
         return set()
     if strategy not in ("cold_drug", "cold_pair", "temporal"):
@@ -445,7 +448,8 @@ def _top(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _neighbors(
     features: list[sparse.csr_matrix], candidates: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For every drug, its k most similar candidate drugs (itself excluded): indices (-1 padded) and scores."""
+    """For every drug, its k most similar candidate drugs (itself excluded): indices (-1 padded) and
+    scores."""
     n = features[0].shape[0]
     idx = np.full((n, k), -1, dtype=np.int32)
     sims = np.zeros((n, k), dtype=np.float32)
@@ -562,8 +566,8 @@ class RetrievalIndex:
     ) -> RetrievalIndex:
         """Index a split from what its training part may see.
 
-        ``interactions_or_pairs``: every known pair (the ddi_pairs or interactions table; for a temporal split the
-        later release), used for interaction descriptions and to recognise held-out pairs in free text.
+        ``interactions_or_pairs``: every known pair (the ddi_pairs or interactions table; for a temporal split
+        the later release), used for interaction descriptions and to recognise held-out pairs in free text.
         ``train_pairs``: the split's train part (interaction evidence comes only from it). ``hidden_drugs``:
         drugs whose interactions are hidden (``split_hidden_drugs`` gives them for a strategy).
         """
@@ -694,7 +698,8 @@ class RetrievalIndex:
     def _analogues(
         self, query: int, near: list[tuple[int, float]], partners: list[int], used: set[int]
     ) -> list[Evidence]:
-        """Training interactions of ``query``'s neighbours with ``partners``, interleaved by neighbour rank."""
+        """Training interactions of ``query``'s neighbours with ``partners``, interleaved by neighbour
+        rank."""
         n, cap = len(self.drug_ids), self.cfg.max_interactions_per_neighbor
         per_neighbor: list[list[Evidence]] = []
         for s, similarity in near:

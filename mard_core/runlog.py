@@ -49,7 +49,8 @@ def _alive(entry: dict[str, Any]) -> bool:
 
 
 def with_liveness(run: dict[str, Any]) -> dict[str, Any]:
-    """``run`` with every stage still marked running by a process that no longer exists shown as interrupted."""
+    """``run`` with every stage still marked running by a process that no longer exists shown as
+    interrupted."""
     stages = {
         name: {**e, "state": "interrupted"} if e.get("state") == "running" and not _alive(e) else e
         for name, e in run["stages"].items()

@@ -4,12 +4,13 @@ Strategies (``make_split``):
 
 - ``random`` (S0): pairs are split at random (fractions are of pairs). Every drug of a valid or test pair also
   appears in train: an evaluation pair with a drug unseen in train is moved to train (``moved_to_train``).
-- ``cold_drug`` (S1): a seeded set of held-out drugs per evaluation part (fractions are of drugs; the valid and
-  test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug seen in
-  train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and reported.
+- ``cold_drug`` (S1): a seeded set of held-out drugs per evaluation part (fractions are of drugs; the valid
+  and test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug
+  seen in train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and
+  reported.
 - ``cold_pair`` (S2): held-out drug sets as in S1 (fractions are of drugs), but a test (valid) pair has both
-  drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one held-out drug are
-  dropped and reported. With 10% of drugs held out, about 1% of pairs land in test.
+  drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one held-out drug
+  are dropped and reported. With 10% of drugs held out, about 1% of pairs land in test.
 - ``temporal`` (``make_temporal_split``): train/valid are a random split of the earlier release (valid_frac of
   its pairs), test = the pairs of the later release whose unordered pair is absent from the earlier one.
 
@@ -247,7 +248,8 @@ def _tvd(p: dict[str, float], q: dict[str, float]) -> float | None:
 
 
 def split_stats(parts: dict[str, pl.DataFrame]) -> dict[str, Any]:
-    """Achieved sizes, drugs per part, drugs unseen in train, moved/dropped counts and label shift vs train."""
+    """Achieved sizes, drugs per part, drugs unseen in train, moved/dropped counts and label shift vs
+    train."""
     total = sum(parts[p].height for p in PARTS)
     train_drugs = _drugs(parts["train"]).implode()
     stats: dict[str, Any] = {

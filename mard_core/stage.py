@@ -41,7 +41,8 @@ def canonical_json(value: Any) -> str:
 
 
 def stage_key(stage: str, version: str, config: Any, inputs: Mapping[str, str]) -> str:
-    """The content address of a stage output: hash of stage name, code version, config and input identities."""
+    """The content address of a stage output: hash of stage name, code version, config and input
+    identities."""
     payload = canonical_json({"stage": stage, "version": version, "config": config, "inputs": dict(inputs)})
     return hashlib.sha256(payload.encode()).hexdigest()[:KEY_LENGTH]
 
@@ -144,7 +145,8 @@ def materialize(
     The manifest (``meta``, file hashes, wall time and what ``build`` returned) is written last and the
     directory is renamed into place, so a crash at any point leaves nothing that looks complete. With
     ``resume`` the work directory (``.partial-<name>`` beside ``out``) survives a crash, so a builder that
-    writes its pieces atomically (shards, checkpoints) can pick up where it stopped; otherwise it starts empty.
+    writes its pieces atomically (shards, checkpoints) can pick up where it stopped; otherwise it starts
+    empty.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     work = out.parent / f".partial-{out.name}"

@@ -173,7 +173,8 @@ def needed(name: str) -> frozenset[str]:
 
 @dataclass(frozen=True)
 class StageCall:
-    """What a stage task is called with: its name, its inputs' output directories, the config, the data root."""
+    """What a stage task is called with: its name, its inputs' output directories, the config, the data
+    root."""
 
     stage: str
     dirs: Mapping[str, str]
@@ -181,7 +182,8 @@ class StageCall:
     root: str
 
     def keys(self, *names: str) -> dict[str, str]:
-        """Content addresses (output directory names) of the inputs ``names`` (all declared inputs by default)."""
+        """Content addresses (output directory names) of the inputs ``names`` (all declared inputs by
+        default)."""
         return {n: Path(self.dirs[n]).name for n in (names or tuple(self.dirs))}
 
 
@@ -211,8 +213,8 @@ def make_plan(
     until: str | None = None,
     force: Iterable[str] = (),
 ) -> Plan:
-    """``from_stage``: rebuild it and every stage after it; ``only``: rebuild it and stop there; ``until``: run
-    what it needs and stop there, rebuilding nothing; ``force``: rebuild these.
+    """``from_stage``: rebuild it and every stage after it; ``only``: rebuild it and stop there; ``until``:
+    run what it needs and stop there, rebuilding nothing; ``force``: rebuild these.
 
     Stages that are not rebuilt are reused when complete and built when missing, so a re-run after a failure
     redoes only the failed stage and what depends on it.

@@ -90,8 +90,8 @@ class Choice:
 
 
 def _outputs(root: Path, stage: str) -> list[tuple[Path, dict[str, Any]]]:
-    """The finished outputs (manifest written) of ``stage`` (a glob: ``eval-*``), newest ``created`` first (the
-    manifest's mtime breaks ties: ``created`` has whole seconds)."""
+    """The finished outputs (manifest written) of ``stage`` (a glob: ``eval-*``), newest ``created`` first
+    (the manifest's mtime breaks ties: ``created`` has whole seconds)."""
     found = [
         (out, m)
         for out in root.glob(f"{stage}/*")

@@ -1,9 +1,10 @@
 """MARD's mechanism taxonomy: families, subtypes with their sentence patterns, labels and the mirror rule.
 
 A label is ``Family/Subtype/Direction/Modality``; direction is relative to the ordered query (A, B). The data
-lives in ``schemas/taxonomy.yaml``; this module loads and validates it and matches phrases to subtypes.
-Rare phrases fold into each family's fallback ("Other") subtype; ``Taxonomy.other_min_share`` (the yaml's
-``other_threshold.min_share``) is the share of interaction elements at which a phrase deserves its own subtype.
+lives in ``schemas/taxonomy.yaml``; this module loads and validates it and matches phrases to subtypes. Rare
+phrases fold into each family's fallback ("Other") subtype; ``Taxonomy.other_min_share`` (the yaml's
+``other_threshold.min_share``) is the share of interaction elements at which a phrase deserves its own
+subtype.
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ def train_tokenizer(
     """Train a byte-level BPE tokenizer on ``texts``.
 
     The tokenizer has bos/eos/pad/unk (``<s> </s> <pad> <unk>``), prepends ``<s>`` to every encoded text
-    (plain format, no chat template) and keeps each of ``special_tokens`` (e.g. ``<dir_ab>``) as one
-    special token. Ids: unk, bos, eos, pad, then ``special_tokens`` in order, then the byte alphabet and merges.
+    (plain format, no chat template) and keeps each of ``special_tokens`` (e.g. ``<dir_ab>``) as one special
+    token. Ids: unk, bos, eos, pad, then ``special_tokens`` in order, then the byte alphabet and merges.
     ``vocab_size`` is an upper bound: a small corpus may yield fewer merges.
     """
     extra = list(dict.fromkeys(special_tokens))
@@ -116,7 +116,8 @@ def warm_up(
     seed: int,
     max_length: int,
 ) -> None:
-    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when visible."""
+    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when
+    visible."""
     if not docs:
         raise InputError("warm-up: no documents to train on")
     device = resolve_device("auto")

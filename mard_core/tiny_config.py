@@ -40,8 +40,8 @@ class TinyModelConfig:
 @dataclass(frozen=True, config=CONFIG)
 class WarmupConfig:
     """A short causal-LM training of a demo model on train-part prompts and gold chains: it stands in for the
-    pre-training a real checkpoint has, so that a tiny base knows the prompt and answer format. ``models``: which
-    demo models get it (names as in :meth:`ModelsConfig.model_names`); ``steps`` 0 turns it off."""
+    pre-training a real checkpoint has, so that a tiny base knows the prompt and answer format. ``models``:
+    which demo models get it (names as in :meth:`ModelsConfig.model_names`); ``steps`` 0 turns it off."""
 
     steps: NonNegativeInt = 400
     lr: PositiveFloat = 3e-3
@@ -53,8 +53,8 @@ class WarmupConfig:
 class ModelsConfig:
     """The demo's locally built models: three teacher architectures, the student base and the PRM base.
 
-    Production names real checkpoints in the teachers file and the PRM/SFT configs instead; the sizes here only
-    shape the random-init demo models (vocabulary and context sized so demo prompts fit).
+    Production names real checkpoints in the teachers file and the PRM/SFT configs instead; the sizes here
+    only shape the random-init demo models (vocabulary and context sized so demo prompts fit).
     """
 
     teacher_archs: tuple[Arch, ...] = ("llama", "qwen2", "mistral")
@@ -72,7 +72,8 @@ class ModelsConfig:
         return self
 
     def model_names(self) -> tuple[str, ...]:
-        """What ``tiny.build_demo_models`` builds: ``tiny-<arch>`` teachers, ``student-base`` and ``prm-base``."""
+        """What ``tiny.build_demo_models`` builds: ``tiny-<arch>`` teachers, ``student-base`` and
+        ``prm-base``."""
         return (*(f"tiny-{arch}" for arch in self.teacher_archs), "student-base", "prm-base")
 
     def shape(self, arch: str) -> TinyModelConfig:

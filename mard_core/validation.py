@@ -48,7 +48,8 @@ def readable(path: str) -> str:
 
 def parse_config(cls: type[T], data: Any, where: str) -> T:
     """``cls`` validated from ``data`` (a mapping as read from a file); an invalid value raises an
-    ``InputError`` naming ``where`` and the key path, e.g. ``my.yaml: release.demo_drugs: must be > 0, got -5``."""
+    ``InputError`` naming ``where`` and the key path, e.g.
+    ``my.yaml: release.demo_drugs: must be > 0, got -5``."""
     try:
         return TypeAdapter(cls).validate_python(data)
     except ValidationError as exc:
@@ -56,7 +57,8 @@ def parse_config(cls: type[T], data: Any, where: str) -> T:
 
 
 def error_line(exc: ValidationError, cls: Any) -> str:
-    """The first error of ``exc`` (validating ``cls``) as ``key.path: problem``, plus how many more there are."""
+    """The first error of ``exc`` (validating ``cls``) as ``key.path: problem``, plus how many more there
+    are."""
     errors = exc.errors()
     first = errors[0]
     key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")

@@ -69,7 +69,8 @@ class Facts:
 
     @classmethod
     def from_tables(cls, drugs: pl.DataFrame, drug_proteins: pl.DataFrame) -> Facts:
-        """Build from the ingest tables ``drugs`` (schemas.DRUGS) and ``drug_proteins`` (schemas.DRUG_PROTEINS)."""
+        """Build from the ingest tables ``drugs`` (schemas.DRUGS) and ``drug_proteins``
+        (schemas.DRUG_PROTEINS)."""
         require_columns(drugs, ("drugbank_id", "name", "synonyms"), "drugs table")
         require_columns(
             drug_proteins,
@@ -100,7 +101,8 @@ class Facts:
             raise InputError(f"step verifier: drug {drug_id!r} is not in the drugs table") from None
 
     def relations(self, drug_id: str, protein: str) -> tuple[ProteinFact, ...]:
-        """DrugBank rows linking ``drug_id`` to ``protein`` (a gene, UniProt id or name, e.g. "CYP3A4 enzyme")."""
+        """DrugBank rows linking ``drug_id`` to ``protein`` (a gene, UniProt id or name, e.g. "CYP3A4
+        enzyme")."""
         per_drug = self.proteins.get(drug_id, {})
         for candidate in (protein, _GENERIC_WORDS.sub("", protein)):
             found = per_drug.get(_protein_key(candidate))
@@ -111,8 +113,9 @@ class Facts:
     def records(
         self, drug_id: str, relation: str, protein: str, kinds: Collection[str] | None = None
     ) -> bool:
-        """Whether DrugBank records ``drug_id`` in ``relation`` (a key of ``PROTEIN_RELATIONS``) to ``protein``
-        (only rows of ``kinds`` when given): "target" needs a target row, the others a confirming action."""
+        """Whether DrugBank records ``drug_id`` in ``relation`` (a key of ``PROTEIN_RELATIONS``) to
+        ``protein`` (only rows of ``kinds`` when given): "target" needs a target row, the others a confirming
+        action."""
         rows = [r for r in self.relations(drug_id, protein) if kinds is None or r.kind in kinds]
         if relation == "target":
             return any(r.kind == "target" for r in rows)

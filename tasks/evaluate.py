@@ -35,7 +35,8 @@ METRICS_FILE = "metrics.json"
 
 
 def placeholders(dirs: Mapping[str, str], split: str) -> dict[str, str]:
-    """The values of a system spec's placeholders: the split and the model directories of the stages in ``dirs``."""
+    """The values of a system spec's placeholders: the split and the model directories of the stages in
+    ``dirs``."""
     models = {
         name: dirs[stage] if stage == "models" else str(merged_dir(dirs[stage]))
         for name, stage in PLACEHOLDER_STAGE.items()
@@ -126,7 +127,8 @@ def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
 
 
 def evaluation_settings(call: StageCall) -> EvalConfig:
-    """``evaluate``, restricted to the split strategies the splits stage built (temporal needs a previous release)."""
+    """``evaluate``, restricted to the split strategies the splits stage built (temporal needs a previous
+    release)."""
     built = (read_manifest(Path(call.dirs["splits"])) or {})["strategies"]
     cfg: EvalConfig = call.cfg.evaluate
     return dataclasses.replace(cfg, strategies=tuple(s for s in cfg.strategies if s in built))

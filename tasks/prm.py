@@ -1,4 +1,5 @@
-"""PRM stage: verified step labels, PRM training and evaluation, trajectory screening (``mard_core.prm.stage``)."""
+"""PRM stage: verified step labels, PRM training and evaluation, trajectory screening
+(``mard_core.prm.stage``)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from tasks._stage import StageCache, execute
 
 
 def _checked(call: StageCall) -> tuple[Path, Path | None]:
-    """The gated stage's output and, for an ingest, the previous release's ingest output (row-count checks)."""
+    """The gated stage's output and, for an ingest, the previous release's ingest output (row-count
+    checks)."""
     (stage_dir,) = (Path(d) for d in call.dirs.values())
     previous = previous_release(Path(call.root), stage_dir) if stage_dir.parent.name == "ingest" else None
     return stage_dir, previous
@@ -30,7 +31,8 @@ def gate_spec(call: StageCall) -> StageRun:
 
 @task(name="quality-gate", cache_policy=StageCache(spec=gate_spec), persist_result=True)
 def quality_gate(call: StageCall, force: bool = False) -> str:
-    """Validate a stage's tables; publish the summary; raise QualityGateError (naming the report) on failure."""
+    """Validate a stage's tables; publish the summary; raise QualityGateError (naming the report) on
+    failure."""
     stage_dir, previous = _checked(call)
     out = Path(
         execute(gate_spec(call), lambda tmp: quality.gate(stage_dir, previous, tmp, call.cfg.quality), force)

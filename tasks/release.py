@@ -34,8 +34,8 @@ def _demo_spec_or_none(call: StageCall) -> StageRun | None:
 
 @task(name="demo-release", cache_policy=StageCache(spec=_demo_spec_or_none), persist_result=True)
 def release(call: StageCall, force: bool = False) -> str:
-    """``release.source`` when set (verified against the release registry when ``release.verify``; the bytes are
-    hashed on every run); else the embedded default release (synthetic drugs + the real-drug fixture)."""
+    """``release.source`` when set (verified against the release registry when ``release.verify``; the bytes
+    are hashed on every run); else the embedded default release (synthetic drugs + the real-drug fixture)."""
     rel = call.cfg.release
     if rel.source:
         source = Path(rel.source).resolve()

@@ -1,4 +1,5 @@
-"""Student stages: LoRA SFT with the mirror KL term, then PRM-weighted DPO. Each resumes from its checkpoints."""
+"""Student stages: LoRA SFT with the mirror KL term, then PRM-weighted DPO. Each resumes from its
+checkpoints."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def sft_spec(call: StageCall) -> StageRun:
 
 @task(name="sft", cache_policy=StageCache(spec=sft_spec), persist_result=True)
 def sft(call: StageCall, force: bool = False) -> str:
-    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a crash."""
+    """Mirror-augmented LoRA SFT on the screened trajectories; resumes from the last checkpoint after a
+    crash."""
     run, cfg = sft_spec(call), _sft_config(call)
     prm_dir, models_dir = call.dirs["prm"], call.dirs["models"]
 

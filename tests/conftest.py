@@ -27,7 +27,8 @@ configure_services(_STATE)
 
 @pytest.fixture(scope="session", autouse=True)
 def _stop_temporary_prefect_server() -> Iterator[None]:
-    """Stop the temporary Prefect server that in-process flows start, while pytest's streams are still open."""
+    """Stop the temporary Prefect server that in-process flows start, while pytest's streams are still
+    open."""
     yield
     from prefect.logging.handlers import APILogWorker
     from prefect.server.api.server import SubprocessASGIServer
@@ -80,7 +81,8 @@ def synthetic_world(
 
 @pytest.fixture(scope="session")
 def student_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random-init causal LM with the direction tokens, its tokenizer trained on synthetic trajectories."""
+    """A tiny random-init causal LM with the direction tokens, its tokenizer trained on synthetic
+    trajectories."""
     from mard_core.tiny import build_tiny_model
     from mard_core.tiny_config import TinyModelConfig
     from mard_core.training.data import DIRECTION_TOKEN_LIST, build_sft_examples, synthetic_trajectories

@@ -1,6 +1,6 @@
-"""`mard evidence` and `mard audit` on a small data root (the real-drug fixture's ingest and index outputs recorded
-as the latest run): the evidence is the evaluation's retrieval, chains get MFS against their own answers, and bad
-lines are reported one per line, naming the file and line, with exit code 1."""
+"""`mard evidence` and `mard audit` on a small data root (the real-drug fixture's ingest and index outputs
+recorded as the latest run): the evidence is the evaluation's retrieval, chains get MFS against their own
+answers, and bad lines are reported one per line, naming the file and line, with exit code 1."""
 
 from __future__ import annotations
 

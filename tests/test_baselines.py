@@ -86,7 +86,8 @@ def analogue(eid: str, similar: str, partner: str, similar_to: str, label: str, 
 
 def test_similarity_takes_the_closest_training_pair_oriented_to_the_query() -> None:
     system = SimilarityBaseline(pairs([("D1", "D2", QT)]))
-    # (S, D2) is a training pair with S similar to the query's B = D1: seen from (A=D2, B=D1) the label mirrors.
+    # (S, D2) is a training pair with S similar to the query's B = D1: seen from (A=D2, B=D1) the label
+    # mirrors.
     direct = analogue("E1", "S", "D2", "D1", MET, 0.4)
     closer_but_indirect = analogue("E2", "T", "U", "D2", BLEED, 0.9)
     out = system.predict(
@@ -127,7 +128,8 @@ def test_knowledge_rules_write_a_chain_and_fall_back_to_the_bidirectional_majori
 
 def toy_world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Inhibitors (I) and substrates (S) of one enzyme with group-specific categories and SMILES. Labels: I-S
-    pairs metabolism with the inhibitor acting; S-S bleeding; I-I QTc prolongation. A seeded third of the pairs is test."""
+    pairs metabolism with the inhibitor acting; S-S bleeding; I-I QTc prolongation. A seeded third of the
+    pairs is test."""
     groups = {f"DB9{i:04d}": ("I" if i % 3 == 0 else "S") for i in range(24)}
     drugs = pl.from_arrow(
         pa.Table.from_pylist(
@@ -202,8 +204,8 @@ def test_feature_mlp_learns_a_separable_toy_set_above_the_majority() -> None:
         torch.equal(w, v) for w, v in zip(again.model.state_dict().values(), mlp.model.state_dict().values())
     )
     assert again.predict([q(a, b), q(b, a)]) == [forward, backward]
-    # Alone in its batch the query keeps its label; BLAS may round the confidence differently for another batch
-    # shape (MKL takes another kernel for one row).
+    # Alone in its batch the query keeps its label; BLAS may round the confidence differently for another
+    # batch shape (MKL takes another kernel for one row).
     alone = again.predict([q(a, b)])[0]
     assert alone.label == forward.label and alone.confidence == pytest.approx(
         forward.confidence, rel=0, abs=1e-6

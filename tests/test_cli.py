@@ -36,7 +36,8 @@ def mard(*args: str, root: Path, prelude: str = "") -> subprocess.CompletedProce
 def run_main(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
-    """`mard ARGS` in this process (exit code, stdout, stderr), where a test can make the file system misbehave."""
+    """`mard ARGS` in this process (exit code, stdout, stderr), where a test can make the file system
+    misbehave."""
     monkeypatch.setattr(sys, "argv", ["mard", *args])
     with pytest.raises(SystemExit) as exit_:
         main()

@@ -1,5 +1,5 @@
-"""Loading the pipeline config: every value is checked when the file loads, and a problem is one line that names
-the file and the key."""
+"""Loading the pipeline config: every value is checked when the file loads, and a problem is one line that
+names the file and the key."""
 
 from __future__ import annotations
 

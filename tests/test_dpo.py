@@ -51,7 +51,7 @@ def _rejected(row: dict) -> dict:
     }
 
 
-# --- pairs and weights -----------------------------------------------------------------------------------------
+# --- pairs and weights --------------------------------------------------------------------------------------
 
 
 def test_prm_weight() -> None:
@@ -93,7 +93,7 @@ def test_pairs_from_negatives_and_prm_rejected_teacher_rows() -> None:
         build_preference_pairs([{**rows[0], "answer": None}], siblings=SIBLINGS, proteins=PROTEINS)
 
 
-# --- trainer ---------------------------------------------------------------------------------------------------
+# --- trainer ------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""The pipeline flow under Prefect's test harness: real tasks, cache hits across runs, gates that stop the flow,
-stop points taken from the stage table."""
+"""The pipeline flow under Prefect's test harness: real tasks, cache hits across runs, gates that stop the
+flow, stop points taken from the stage table."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Module structure: no import cycles in mard_core, lower layers never import higher ones, light config modules."""
+"""Module structure: no import cycles in mard_core, lower layers never import higher ones, light config
+modules."""
 
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def _imported(node: ast.Import | ast.ImportFrom, module: str, package: bool) -> 
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the mard_core modules it imports, at module level or in functions (TYPE_CHECKING blocks aside),
-    with the packages each import initialises; a module's own packages are left out."""
+    """Module -> the mard_core modules it imports, at module level or in functions (TYPE_CHECKING blocks
+    aside), with the packages each import initialises; a module's own packages are left out."""
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for module, (path, package) in modules.items():

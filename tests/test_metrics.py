@@ -82,7 +82,8 @@ def test_label_metrics_hand_computed() -> None:
     assert m["no_answer_rate"] == pytest.approx(1 / 6)
     # Per-class F1: Metabolism P=2/3 R=1 -> 4/5; Serotonergic and Absorption P=1 R=1/2 -> 2/3.
     assert m["subtype_macro_f1"] == pytest.approx(float((Fraction(4, 5) + Fraction(2, 3) * 2) / 3))
-    # po = 1/3; pe = (2/6)(1/6) [M_AB] + (2/6)(1/6) [PD_BI] + (2/6)(0) [ABS_BA] = 1/9; (1/3-1/9)/(1-1/9) = 1/4.
+    # po = 1/3; pe = (2/6)(1/6) [M_AB] + (2/6)(1/6) [PD_BI] + (2/6)(0) [ABS_BA] = 1/9;
+    # (1/3-1/9)/(1-1/9) = 1/4.
     assert m["kappa"] == pytest.approx(0.25)
     assert (m["n_symmetric"], m["accuracy_symmetric"]) == (2, pytest.approx(1 / 2))
     assert (m["n_asymmetric"], m["accuracy_asymmetric"]) == (4, pytest.approx(1 / 4))

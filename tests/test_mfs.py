@@ -1,7 +1,7 @@
-"""Mechanism Fidelity Score: verdicts by hand against the chain's own answer (relevance, citations, drugs of the
-query), the PD shared-target rule, every label's conclusion confirmable, the aggregates, the evaluation's MFS of
-an honest and a gamed system, and the validation of MFS itself: gold chains score near 1 and every adversarial
-kind near 0, on the real-drug fixture and on a synthetic release."""
+"""Mechanism Fidelity Score: verdicts by hand against the chain's own answer (relevance, citations, drugs of
+the query), the PD shared-target rule, every label's conclusion confirmable, the aggregates, the evaluation's
+MFS of an honest and a gamed system, and the validation of MFS itself: gold chains score near 1 and every
+adversarial kind near 0, on the real-drug fixture and on a synthetic release."""
 
 from __future__ import annotations
 
@@ -114,7 +114,8 @@ def protein(eid: str, drug: DrugRef, gene: str, uniprot: str, action: str, kind:
 
 
 def analogue(eid: str, label: str, a: DrugRef = VORI, b: DrugRef = AXI) -> Evidence:
-    """A training interaction of a drug similar to ``a`` with ``b``, labelled ``label`` (query orientation)."""
+    """A training interaction of a drug similar to ``a`` with ``b``, labelled ``label`` (query
+    orientation)."""
     return Evidence(
         id=eid,
         kind="similar_interaction",

@@ -1,7 +1,8 @@
 """The real pipeline on the tiny demo release, in real processes: end to end, cached re-runs, and kills.
 
 Fault injection kills the `mard run` process group (SIGKILL) while teachers write shards and while SFT writes
-checkpoints, re-runs, and checks that finished work was reused and that the outputs equal an uninterrupted run.
+checkpoints, re-runs, and checks that finished work was reused and that the outputs equal an uninterrupted
+run.
 """
 
 from __future__ import annotations
@@ -192,8 +193,8 @@ def test_an_error_inside_the_flow_is_one_line_after_the_progress(tmp_path: Path)
 
 
 def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path: Path) -> None:
-    """SIGTERM while the models stage trains: one line, exit 1, within seconds; no server or stage process left,
-    nothing that looks complete, the stage shown as interrupted; a rerun continues."""
+    """SIGTERM while the models stage trains: one line, exit 1, within seconds; no server or stage process
+    left, nothing that looks complete, the stage shown as interrupted; a rerun continues."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {
         "MARD_ROOT": str(tmp_path)
     }
@@ -227,8 +228,8 @@ def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path:
 
 
 def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_run: Path) -> None:
-    """Production serving: the DPO student's merged weights behind vLLM's OpenAI-compatible server, asked through
-    the evaluation harness, give the transformers backend's greedy answers."""
+    """Production serving: the DPO student's merged weights behind vLLM's OpenAI-compatible server, asked
+    through the evaluation harness, give the transformers backend's greedy answers."""
     from mard_core.evaluation.config import EvalConfig
     from mard_core.evaluation.protocol import evaluate_one
     from mard_core.teachers.vllm import default_venv

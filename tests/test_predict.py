@@ -1,5 +1,6 @@
-"""Prediction: drug resolution (id, name, synonym, salt, case), unknown drugs with close matches, voriconazole +
-axitinib on the real-drug fixture with quoted evidence, the student path, output formats and pair files."""
+"""Prediction: drug resolution (id, name, synonym, salt, case), unknown drugs with close matches,
+voriconazole + axitinib on the real-drug fixture with quoted evidence, the student path, output formats and
+pair files."""
 
 from __future__ import annotations
 
@@ -169,8 +170,8 @@ def test_errors_echo_at_most_80_characters_of_a_name(real_world: dict[str, Any])
     assert str(caught.value) == f"drug '{'x' * 78}… is not in the drugs table"
 
 
-# Pipeline outputs as the stages write them (manifest last, inputs naming upstream keys), with real tables, indexes
-# and a real (tiny) student, for the model choice of `mard predict`.
+# Pipeline outputs as the stages write them (manifest last, inputs naming upstream keys), with real tables,
+# indexes and a real (tiny) student, for the model choice of `mard predict`.
 
 OLD, NEW = "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z"
 
@@ -200,7 +201,8 @@ def calibration(path: Path, confidence: float) -> None:
 def pipeline(
     root: Path, world: dict[str, Any], base: Path, created: str = OLD, seed: int = 0
 ) -> dict[str, Path]:
-    """ingest → index → teachers → prm → dpo (merged student) → its evaluation (with calibration) → evaluate."""
+    """ingest → index → teachers → prm → dpo (merged student) → its evaluation (with calibration) →
+    evaluate."""
     out = {
         "ingest": stage(
             root,
@@ -342,8 +344,9 @@ def test_no_model_is_an_error_unless_a_baseline_is_asked_for(
 def registered(
     tmp_path_factory: pytest.TempPathFactory, real_world: dict[str, Any], student_base: Path
 ) -> dict[str, Any]:
-    """A pipeline whose student is version 1 of mard-student (merged weights as its run's artifact, lineage tags as
-    tasks/register.py sets them) and the champion; its student was evaluated again later with other settings."""
+    """A pipeline whose student is version 1 of mard-student (merged weights as its run's artifact, lineage
+    tags as tasks/register.py sets them) and the champion; its student was evaluated again later with other
+    settings."""
     base = tmp_path_factory.mktemp("registry")
     root = base / "runs"
     out = pipeline(root, real_world, student_base)
@@ -434,7 +437,8 @@ def test_registry_errors(registry: dict[str, Any], tmp_path: Path) -> None:
 
 @pytest.fixture
 def short_answers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's student writes 8 tokens (the random-init tiny student never stops by itself: 256 take ~10 s)."""
+    """The CLI's student writes 8 tokens (the random-init tiny student never stops by itself: 256 take
+    ~10 s)."""
     monkeypatch.setattr("mard_core.predict.load_system", functools.partial(load_system, max_tokens=8))
 
 

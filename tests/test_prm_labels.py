@@ -1,4 +1,5 @@
-"""PRM step labels: verifier rules on hand-made steps, trajectory tables, rollouts with a fake sampler, agreement."""
+"""PRM step labels: verifier rules on hand-made steps, trajectory tables, rollouts with a fake sampler,
+agreement."""
 
 from __future__ import annotations
 

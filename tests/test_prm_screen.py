@@ -1,4 +1,5 @@
-"""PRM screening: validation thresholds by hand, keep / DPO-negative split, acceptance rates, test-pair leaks."""
+"""PRM screening: validation thresholds by hand, keep / DPO-negative split, acceptance rates, test-pair
+leaks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Model promotion: the rule, the comparison pairs, and the new model against the champion on the same pairs."""
+"""Model promotion: the rule, the comparison pairs, and the new model against the champion on the same
+pairs."""
 
 from __future__ import annotations
 
@@ -79,7 +80,8 @@ def test_known_pairs_mark_what_the_split_taught(real_world: dict[str, Any]) -> N
 
 
 class LookupStudent(BaseSystem):
-    """A 'model' whose weights are a table: its directory's answers.parquet gives each canonical pair's label."""
+    """A 'model' whose weights are a table: its directory's answers.parquet gives each canonical pair's
+    label."""
 
     kind = "student"
 
@@ -105,7 +107,8 @@ def lookup(spec: Mapping[str, Any], ctx: SystemContext) -> LookupStudent:
 
 @pytest.fixture
 def models(real_world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """A gold-answering and an always-wrong lookup model, and an evaluation config registering ``lookup:mard``."""
+    """A gold-answering and an always-wrong lookup model, and an evaluation config registering
+    ``lookup:mard``."""
     monkeypatch.setitem(SYSTEMS, "lookup", lookup)
     dirs = {}
     for name, label in (("gold", pl.col("label")), ("wrong", pl.lit(WRONG))):

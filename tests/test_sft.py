@@ -1,4 +1,5 @@
-"""Student SFT: mirrored examples, the mirror KL term, pair batching, LoRA training on a tiny model, resume."""
+"""Student SFT: mirrored examples, the mirror KL term, pair batching, LoRA training on a tiny model,
+resume."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _kl(p: list[float], q: list[float]) -> float:
     return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
 
 
-# --- the mirror term -------------------------------------------------------------------------------------------
+# --- the mirror term ----------------------------------------------------------------------------------------
 
 
 def test_mirror_kl_is_zero_for_exact_mirrors() -> None:
@@ -77,7 +78,7 @@ def test_mirror_kl_gradients_reach_both_sides_only_at_direction_tokens() -> None
         mirror_kl(ab, ba[:, :6], IDS)
 
 
-# --- data ------------------------------------------------------------------------------------------------------
+# --- data ---------------------------------------------------------------------------------------------------
 
 
 def test_examples_come_in_mirrored_pairs() -> None:
@@ -123,7 +124,7 @@ def test_custom_swap_renderer_and_bad_rows() -> None:
         build_sft_examples([{**rows[0], "prompt": "Evidence only\n"}])
 
 
-# --- training --------------------------------------------------------------------------------------------------
+# --- training -----------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,10 @@ SYSTEM_KINDS = (
 @dataclass(frozen=True, config=CONFIG)
 class EvalConfig:
     """What to evaluate and how much of it. ``systems``: names (``majority``) or mappings with a ``name`` and
-    that system's options (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it runs (a
-    student is evaluated only on the split it learned from). ``device``: what self-hosted cost is priced as
-    (cpu | gpu). The default systems name the pipeline's models through placeholders ({models}, {sft},
-    {sft_no_mirror}, {dpo}, {split})."""
+    that system's options (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it
+    runs (a student is evaluated only on the split it learned from). ``device``: what self-hosted cost is
+    priced as (cpu | gpu). The default systems name the pipeline's models through placeholders ({models},
+    {sft}, {sft_no_mirror}, {dpo}, {split})."""
 
     strategies: tuple[str, ...] = (
         "random",

@@ -41,7 +41,8 @@ class Query:
 @dataclass(frozen=True)
 class Prediction:
     """A system's answer: label in the query orientation (None: no answer), confidence in [0, 1] (None: not
-    given), the completion text with its reasoning chain (None for systems without chains) and token counts."""
+    given), the completion text with its reasoning chain (None for systems without chains) and token
+    counts."""
 
     label: str | None
     confidence: float | None = None

@@ -1,2 +1,3 @@
-"""Evaluation metrics: label accuracy (``labels``), calibration, serving cost, MFS and figures (pure functions);
-import them from their modules (the package imports nothing, so light modules can use one of them)."""
+"""Evaluation metrics: label accuracy (``labels``), calibration, serving cost, MFS and figures (pure
+functions); import them from their modules (the package imports nothing, so light modules can use one of
+them)."""

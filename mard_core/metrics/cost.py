@@ -1,4 +1,5 @@
-"""Serving cost per 1,000 predictions: self-hosted device time versus a hosted API at the same token counts."""
+"""Serving cost per 1,000 predictions: self-hosted device time versus a hosted API at the same token
+counts."""
 
 from __future__ import annotations
 

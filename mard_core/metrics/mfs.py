@@ -1,8 +1,8 @@
-"""Mechanism Fidelity Score (MFS): the share of a reasoning chain's steps that DrugBank confirms as reasons for
-the chain's own answer.
+"""Mechanism Fidelity Score (MFS): the share of a reasoning chain's steps that DrugBank confirms as reasons
+for the chain's own answer.
 
-Each step of a chain (a completion in the :mod:`mard_core.prompts` format) is one claim unit, judged against the
-chain's ANSWER line (not the gold label: whether the answer is right is reported separately, see
+Each step of a chain (a completion in the :mod:`mard_core.prompts` format) is one claim unit, judged against
+the chain's ANSWER line (not the gold label: whether the answer is right is reported separately, see
 :func:`aggregate_mfs`), DrugBank's ``drug_proteins`` rows and the evidence its prompt listed. A step is
 **confirmed** only when all of these hold:
 
@@ -15,23 +15,23 @@ chain's ANSWER line (not the gold label: whether the answer is right is reported
     substrate of, or the victim's substrate relation to a protein the perpetrator so acts on;
   - PD answer: a target both drugs act on, in opposite ways (one activates it, the other blocks it) for PD
     Antagonistic, alike for PD Additive;
-  - any answer: a process or effect claim naming the answer's subtype with its modality (and, for a directional
-    subtype, the perpetrator as its subject);
+  - any answer: a process or effect claim naming the answer's subtype with its modality (and, for a
+    directional subtype, the perpetrator as its subject);
 
 * it cites evidence, and every item it cites states it: a protein claim only protein records of the claiming
   drug naming the same protein with the claimed relation; a process or effect claim only training interactions
   of similar drugs (``similar_interaction``) whose label, in the query orientation, is the answer.
 
 Every other step counts against the chain (it stays in the denominator), with a verdict that says why:
-``incorrect`` when DrugBank, the evidence ids or the answer contradict it (a relation DrugBank does not record, a
-citation of an id the prompt did not list, the opposite change or the opposite direction of the answer's
-mechanism); ``unconfirmed`` when it may be true but bears on nothing in the answer, cites nothing, cites a line
-that does not state it, states no increase or decrease, or names a drug outside the query; ``unverifiable`` when
-no claim is read from it.
+``incorrect`` when DrugBank, the evidence ids or the answer contradict it (a relation DrugBank does not
+record, a citation of an id the prompt did not list, the opposite change or the opposite direction of the
+answer's mechanism); ``unconfirmed`` when it may be true but bears on nothing in the answer, cites nothing,
+cites a line that does not state it, states no increase or decrease, or names a drug outside the query;
+``unverifiable`` when no claim is read from it.
 
-Per chain: MFS = confirmed steps / steps. A chain without steps, or whose answer is missing or not a label of the
-taxonomy (nothing to bear on), scores 0. :mod:`mard_core.metrics.mfs_validation` checks the score on gold and
-adversarial chains.
+Per chain: MFS = confirmed steps / steps. A chain without steps, or whose answer is missing or not a label of
+the taxonomy (nothing to bear on), scores 0. :mod:`mard_core.metrics.mfs_validation` checks the score on gold
+and adversarial chains.
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ class ChainScore:
 
 @dataclass(frozen=True)
 class _Query:
-    """What one chain is judged against: the drugs ("A"/"B" -> id, primary name), its answer and the evidence."""
+    """What one chain is judged against: the drugs ("A"/"B" -> id, primary name), its answer and the
+    evidence."""
 
     ids: Mapping[str, str]
     names: Mapping[str, str]
@@ -177,8 +178,8 @@ def _mechanisms(label: Label) -> list[Mechanism]:
 
 
 def _states_protein(claim: Claim, drug_id: str, item: Evidence, facts: Facts) -> bool:
-    """Whether a protein record of ``drug_id`` names the protein of ``claim`` (same DrugBank rows) with the claimed
-    relation."""
+    """Whether a protein record of ``drug_id`` names the protein of ``claim`` (same DrugBank rows) with the
+    claimed relation."""
     if item.kind != "protein" or item.drug_id != drug_id:
         return False
     if claim.relation == "target":
@@ -194,7 +195,8 @@ def _states_protein(claim: Claim, drug_id: str, item: Evidence, facts: Facts) ->
 
 
 class ChainVerifier:
-    """Scores chains against DrugBank ``facts``; build one per evaluation (it indexes every drug name once)."""
+    """Scores chains against DrugBank ``facts``; build one per evaluation (it indexes every drug name
+    once)."""
 
     def __init__(self, facts: Facts, taxonomy: Taxonomy | None = None) -> None:
         self.facts = facts
@@ -204,7 +206,8 @@ class ChainVerifier:
         self._matcher = NameMatcher(list(facts.names.values()))
 
     def score(self, text: str, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]) -> ChainScore:
-        """The verdicts on every step of ``text`` for the ordered query (A, B) whose prompt listed ``evidence``."""
+        """The verdicts on every step of ``text`` for the ordered query (A, B) whose prompt listed
+        ``evidence``."""
         names = {"A": self.facts.drug_names(a.drugbank_id), "B": self.facts.drug_names(b.drugbank_id)}
         parsed = parse_completion(text, names["A"], names["B"])
         label, error = self._answer(text, parsed)
@@ -278,7 +281,7 @@ class ChainVerifier:
             return UNCONFIRMED, f"bears on the answer but {', '.join(wrong)} does not state it"
         return CONFIRMED, f"true, bears on the answer's mechanism, stated by {', '.join(step.citations)}"
 
-    # -- protein claims ---------------------------------------------------------------------------------------
+    # -- protein claims --------------------------------------------------------------------------------------
 
     def _protein_failure(self, claim: Claim, query: _Query) -> Verdict | None:
         name = query.names[claim.drug]
@@ -327,7 +330,7 @@ class ChainVerifier:
             f"{query.names[_other(perp)]} is a substrate of"
         )
 
-    # -- process and effect claims ----------------------------------------------------------------------------
+    # -- process and effect claims ---------------------------------------------------------------------------
 
     def _claimed(self, claim: Claim, polarity: str) -> Subtype | None:
         """The subtype a process/effect claim names under ``polarity``."""
@@ -372,8 +375,8 @@ def aggregate_mfs(
     """MFS metrics of one system over its predictions (``None``: a prediction without a chain, which scores 0)
     and whether each answer is right: ``mfs_mean``; ``mfs_on_correct`` (mean over right answers, None without
     one); ``correct_and_verified`` (share of predictions both right and fully verified, MFS == 1);
-    ``mfs_checkable_share`` (share of chains with a claim read), ``mfs_unverifiable_mean`` (mean share of steps
-    outside the claim grammar, over chains with steps) and ``mfs_n_chains``."""
+    ``mfs_checkable_share`` (share of chains with a claim read), ``mfs_unverifiable_mean`` (mean share of
+    steps outside the claim grammar, over chains with steps) and ``mfs_n_chains``."""
     if len(scores) != len(correct):
         raise InputError(f"aggregate_mfs: {len(scores)} chains for {len(correct)} correctness flags")
     values = [s.mfs if s is not None else 0.0 for s in scores]

@@ -1,18 +1,19 @@
-"""Validation of the Mechanism Fidelity Score (:mod:`mard_core.metrics.mfs`) on chains whose worth is known: gold
-chains should score near 1, and adversarial chains, each built to look plausible while confirming nothing about
-its answer, near 0.
+"""Validation of the Mechanism Fidelity Score (:mod:`mard_core.metrics.mfs`) on chains whose worth is known:
+gold chains should score near 1, and adversarial chains, each built to look plausible while confirming nothing
+about its answer, near 0.
 
-Gold chains (:func:`gold_chain`): the knowledge teacher's chain for the gold label, keeping the steps that cite
-evidence (an uncited step is unconfirmed by the rule, so it has no place in a gold chain); a pair whose evidence
-supports nothing of its gold label has no gold chain.
+Gold chains (:func:`gold_chain`): the knowledge teacher's chain for the gold label, keeping the steps that
+cite evidence (an uncited step is unconfirmed by the rule, so it has no place in a gold chain); a pair whose
+evidence supports nothing of its gold label has no gold chain.
 
 Adversarial kinds (:data:`ADVERSARIES`); each writes a whole chain of its kind from a gold chain, or nothing
 where it does not apply:
 
-* ``copy_evidence``: up to 3 retrieved protein facts restated in the claim grammar, each citing its own record,
-  with a fixed wrong answer (the first of :data:`WRONG_ANSWERS` that is not the gold label);
-* ``generic_effect``: "A increases the risk or severity of adverse effects when combined with B", citing what the
-  gold chain cites, with the gold answer (not for a gold label of that subtype, where it is the right claim);
+* ``copy_evidence``: up to 3 retrieved protein facts restated in the claim grammar, each citing its own
+  record, with a fixed wrong answer (the first of :data:`WRONG_ANSWERS` that is not the gold label);
+* ``generic_effect``: "A increases the risk or severity of adverse effects when combined with B", citing what
+  the gold chain cites, with the gold answer (not for a gold label of that subtype, where it is the right
+  claim);
 * ``other_protein``: for each drug, a true fact about one of its proteins that the other drug has no record of
   (not the mechanism's), citing its record, with the gold answer;
 * ``hallucinated_protein``: the perpetrator inhibiting a protein neither drug is linked to and the victim a
@@ -75,7 +76,8 @@ class Chain:
 
 
 Adversary = Callable[[Chain, Facts], Chain | None]
-"""``adversary(gold_chain, facts)`` -> the adversarial chain of one kind, or None where the kind does not apply."""
+"""``adversary(gold_chain, facts)`` -> the adversarial chain of one kind, or None where the kind does not
+apply."""
 
 
 def gold_chain(
@@ -97,7 +99,8 @@ def _written(chain: Chain, steps: Sequence[ChainStep], label: str | None = None)
 
 
 def _protein_step(item: Evidence, name: str) -> ChainStep | None:
-    """A protein record restated in the claim grammar, citing itself (None where the grammar cannot say it)."""
+    """A protein record restated in the claim grammar, citing itself (None where the grammar cannot say
+    it)."""
     ref = next(
         (r for r in (item.gene_name, item.uniprot_id, item.protein_name) if r and _PROTEIN_REF.fullmatch(r)),
         None,
@@ -228,8 +231,9 @@ def adversarial_chains(chain: Chain, facts: Facts) -> list[tuple[str, Chain]]:
 def validate_mfs(
     gold_chains: Sequence[Chain], facts: Facts, taxonomy: Taxonomy | None = None
 ) -> dict[str, int | float | dict[str, float] | dict[str, int] | None]:
-    """MFS of gold chains and of their adversarial chains: ``n_gold``, ``gold_mean``, ``adversarial_mean_by_kind``,
-    ``adversarial_n_by_kind`` and the AUROC of MFS separating gold from adversarial chains."""
+    """MFS of gold chains and of their adversarial chains: ``n_gold``, ``gold_mean``,
+    ``adversarial_mean_by_kind``, ``adversarial_n_by_kind`` and the AUROC of MFS separating gold from
+    adversarial chains."""
     if not gold_chains:
         raise InputError("validate_mfs: no gold chains")
     verifier = ChainVerifier(facts, taxonomy)

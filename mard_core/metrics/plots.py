@@ -1,4 +1,5 @@
-"""Evaluation figures rendered with matplotlib's Agg canvas (no pyplot state), each written atomically as PNG."""
+"""Evaluation figures rendered with matplotlib's Agg canvas (no pyplot state), each written atomically as
+PNG."""
 
 from __future__ import annotations
 

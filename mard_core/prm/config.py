@@ -33,9 +33,10 @@ class PRMConfig:
 class ScreenConfig:
     """Screening and the second (Math-Shepherd) step-label source.
 
-    ``target_precision``: keep-threshold reaching this precision on validation; None picks the max-F1 threshold.
-    Rollouts: ``rollout_k`` continuations from each step prefix of ``rollout_trajectories`` training
-    trajectories, sampled from teacher ``rollout_teacher`` of the teachers file (0 trajectories disables it).
+    ``target_precision``: keep-threshold reaching this precision on validation; None picks the max-F1
+    threshold. Rollouts: ``rollout_k`` continuations from each step prefix of ``rollout_trajectories``
+    training trajectories, sampled from teacher ``rollout_teacher`` of the teachers file (0 trajectories
+    disables it).
     """
 
     target_precision: Annotated[StrictFloat, Field(gt=0, le=1)] | None = None

@@ -120,7 +120,8 @@ def step_line(step: Mapping[str, Any]) -> str:
 def rollout_labels(
     rows: Sequence[Mapping[str, Any]], complete_fn: CompleteFn, k: int, gold: Sequence[str] | None = None
 ) -> list[list[float]]:
-    """Per step, the share of ``k`` continuations sampled after the prompt and steps 1..i reaching the gold answer.
+    """Per step, the share of ``k`` continuations sampled after the prompt and steps 1..i reaching the gold
+    answer.
 
     ``rows`` are trajectory rows (``prompt``, ``steps``, ``gold``); ``gold`` overrides their gold labels.
     All prefixes go to ``complete_fn`` in one call.

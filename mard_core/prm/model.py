@@ -1,4 +1,5 @@
-"""A process reward model: a causal LM backbone with a linear per-step score head, trained with the HF Trainer.
+"""A process reward model: a causal LM backbone with a linear per-step score head, trained with the HF
+Trainer.
 
 Input: the prompt, then each step's text followed by one ``<step_end>`` special token. The head maps the
 backbone's last hidden state to one logit per position; the loss is BCE at ``<step_end>`` positions only
@@ -61,7 +62,8 @@ def _torch_device(device: str) -> torch.device:
 
 @dataclass
 class PRMExample:
-    """One trajectory: prompt, step lines ("Step i: ..."), step labels (1, 0, None = masked), final correctness."""
+    """One trajectory: prompt, step lines ("Step i: ..."), step labels (1, 0, None = masked), final
+    correctness."""
 
     prompt: str
     steps: list[str]
@@ -70,7 +72,8 @@ class PRMExample:
 
 
 class StepScorer(nn.Module):
-    """Backbone + linear head: one logit per position; BCE loss at ``step_token_id`` positions with a label."""
+    """Backbone + linear head: one logit per position; BCE loss at ``step_token_id`` positions with a
+    label."""
 
     def __init__(self, backbone: nn.Module, step_token_id: int) -> None:
         super().__init__()
@@ -107,7 +110,8 @@ def _load_tokenizer(path: str | Path, step_token: str) -> tuple[PreTrainedTokeni
 
 
 def _fit_embeddings(backbone: nn.Module, n_tokens: int) -> int:
-    """Grow the input embeddings to ``n_tokens`` rows (new rows = mean of the old); returns the old row count."""
+    """Grow the input embeddings to ``n_tokens`` rows (new rows = mean of the old); returns the old row
+    count."""
     n_old = backbone.get_input_embeddings().weight.shape[0]
     if n_tokens > n_old:
         backbone.resize_token_embeddings(n_tokens, mean_resizing=False)
@@ -154,7 +158,8 @@ class PRM:
     def encode(
         self, prompt: str, steps: Sequence[str], labels: Sequence[int | None] | None = None
     ) -> dict[str, list[int] | list[float]]:
-        """Token ids (prompt, then each step + step token) and per-position labels (IGNORE off labelled steps).
+        """Token ids (prompt, then each step + step token) and per-position labels (IGNORE off labelled
+        steps).
 
         A prompt that does not fit ``max_length`` loses its oldest tokens (a leading BOS is kept).
         """
@@ -253,7 +258,8 @@ class PRM:
         return out
 
     def score(self, prompts: Sequence[str], completions: Sequence[str]) -> list[list[float]]:
-        """Step probabilities of raw completions (steps read with :func:`mard_core.prompts.parse_completion`)."""
+        """Step probabilities of raw completions (steps read with
+        :func:`mard_core.prompts.parse_completion`)."""
         steps = [[f"Step {s.index}: {s.text}" for s in parse_completion(c).steps] for c in completions]
         return self.score_steps(prompts, steps)
 
@@ -299,7 +305,8 @@ class PRM:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> PRM:
-        """A PRM written by :meth:`save` (``device`` overrides the saved one). LoRA needs the base model path."""
+        """A PRM written by :meth:`save` (``device`` overrides the saved one). LoRA needs the base model
+        path."""
         path = Path(path)
         problems = verify_output(path)
         if problems:

@@ -68,7 +68,8 @@ def choose_threshold(
 
 
 def judge(trajectories: pl.DataFrame, threshold: float, score_column: str = "prm_min") -> pl.DataFrame:
-    """Adds ``accepted`` (answer matches gold and score >= threshold) and ``reject_reason`` (null if accepted)."""
+    """Adds ``accepted`` (answer matches gold and score >= threshold) and ``reject_reason`` (null if
+    accepted)."""
     _require(trajectories, ("answer", "correct", score_column), "trajectories to screen")
     right = pl.col("correct").fill_null(False)
     high = (pl.col(score_column) >= threshold).fill_null(False)
@@ -96,7 +97,8 @@ def screen(
 
 
 def acceptance_rates(df: pl.DataFrame) -> pl.DataFrame:
-    """Acceptance per teacher and per gold family: columns group (teacher | family), value, n, n_accepted, rate.
+    """Acceptance per teacher and per gold family: columns group (teacher | family), value, n, n_accepted,
+    rate.
 
     ``df`` is the output of :func:`judge` (needs ``teacher``, ``gold`` and ``accepted``).
     """
@@ -127,7 +129,8 @@ def _unordered(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def assert_no_test_pairs(train_like: pl.DataFrame, test_pairs: pl.DataFrame) -> None:
-    """Raise PairLeakError when any (drug_a, drug_b) of ``test_pairs`` occurs in ``train_like``, either order."""
+    """Raise PairLeakError when any (drug_a, drug_b) of ``test_pairs`` occurs in ``train_like``, either
+    order."""
     _require(train_like, ("drug_a", "drug_b"), "training data checked for test pairs")
     _require(test_pairs, ("drug_a", "drug_b"), "test pairs")
     leaked = _unordered(train_like).join(_unordered(test_pairs).unique(), on=["lo", "hi"], how="inner")

@@ -23,7 +23,8 @@ from mard_core.verifier import Facts
 def _rollouts(
     train: pl.DataFrame, step_labels: pl.DataFrame, teachers_file: str, models_dir: Path, cfg: ScreenConfig
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Math-Shepherd labels for a few trajectories from a sampled teacher, and their agreement with the verifier."""
+    """Math-Shepherd labels for a few trajectories from a sampled teacher, and their agreement with the
+    verifier."""
     rows = (
         train.filter(pl.col("steps").list.len() > 0)
         .sort(labels.TRAJECTORY_KEY)
@@ -60,8 +61,8 @@ def build(
     screen_cfg: ScreenConfig,
     work: Path,
 ) -> dict[str, Any]:
-    """The PRM stage's output in ``work``: step labels, rollout labels, the trained PRM, its quality against the
-    verifier, the screening threshold, kept/rejected trajectories and their held-out audit."""
+    """The PRM stage's output in ``work``: step labels, rollout labels, the trained PRM, its quality against
+    the verifier, the screening threshold, kept/rejected trajectories and their held-out audit."""
     teachers = read_manifest(teachers_dir) or {}
     split = teachers["split"]
     facts = Facts.from_tables(

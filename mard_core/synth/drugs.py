@@ -46,7 +46,8 @@ class LinkOut:
 
 @dataclass
 class Drug:
-    """One top-level record: a verbatim fixture record (``head``/``tail`` around its interactions) or synthetic."""
+    """One top-level record: a verbatim fixture record (``head``/``tail`` around its interactions) or
+    synthetic."""
 
     id: str
     name: str
@@ -76,7 +77,8 @@ def _q(tag: str) -> str:
 
 
 def record_evidence(drug: etree._Element) -> tuple[set[tuple[str, str]], set[str]]:
-    """(gene name, action) pairs of a record's targets/enzymes/carriers/transporters, and its category names."""
+    """(gene name, action) pairs of a record's targets/enzymes/carriers/transporters, and its category
+    names."""
     links: set[tuple[str, str]] = set()
     for kind in PROTEIN_KINDS:
         for el in drug.iterfind(f"{_q(kind + 's')}/{_q(kind)}"):

@@ -80,7 +80,8 @@ class Names:
 
 
 class IdPool:
-    """Hands out DrugBank-shaped ids (APRD00001, DBSALT000001, ...) not used by the fixture or earlier drugs."""
+    """Hands out DrugBank-shaped ids (APRD00001, DBSALT000001, ...) not used by the fixture or earlier
+    drugs."""
 
     WIDTH: ClassVar[dict[str, int]] = {"DB": 5, "APRD": 5, "BTD": 5, "BIOD": 5, "EXPT": 5, "DBSALT": 6}
 

@@ -149,7 +149,8 @@ def write_release(
 def _fixture_pairs(
     fx: Fixture, drugs: list[Drug]
 ) -> list[tuple[str, str, str | None, str | None, str | None, str, bool]]:
-    """Truth rows of the fixture's own pairs: the sentence of the lower id's listing, matched to a template."""
+    """Truth rows of the fixture's own pairs: the sentence of the lower id's listing, matched to a
+    template."""
     name = {d.id: d.name for d in drugs}
     listed: dict[tuple[str, str], dict[str, str]] = {}
     for owner, partner, description in fx.listings:

@@ -278,7 +278,8 @@ def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str]
 
 
 class _atomic_output:
-    """Context manager giving a write(str) -> bytes function into a temp file that replaces ``out`` on success."""
+    """Context manager giving a write(str) -> bytes function into a temp file that replaces ``out`` on
+    success."""
 
     def __init__(self, out: Path, exported: dt.date):
         self.out, self.exported = out, exported

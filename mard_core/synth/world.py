@@ -54,7 +54,8 @@ class Rule:
 
 @dataclass(frozen=True)
 class Link:
-    """A protein link an archetype gives with probability ``p``; ``strength`` alternatives are "|"-separated."""
+    """A protein link an archetype gives with probability ``p``; ``strength`` alternatives are
+    "|"-separated."""
 
     protein: str
     action: str
@@ -64,7 +65,8 @@ class Link:
 
 @dataclass(frozen=True)
 class Archetype:
-    """A drug class: name patterns ({x} = generated syllables), ATC level-5 groups, categories, protein links."""
+    """A drug class: name patterns ({x} = generated syllables), ATC level-5 groups, categories, protein
+    links."""
 
     key: str
     label: str

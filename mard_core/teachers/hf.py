@@ -63,7 +63,8 @@ class HFBackend(Backend):
         return f"HFBackend(model={self.config.model!r}, device={str(self.device)!r})"
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Completion]]:
-        """Sample in batches of ``batch_size`` prompts; the torch RNG is seeded per call and restored after."""
+        """Sample in batches of ``batch_size`` prompts; the torch RNG is seeded per call and restored
+        after."""
         rng_devices = [self.device.index or 0] if self.device.type == "cuda" else []
         results: list[list[Completion]] = []
         with torch.random.fork_rng(devices=rng_devices), torch.inference_mode():

@@ -51,8 +51,8 @@ ChainStep = tuple[str, list[str]]
 
 @dataclass(frozen=True)
 class Mechanism:
-    """A label that a perpetrator ``relation`` (inhibitor | inducer) of a protein of ``protein_kinds`` explains
-    when the victim is a substrate of the same protein."""
+    """A label that a perpetrator ``relation`` (inhibitor | inducer) of a protein of ``protein_kinds``
+    explains when the victim is a substrate of the same protein."""
 
     family: str
     subtype: str
@@ -180,7 +180,8 @@ def query_label(item: Evidence, a: DrugRef, b: DrugRef) -> str | None:
 
 
 def _literal(pattern: str) -> str | None:
-    """A plain whole-word phrase a simple pattern matches (first alternatives, optional characters dropped)."""
+    """A plain whole-word phrase a simple pattern matches (first alternatives, optional characters
+    dropped)."""
     if not pattern.endswith(("\\b", "$")):
         return None
     text = re.sub(r"\\b|\^|\$", "", pattern)
@@ -255,7 +256,8 @@ class KnowledgeTeacher:
     def explain(
         self, label_text: str, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence]
     ) -> tuple[float, list[ChainStep]]:
-        """The confidence and steps of a chain explaining ``label_text`` (query orientation) from ``evidence``."""
+        """The confidence and steps of a chain explaining ``label_text`` (query orientation) from
+        ``evidence``."""
         label = self._validated(label_text)
         links = {d.drugbank_id: _links(evidence, d.drugbank_id) for d in (a, b)}
         support = self._support(label, a, b, links)
@@ -293,7 +295,8 @@ class KnowledgeTeacher:
     def write(
         self, a: DrugRef, b: DrugRef, evidence: Sequence[Evidence], gold_label: str | None = None
     ) -> str:
-        """A completion in the prompts format: the gold chain when ``gold_label`` is given, else the inferred one."""
+        """A completion in the prompts format: the gold chain when ``gold_label`` is given, else the inferred
+        one."""
         if gold_label is None:
             label, confidence, steps = self.infer_label(a, b, evidence)
         else:
@@ -309,5 +312,6 @@ def infer_label(
     config: KnowledgeConfig | None = None,
     taxonomy: Taxonomy | None = None,
 ) -> tuple[str, float, list[ChainStep]]:
-    """Rule-based (label, confidence, steps) for the query (A, B): see :meth:`KnowledgeTeacher.infer_label`."""
+    """Rule-based (label, confidence, steps) for the query (A, B): see
+    :meth:`KnowledgeTeacher.infer_label`."""
     return KnowledgeTeacher(config, taxonomy).infer_label(a, b, evidence)

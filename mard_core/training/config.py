@@ -19,8 +19,8 @@ ReportTo = Literal["auto", "none", "mlflow"]
 @dataclass(frozen=True, config=CONFIG)
 class TrainerSettings:
     """What every student trainer shares. ``device``: auto | cpu | cuda; ``report_to``: auto (MLflow when
-    MLFLOW_TRACKING_URI is set) | none | mlflow; ``output_dir`` is set by the caller (the pipeline: the stage's
-    work directory)."""
+    MLFLOW_TRACKING_URI is set) | none | mlflow; ``output_dir`` is set by the caller (the pipeline: the
+    stage's work directory)."""
 
     output_dir: str = ""
     lr: PositiveFloat = 1e-3
@@ -52,7 +52,8 @@ class TrainerSettings:
 
 @dataclass(frozen=True, config=CONFIG)
 class SFTConfig(TrainerSettings):
-    """Student SFT: LoRA shape, mirror-KL weight, pairs per batch. ``target_modules``: names or ``"all-linear"``."""
+    """Student SFT: LoRA shape, mirror-KL weight, pairs per batch. ``target_modules``: names or
+    ``"all-linear"``."""
 
     base_model: str = ""  # a checkpoint path or name; "" in the pipeline: the models stage's student-base
     lora_r: PositiveInt = 8

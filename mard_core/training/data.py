@@ -1,11 +1,11 @@
 """Student training data: screened trajectories -> SFT examples in both query orientations.
 
 A trajectory row (``schemas.TRAJECTORIES``) answers the ordered query (A, B). Its student completion is the
-canonical rendering of its steps and answer (:class:`mard_core.chains.Completion`) with the direction written as
-one token (``<dir_ab>`` ...). The mirrored example is the same interaction asked as (B, A): the prompt
-re-rendered with the drugs swapped and the answer's direction mirrored (A to B <-> B to A, Bidirectional stays).
-The steps name the drugs, so they stay true in both orientations. Both examples share a ``pair_id``; the SFT
-collator batches them together.
+canonical rendering of its steps and answer (:class:`mard_core.chains.Completion`) with the direction written
+as one token (``<dir_ab>`` ...). The mirrored example is the same interaction asked as (B, A): the prompt
+re-rendered with the drugs swapped and the answer's direction mirrored (A to B <-> B to A, Bidirectional
+stays). The steps name the drugs, so they stay true in both orientations. Both examples share a ``pair_id``;
+the SFT collator batches them together.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def build_sft_examples(
 
 
 def group_pairs(examples: Sequence[SFTExample]) -> list[tuple[SFTExample, SFTExample]]:
-    """(ab, ba) per ``pair_id`` in first-seen order; each pair must have exactly one example of each orientation."""
+    """(ab, ba) per ``pair_id`` in first-seen order; each pair must have exactly one example of each
+    orientation."""
     groups: dict[str, dict[str, SFTExample]] = {}
     for ex in examples:
         if ex.orientation not in (FORWARD, MIRROR):
@@ -107,7 +108,7 @@ def group_pairs(examples: Sequence[SFTExample]) -> list[tuple[SFTExample, SFTExa
     return [(g[FORWARD], g[MIRROR]) for g in groups.values()]
 
 
-# --- synthetic rows for tests, benchmarks and smoke runs --------------------------------------------------------
+# --- synthetic rows for tests, benchmarks and smoke runs ----------------------------------------------------
 
 _PROTEINS = ("CYP3A4", "CYP2D6", "CYP2C9", "CYP1A2", "CYP2C19")
 

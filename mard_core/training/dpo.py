@@ -5,8 +5,8 @@ Pairs: chosen = a screened trajectory; rejected = its programmatic hard negative
 
 PRM weight of a pair: ``w = 2 * sigmoid(weight_beta * (s_chosen - s_rejected))`` with ``s`` the PRM trajectory
 score (min over steps). ``w`` lies in (0, 2): 1 when the PRM is indifferent (or a score is missing, or
-``weight_beta = 0``: plain DPO, the ablation), towards 2 when the PRM clearly prefers the chosen side, towards 0
-when it prefers the rejected one. :class:`WeightedDPOTrainer` (a TRL ``DPOTrainer``) multiplies each pair's
+``weight_beta = 0``: plain DPO, the ablation), towards 2 when the PRM clearly prefers the chosen side, towards
+0 when it prefers the rejected one. :class:`WeightedDPOTrainer` (a TRL ``DPOTrainer``) multiplies each pair's
 sigmoid DPO loss by ``w`` before the batch mean, so ``w = 1`` everywhere is exactly stock DPO.
 
 The SFT adapter is merged into the base; DPO trains a fresh adapter of the same shape on top, so the
@@ -57,7 +57,7 @@ ScoreFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 """``score_fn(prompts, completions)`` -> one PRM trajectory score per completion."""
 
 
-# --- pairs -----------------------------------------------------------------------------------------------------
+# --- pairs --------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,11 @@ def build_preference_pairs(
     score_column: str = "prm_min",
     kinds: Sequence[str] = NEGATIVE_KINDS,
 ) -> list[PreferencePair]:
-    """Pairs for every chosen row: its hard negatives (``kinds``), then the rejected teacher rows of the same prompt.
+    """Pairs for every chosen row: its hard negatives (``kinds``), then the rejected teacher rows of the same
+    prompt.
 
-    Scores come from ``score_column`` of a row when set, otherwise from ``score_fn`` (one batched call), otherwise
-    stay None (weight 1). Rejected rows whose student text equals the chosen text are skipped.
+    Scores come from ``score_column`` of a row when set, otherwise from ``score_fn`` (one batched call),
+    otherwise stay None (weight 1). Rejected rows whose student text equals the chosen text are skipped.
     """
     rejected_by_prompt: dict[str, list[Row]] = {}
     for row in rejected_rows:
@@ -170,7 +171,7 @@ def _fill_scores(pairs: list[PreferencePair], score_fn: ScoreFn) -> list[Prefere
     ]
 
 
-# --- trainer ---------------------------------------------------------------------------------------------------
+# --- trainer ------------------------------------------------------------------------------------------------
 
 
 class WeightedPreferenceCollator(DataCollatorForPreference):
@@ -245,7 +246,7 @@ class WeightedDPOTrainer(DPOTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
-# --- training --------------------------------------------------------------------------------------------------
+# --- training -----------------------------------------------------------------------------------------------
 
 
 def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) -> list[dict[str, Any]]:
@@ -272,7 +273,8 @@ def _pair_rows(pairs: Sequence[PreferencePair], tokenizer: Any, cfg: DPOConfig) 
 
 
 def _dataset_on_disk(rows: list[dict[str, Any]], path: Path) -> Any:
-    """The pair dataset saved at ``path`` (written once, atomically); TRL caches tokens and ref log-probs beside it."""
+    """The pair dataset saved at ``path`` (written once, atomically); TRL caches tokens and ref log-probs
+    beside it."""
     if not path.exists():
         tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
         Dataset.from_list(rows).save_to_disk(str(tmp))
@@ -287,8 +289,9 @@ def train_dpo(
     resume: bool = True,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> TrainResult:
-    """DPO from the SFT student at ``sft_adapter_dir`` (its ``final`` directory) on ``pairs``; the student goes
-    to ``output_dir/final``. ``resume`` continues from the last checkpoint of the same config, student and data."""
+    """DPO from the SFT student at ``sft_adapter_dir`` (its ``final`` directory) on ``pairs``; the student
+    goes to ``output_dir/final``. ``resume`` continues from the last checkpoint of the same config, student
+    and data."""
     sft_dir = Path(sft_adapter_dir).resolve()
     sft_id = student_identity(sft_dir)
     sft_meta = json.loads((sft_dir / STUDENT_FILE).read_text())

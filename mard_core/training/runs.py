@@ -79,7 +79,8 @@ def content_hash(items: Iterable[Any]) -> str:
 
 
 def prepare_run(output_dir: Path, fingerprint: Mapping[str, Any], resume: bool) -> str | None:
-    """The checkpoint to resume from (None: start fresh). Refuses checkpoints of a different config or data."""
+    """The checkpoint to resume from (None: start fresh). Refuses checkpoints of a different config or
+    data."""
     output_dir.mkdir(parents=True, exist_ok=True)
     run_file = output_dir / RUN_FILE
     last = get_last_checkpoint(str(output_dir))
@@ -100,7 +101,8 @@ def prepare_run(output_dir: Path, fingerprint: Mapping[str, Any], resume: bool) 
 
 @dataclass
 class TrainResult:
-    """What a training run did; ``tokens_per_s`` counts every (non-pad) token fed to the model in this process."""
+    """What a training run did; ``tokens_per_s`` counts every (non-pad) token fed to the model in this
+    process."""
 
     student_dir: Path
     steps: int

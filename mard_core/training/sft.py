@@ -1,11 +1,12 @@
 """LoRA SFT of the student with a mirror-symmetric KL on the single direction token.
 
-Built on TRL's :class:`~trl.SFTTrainer`; :class:`MirrorSFTTrainer` only overrides ``compute_loss``. A batch holds
-``batch_pairs`` pairs: the (A, B) sequences first, then their (B, A) mirrors in the same order. The loss is the
-token-mean LM loss over the completions of both halves plus ``mirror_lambda`` times :func:`mirror_kl` between
-the model's direction-token distributions at the direction position of (A, B) and of (B, A). The hidden states
-at those positions are taken with a forward hook on the backbone, so the term costs one (rows x vocab)
-projection, not a second forward. ``mirror_lambda=0`` is plain SFT (the ablation): no hook, no extra work.
+Built on TRL's :class:`~trl.SFTTrainer`; :class:`MirrorSFTTrainer` only overrides ``compute_loss``. A batch
+holds ``batch_pairs`` pairs: the (A, B) sequences first, then their (B, A) mirrors in the same order. The loss
+is the token-mean LM loss over the completions of both halves plus ``mirror_lambda`` times :func:`mirror_kl`
+between the model's direction-token distributions at the direction position of (A, B) and of (B, A). The
+hidden states at those positions are taken with a forward hook on the backbone, so the term costs one (rows x
+vocab) projection, not a second forward. ``mirror_lambda=0`` is plain SFT (the ablation): no hook, no extra
+work.
 
 The student (direction tokens with trainable embedding rows, LoRA, its directory) is built and written by
 :mod:`.student`, the run (resume, summary) by :mod:`.runs`.
@@ -44,17 +45,17 @@ from mard_core.training.student import (
 IGNORE_INDEX = -100
 
 
-# --- the mirror term -------------------------------------------------------------------------------------------
+# --- the mirror term ----------------------------------------------------------------------------------------
 
 
 def mirror_kl(logits_ab: torch.Tensor, logits_ba: torch.Tensor, dir_token_ids: Sequence[int]) -> torch.Tensor:
     """Mean symmetric KL between direction distributions of (A, B) and of the mirrored (B, A).
 
     ``logits_*``: (n, vocab) logits at the direction position of each pair; ``dir_token_ids``: the ids of
-    ``<dir_ab>``, ``<dir_ba>``, ``<dir_bi>`` in that order. Each side is softmaxed over those three tokens only;
-    the (B, A) distribution is permuted by the mirror map (ab <-> ba, bi fixed) into (A, B) terms, and the loss
-    is ``(KL(p || q) + KL(q || p)) / 2`` (halved Jeffreys divergence, so it equals KL for small differences),
-    averaged over pairs. Computed in float32; zero exactly when the two are mirror images.
+    ``<dir_ab>``, ``<dir_ba>``, ``<dir_bi>`` in that order. Each side is softmaxed over those three tokens
+    only; the (B, A) distribution is permuted by the mirror map (ab <-> ba, bi fixed) into (A, B) terms, and
+    the loss is ``(KL(p || q) + KL(q || p)) / 2`` (halved Jeffreys divergence, so it equals KL for small
+    differences), averaged over pairs. Computed in float32; zero exactly when the two are mirror images.
     """
     if logits_ab.shape != logits_ba.shape:
         raise InputError(
@@ -73,7 +74,7 @@ def mirror_kl(logits_ab: torch.Tensor, logits_ba: torch.Tensor, dir_token_ids: S
     return ((kl_pq + kl_qp) / 2).mean()
 
 
-# --- SFT -------------------------------------------------------------------------------------------------------
+# --- SFT ----------------------------------------------------------------------------------------------------
 
 
 def encode_example(

@@ -56,7 +56,8 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, list[int]
 
 
 def fit_embeddings(model: PreTrainedModel, n_tokens: int) -> None:
-    """Grow input (and untied output) embeddings to ``n_tokens`` rows; new rows are the mean of the old rows."""
+    """Grow input (and untied output) embeddings to ``n_tokens`` rows; new rows are the mean of the old
+    rows."""
     n_old = model.get_input_embeddings().weight.shape[0]
     if n_tokens <= n_old:
         return
