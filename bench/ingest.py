@@ -70,7 +70,8 @@ def main() -> None:
         )
         write_release(release, args.drugs, args.seed, **kwargs)
         print(
-            f"generated {release.name}: {release.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t:.1f} s"
+            f"generated {release.name}: {release.stat().st_size / 1e6:.0f} MB in "
+            f"{time.perf_counter() - t:.1f} s"
         )
     size_mb = release.stat().st_size / 1e6
     scan_s, scan_rss = timed(SCAN, str(release))

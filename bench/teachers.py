@@ -97,7 +97,8 @@ def main() -> None:
             ),
         }
     print(
-        f"{args.prompts} prompts x n={args.n}, max_tokens={args.max_tokens}, {args.arch} hidden={args.hidden_size}"
+        f"{args.prompts} prompts x n={args.n}, max_tokens={args.max_tokens}, "
+        f"{args.arch} hidden={args.hidden_size}"
     )
     print(f"{'backend':8} {'start s':>8} {'wall s':>8} {'traj/s':>9} {'tokens/s':>10}")
     for name, row in results.items():

@@ -76,7 +76,8 @@ def headline(outputs: dict[str, str], top: int = 3) -> str:
                 .unique("system", maintain_order=True)
             )
             cells = [
-                f"{r['system']} {r['exact_accuracy']:.3f} [{r.get('exact_accuracy_ci95_lo', float('nan')):.3f}, "
+                f"{r['system']} {r['exact_accuracy']:.3f} "
+                f"[{r.get('exact_accuracy_ci95_lo', float('nan')):.3f}, "
                 f"{r.get('exact_accuracy_ci95_hi', float('nan')):.3f}] ({r['n']})"
                 for r in shown.to_dicts()
             ]

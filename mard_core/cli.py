@@ -114,7 +114,8 @@ def ingest(
         return
     if existing and existing["source"].get("sha256") != digest and not force:
         raise InputError(
-            f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); use --force to replace it"
+            f"{out}: holds another release ({existing['source'].get('sha256', '')[:12]}); "
+            "use --force to replace it"
         )
     size = source.stat().st_size
     with Progress(
@@ -411,7 +412,8 @@ def main() -> None:
         _fail(str(exc))
     except MemoryError:
         _fail(
-            "out of memory; free memory or use a machine with more (for `mard predict`, a smaller --input file)"
+            "out of memory; free memory or use a machine with more "
+            "(for `mard predict`, a smaller --input file)"
         )
     except Exception as exc:
         full = _disk_full(exc)

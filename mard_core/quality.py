@@ -190,7 +190,10 @@ class QualityReport:
             f"suites passed, {n_failed} failing expectation(s). Results: `{self.results_path}`"
             + ("" if self.docs_index is None else f"; Data Docs: `{self.docs_index}`"),
             "",
-            "| table (rows) | suite | expectation | column | settings | status | observed | unexpected examples |",
+            (
+                "| table (rows) | suite | expectation | column | settings | status | observed "
+                "| unexpected examples |"
+            ),
             "|---|---|---|---|---|---|---|---|",
         ]
         for table, result in self.suites.items():

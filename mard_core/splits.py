@@ -69,7 +69,8 @@ def canonical_pairs(pairs: pl.DataFrame, what: str = "pairs") -> tuple[pl.DataFr
     bad_dir = df.filter(~pl.col("direction").is_in(pl.Series(DIRECTIONS).implode()))
     if bad_dir.height:
         raise InputError(
-            f"{what}: direction {bad_dir['direction'][0]!r} (pair {bad_dir['drug_a'][0]}, {bad_dir['drug_b'][0]})"
+            f"{what}: direction {bad_dir['direction'][0]!r} "
+            f"(pair {bad_dir['drug_a'][0]}, {bad_dir['drug_b'][0]})"
             f" is not one of {list(DIRECTIONS)}"
         )
     selfs = df.filter(pl.col("drug_a") == pl.col("drug_b"))
@@ -81,7 +82,8 @@ def canonical_pairs(pairs: pl.DataFrame, what: str = "pairs") -> tuple[pl.DataFr
     if inconsistent.height:
         row = inconsistent.row(0, named=True)
         raise InputError(
-            f"{what}: pair ({row['drug_a']}, {row['drug_b']}) is in reverse order and its label {row['label']!r} "
+            f"{what}: pair ({row['drug_a']}, {row['drug_b']}) is in reverse order "
+            f"and its label {row['label']!r} "
             "is not family/subtype/direction/modality, so it cannot be re-oriented"
         )
     flipped = pl.col("direction").replace_strict(_FLIP, return_dtype=pl.String)

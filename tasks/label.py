@@ -79,7 +79,8 @@ def label(call: StageCall, force: bool = False) -> str:
     coverage = (read_manifest(out) or {})["stats"]["coverage"]
     if coverage < cfg.min_coverage:
         raise QualityGateError(
-            f"label coverage {coverage:.4%} is below {cfg.min_coverage:.2%}; see {out / 'quarantine.parquet'} "
+            f"label coverage {coverage:.4%} is below {cfg.min_coverage:.2%}; "
+            f"see {out / 'quarantine.parquet'} "
             f"and the unmatched phrases in {out / 'stats.json'}"
         )
     return str(out)

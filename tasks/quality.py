@@ -46,6 +46,7 @@ def quality_gate(call: StageCall, force: bool = False) -> str:
     )
     if not manifest.get("success"):
         raise QualityGateError(
-            f"data-quality gate failed after stage {stage} ({stage_dir}); read {out / quality.DOCS_DIR / 'index.html'}"
+            f"data-quality gate failed after stage {stage} ({stage_dir}); "
+            f"read {out / quality.DOCS_DIR / 'index.html'}"
         )
     return str(out)

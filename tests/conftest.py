@@ -13,14 +13,16 @@ import polars as pl
 import pytest
 
 _STATE = Path(tempfile.mkdtemp(prefix="mard-test-services-"))
+# MARD_ROOT is set before mard_core is imported, so no project code can resolve the default data root:
+# hence the imports below it.
 os.environ.setdefault("MARD_ROOT", str(_STATE / "runs"))
-from mard_core.ingest import ingest
-from mard_core.labeling import label_pairs
-from mard_core.retrieval import RetrievalIndex, split_hidden_drugs
-from mard_core.runtime import configure_services
-from mard_core.splits import make_split, write_split
-from mard_core.splits_config import SplitConfig
-from mard_core.verifier import Facts
+from mard_core.ingest import ingest  # noqa: E402
+from mard_core.labeling import label_pairs  # noqa: E402
+from mard_core.retrieval import RetrievalIndex, split_hidden_drugs  # noqa: E402
+from mard_core.runtime import configure_services  # noqa: E402
+from mard_core.splits import make_split, write_split  # noqa: E402
+from mard_core.splits_config import SplitConfig  # noqa: E402
+from mard_core.verifier import Facts  # noqa: E402
 
 configure_services(_STATE)
 

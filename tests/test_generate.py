@@ -111,7 +111,10 @@ def test_config_files_load_with_valid_backend_specs() -> None:
         ),
         (
             "teachers:\n  - {name: t, family: llama, backend: {backend: hf, model: m}, temprature: 1}",
-            r"teachers\[0\]\.temprature: unknown key; allowed: backend, family, max_tokens, n, name, num_gpus, ",
+            (
+                r"teachers\[0\]\.temprature: unknown key; allowed: backend, family, max_tokens, n, name, "
+                r"num_gpus, "
+            ),
         ),
         (
             "teachers:\n  - {name: t, family: llamma, backend: {backend: hf, model: m}}",
@@ -139,7 +142,10 @@ def test_config_files_load_with_valid_backend_specs() -> None:
             r"teachers\[0\]\.name: 'a b': must be letters",
         ),
         (
-            "generate: {shard_size: 0}\nteachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}}",
+            (
+                "generate: {shard_size: 0}\n"
+                "teachers:\n  - {name: k, family: knowledge, backend: {backend: knowledge}}"
+            ),
             r"shard_size: must be > 0, got 0",
         ),
         (

@@ -43,7 +43,8 @@ ENZYME = (
     '<enzyme position="1"><id>BE0002638</id><name>Cytochrome P450 3A4</name><organism>Humans</organism>'
     "<actions><action>inhibitor</action></actions><known-action>unknown</known-action>"
     "<inhibition-strength>strong</inhibition-strength>"
-    '<polypeptide id="P08684" source="Swiss-Prot"><name>Cytochrome P450 3A4</name><gene-name>CYP3A4</gene-name>'
+    '<polypeptide id="P08684" source="Swiss-Prot"><name>Cytochrome P450 3A4</name>'
+    "<gene-name>CYP3A4</gene-name>"
     "</polypeptide></enzyme>"
 )
 PATHWAY = (

@@ -177,7 +177,10 @@ def verdicts(
             [
                 "Step 1: Warfarin targets VKORC1 [E1].",
                 "Step 2: Phenprocoumon targets VKORC1 [E2].",
-                "Step 3: Warfarin increases the risk or severity of bleeding when combined with Phenprocoumon.",
+                (
+                    "Step 3: Warfarin increases the risk or severity of bleeding when combined with "
+                    "Phenprocoumon."
+                ),
                 "ANSWER: PD Additive/Bleeding/Bidirectional/Increase | confidence 0.35",
             ],
         ),

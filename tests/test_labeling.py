@@ -121,19 +121,31 @@ def test_voriconazole_axitinib_example() -> None:
     ("sentence", "label"),
     [
         (
-            "The risk or severity of bleeding and hemorrhage can be increased when Warfarin is combined with Aspirin.",
+            (
+                "The risk or severity of bleeding and hemorrhage "
+                "can be increased when Warfarin is combined with Aspirin."
+            ),
             "PD Additive/Bleeding/Bidirectional/Increase",
         ),
         (
-            "The risk or severity of bleeding and bruising can be increased when Aspirin is combined with Warfarin.",
+            (
+                "The risk or severity of bleeding and bruising "
+                "can be increased when Aspirin is combined with Warfarin."
+            ),
             "PD Additive/Bleeding/Bidirectional/Increase",
         ),
         (
-            "The risk or severity of gastrointestinal bleeding can be increased when Aspirin is combined with Warfarin.",
+            (
+                "The risk or severity of gastrointestinal bleeding "
+                "can be increased when Aspirin is combined with Warfarin."
+            ),
             "PD Additive/Gastrointestinal bleeding/Bidirectional/Increase",
         ),
         (
-            "The risk or severity of thrombocytopenia can be increased when Aspirin is combined with Warfarin.",
+            (
+                "The risk or severity of thrombocytopenia "
+                "can be increased when Aspirin is combined with Warfarin."
+            ),
             "PD Additive/Thrombocytopenia/Bidirectional/Increase",
         ),
         (
@@ -159,20 +171,23 @@ def test_voriconazole_axitinib_example() -> None:
         ),
         (
             (
-                "The serum concentration of carbamazepine-10,11 epoxide (CBZ-E), an active metabolite of Warfarin, can be "
-                "increased when used in combination with Aspirin."
+                "The serum concentration of carbamazepine-10,11 epoxide (CBZ-E), an active metabolite of "
+                "Warfarin, can be increased when used in combination with Aspirin."
             ),
             "PK Exposure/Active metabolite concentration/A to B/Increase",
         ),
         (
             (
-                "The serum concentration of E3174, an active metabolite of Aspirin can be decreased when used in "
-                "combination with Warfarin."
+                "The serum concentration of E3174, an active metabolite of Aspirin can be decreased when "
+                "used in combination with Warfarin."
             ),
             "PK Exposure/Active metabolite concentration/B to A/Decrease",
         ),
         (
-            "The risk or severity of adverse effects can be decreased when Aspirin is combined with Warfarin.",
+            (
+                "The risk or severity of adverse effects "
+                "can be decreased when Aspirin is combined with Warfarin."
+            ),
             "PD Antagonistic/Adverse effects/Bidirectional/Decrease",
         ),
         (
@@ -181,19 +196,22 @@ def test_voriconazole_axitinib_example() -> None:
         ),
         (
             (
-                "Warfarin may increase the bradycardic, atrioventricular blocking (AV block), and arrhythmogenic "
-                "activities of Aspirin."
+                "Warfarin may increase the bradycardic, atrioventricular blocking (AV block), and "
+                "arrhythmogenic activities of Aspirin."
             ),
             "PD Additive/Bradycardic/B to A/Increase",
         ),
         (
-            "The risk or severity of liver enzyme elevations can be increased when Warfarin is combined with Aspirin.",
+            (
+                "The risk or severity of liver enzyme elevations "
+                "can be increased when Warfarin is combined with Aspirin."
+            ),
             "PD Additive/Hepatotoxicity/Bidirectional/Increase",
         ),
         (
             (
-                "The risk or severity of neutropenia and thrombocytopenia can be increased when Warfarin is combined "
-                "with  Aspirin."
+                "The risk or severity of neutropenia and thrombocytopenia can be increased when Warfarin is "
+                "combined with  Aspirin."
             ),
             "PD Additive/Neutropenia/Bidirectional/Increase",
         ),
@@ -269,7 +287,10 @@ def test_word_boundaries_are_respected() -> None:
         ),
         # " of " inside a name
         (
-            "The serum concentration of Tincture of opium can be increased when it is combined with Ritonavir.",
+            (
+                "The serum concentration of Tincture of opium "
+                "can be increased when it is combined with Ritonavir."
+            ),
             ["Ritonavir"],
             ["Tincture of opium"],
             A_TO_B,
@@ -336,7 +357,10 @@ def test_masked_templates_are_cached() -> None:
 
 
 def test_name_inside_the_effect_phrase() -> None:
-    s = "The risk or severity of serotonin syndrome can be increased when Serotonin is combined with Tramadol."
+    s = (
+        "The risk or severity of serotonin syndrome can be increased when Serotonin is combined with "
+        "Tramadol."
+    )
     c = classify(s, ["Serotonin"], ["Tramadol"])
     assert (c.subtype, c.direction, c.phrase) == ("Serotonin syndrome", BIDIRECTIONAL, "serotonin syndrome")
     s = "Serotonin may increase the serotonergic activities of Tramadol."
@@ -470,7 +494,10 @@ def _frames() -> tuple[pl.DataFrame, pl.DataFrame]:
             E2,
             E2V,
             "Estradiol valerate",
-            "The serum concentration of Estradiol valerate can be increased when it is combined with Estradiol.",
+            (
+                "The serum concentration of Estradiol valerate "
+                "can be increased when it is combined with Estradiol."
+            ),
         ),
         (E2V, WARF, "Warfarin", "Estradiol valerate may decrease the anticoagulant activities of Warfarin."),
         (VORI, UNKNOWN, "Unknownium", "Unknownium may increase the sedative activities of Voriconazole."),

@@ -55,7 +55,10 @@ def test_round_trip(token: bool) -> None:
 
 
 def test_claim_resolution_prefers_the_longest_name() -> None:
-    text = "Step 1: Estradiol valerate is a substrate of CYP3A4.\nANSWER: PK Exposure/Serum concentration/B to A/Increase"
+    text = (
+        "Step 1: Estradiol valerate is a substrate of CYP3A4.\n"
+        "ANSWER: PK Exposure/Serum concentration/B to A/Increase"
+    )
     parsed = parse_completion(text, ["Estradiol"], ["Estradiol valerate"])
     assert parsed.steps[0].claims == [Claim("B", "substrate", "CYP3A4")] and parsed.ok
 

@@ -231,8 +231,8 @@ def test_validate_tables_reports_failures_in_json_and_markdown(tmp_path: Path) -
         in fail_rows[0]
     )
     assert (
-        '| expect_column_values_to_be_in_set | kind | `value_set=["target", "enzyme", "carrier", "transporter"]` |'
-        in fail_rows[1]
+        "| expect_column_values_to_be_in_set | kind | "
+        '`value_set=["target", "enzyme", "carrier", "transporter"]` |' in fail_rows[1]
     )
     assert fail_rows[1].endswith("| `receptor` |")
     assert "| expect_table_row_count_to_be_between | (table) | `min_value=1` | pass | 12 |" in markdown

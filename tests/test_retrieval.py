@@ -82,8 +82,10 @@ def world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
                 "categories": ["Antifungals"],
                 "atc_codes": ["J02AC03"],
                 "smiles": "CC(C1=NC=NC=C1F)C(O)(CN1C=NC=N1)C1=CC=C(F)C=C1F",
-                "description": "Voriconazole is a triazole antifungal [A1234]. It raises the levels of FK-506.\n  "
-                "Compare with   ketoconazole.",
+                "description": (
+                    "Voriconazole is a triazole antifungal [A1234]. It raises the levels of FK-506.\n  "
+                    "Compare with   ketoconazole."
+                ),
                 "mechanism_of_action": "Voriconazole inhibits CYP3A4. It is unlike CICLOSPORIN in this.",
             },
             {

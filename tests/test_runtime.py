@@ -56,7 +56,10 @@ SUPERVISOR = """
 import sys
 from mard_core.errors import MardError
 from mard_core.runtime import supervise
-child = "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(os.getpid(), flush=True); time.sleep(300)"
+child = (
+    "import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print(os.getpid(), flush=True); time.sleep(300)"
+)
 try:
     sys.exit(supervise([sys.executable, "-c", child], grace_s=1.0))
 except MardError as exc:
@@ -76,7 +79,10 @@ def test_sigterm_stops_a_supervised_run_within_seconds_even_if_the_stages_ignore
     _, stderr = proc.communicate(timeout=20)
     assert time.monotonic() - start < 5 and proc.returncode == 1
     assert stderr.strip().splitlines() == [
-        "error: stopped by SIGTERM; finished stages and resumable work are kept: run the same command again to continue"
+        (
+            "error: stopped by SIGTERM; finished stages and resumable work are kept: "
+            "run the same command again to continue"
+        )
     ]
     assert _gone(child, 2.0)
 
@@ -92,7 +98,8 @@ def test_a_killed_supervisor_takes_its_stages_with_it() -> None:
 
 def test_a_stage_whose_process_is_gone_reads_as_interrupted(tmp_path: Path) -> None:
     code = (
-        f"from mard_core import runlog; runlog.record({str(tmp_path)!r}, 'r1', 'label', state='running', out='x')\n"
+        "from mard_core import runlog; "
+        f"runlog.record({str(tmp_path)!r}, 'r1', 'label', state='running', out='x')\n"
         f"runlog.record({str(tmp_path)!r}, 'r1', 'ingest', state='completed', out='y')"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

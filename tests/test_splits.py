@@ -233,7 +233,9 @@ def test_bad_arguments_raise() -> None:
 
 
 def test_check_split_reports_violations() -> None:
-    s = lambda rows: table(rows).select(SPLIT_COLUMNS)
+    def s(rows: list[dict]) -> pl.DataFrame:
+        return table(rows).select(SPLIT_COLUMNS)
+
     parts = {
         "train": s([row("A", "B"), row("C", "D")]),
         "valid": s([row("A", "B")]),
@@ -255,7 +257,9 @@ def test_check_split_reports_violations() -> None:
 
 
 def test_split_stats_values() -> None:
-    s = lambda rows: table(rows).select(SPLIT_COLUMNS)
+    def s(rows: list[dict]) -> pl.DataFrame:
+        return table(rows).select(SPLIT_COLUMNS)
+
     parts = {
         "train": s([row("A", "B"), row("A", "C", FAMILIES[1])]),
         "valid": s([row("B", "C")]),

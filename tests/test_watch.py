@@ -241,7 +241,10 @@ def test_download_of_unregistered_release_is_reported_not_emitted(
         (
             "/release",
             "wrong-password",
-            r"HTTP 401 Unauthorized: the credentials from \$DRUGBANK_USERNAME/\$DRUGBANK_PASSWORD were rejected",
+            (
+                r"HTTP 401 Unauthorized: the credentials from "
+                r"\$DRUGBANK_USERNAME/\$DRUGBANK_PASSWORD were rejected"
+            ),
         ),
         ("/release", None, "HTTP 401 Unauthorized: no credentials were given"),
         ("/broken", PASSWORD, "HTTP 500 Internal Server Error: the download service failed"),

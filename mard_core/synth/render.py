@@ -49,12 +49,16 @@ def _polypeptide_xml(protein: Protein, uniprot: str, gene: str, name: str) -> st
         f"{i}  <name>{_x(name)}</name>\n{i}  <general-function/>\n{i}  <specific-function/>\n"
         f"{i}  <gene-name>{gene}</gene-name>\n{i}  <locus/>\n"
         f"{i}  <cellular-location>{CELLULAR_LOCATION[protein.kind]}</cellular-location>\n"
-        f"{i}  <transmembrane-regions/>\n{i}  <signal-regions/>\n{i}  <theoretical-pi/>\n{i}  <molecular-weight/>\n"
+        f"{i}  <transmembrane-regions/>\n{i}  <signal-regions/>\n"
+        f"{i}  <theoretical-pi/>\n{i}  <molecular-weight/>\n"
         f"{i}  <chromosome-location/>\n"
         f'{i}  <organism ncbi-taxonomy-id="{ORGANISM_TAXONOMY.get(organism, "")}">{_x(organism)}</organism>\n'
-        f"{i}  <external-identifiers>\n{i}    <external-identifier>\n{i}      <resource>UniProtKB</resource>\n"
-        f"{i}      <identifier>{uniprot}</identifier>\n{i}    </external-identifier>\n{i}  </external-identifiers>\n"
-        f'{i}  <synonyms/>\n{i}  <amino-acid-sequence format="FASTA"/>\n{i}  <gene-sequence format="FASTA"/>\n'
+        f"{i}  <external-identifiers>\n{i}    <external-identifier>\n"
+        f"{i}      <resource>UniProtKB</resource>\n"
+        f"{i}      <identifier>{uniprot}</identifier>\n{i}    </external-identifier>\n"
+        f"{i}  </external-identifiers>\n"
+        f'{i}  <synonyms/>\n{i}  <amino-acid-sequence format="FASTA"/>\n'
+        f'{i}  <gene-sequence format="FASTA"/>\n'
         f"{i}  <pfams/>\n{i}  <go-classifiers/>\n{i}</polypeptide>\n"
     )
 
@@ -83,7 +87,8 @@ def _interactant_xml(kind: str, position: int, link: LinkOut) -> str:
     return (
         f'{i}<{kind} position="{position}">\n{i}  <id>{p.be_id}</id>\n{i}  <name>{_x(p.name)}</name>\n'
         f"{i}  <organism>{_x(p.organism)}</organism>\n{i}  {actions}\n"
-        f"{i}  {_EMPTY_REFERENCES.format(i=i + '  ')}\n{i}  <known-action>{link.known_action}</known-action>\n"
+        f"{i}  {_EMPTY_REFERENCES.format(i=i + '  ')}\n"
+        f"{i}  <known-action>{link.known_action}</known-action>\n"
         f"{POLYPEPTIDE_XML[p.key]}{strengths}{i}</{kind}>\n"
     )
 
@@ -102,7 +107,8 @@ def render_pathway(pathway: Pathway, drugs: list[Drug]) -> str:
     """One <pathway> element of a record (6-space indented)."""
     i = " " * 6
     members = "".join(
-        f"{i}    <drug>\n{i}      <drugbank-id>{drugs[k].id}</drugbank-id>\n{i}      <name>{_x(drugs[k].name)}</name>\n"
+        f"{i}    <drug>\n{i}      <drugbank-id>{drugs[k].id}</drugbank-id>\n"
+        f"{i}      <name>{_x(drugs[k].name)}</name>\n"
         f"{i}    </drug>\n"
         for k in pathway.members
     )
@@ -129,7 +135,9 @@ def _prose(drug: Drug) -> dict[str, str]:
     substrates = [lk.protein.key for lk in links if lk.protein.kind == "enzyme" and "substrate" in lk.actions]
     mechanism = "; ".join(f"{a} of {lk.protein.name}" for lk in targets for a in lk.actions)
     return {
-        "description": f"{name} is a {arch.label}. This record is synthetic: MARD generated it for its demo release.",
+        "description": (
+            f"{name} is a {arch.label}. This record is synthetic: MARD generated it for its demo release."
+        ),
         "indication": f"Indicated where a {arch.label} is appropriate.",
         "mechanism": f"{name} acts as an {mechanism}." if mechanism else "",
         "metabolism": f"{name} is metabolized by {', '.join(substrates)}." if substrates else "",
@@ -151,7 +159,8 @@ def _synthetic_parts(drug: Drug, pathway_xml: list[str]) -> tuple[str, str]:
     )
     salts = [
         f"      <salt>\n        <drugbank-id>{sid}</drugbank-id>\n        <name>{_x(sname)}</name>\n"
-        f"        <unii>{unii}</unii>\n        <cas-number>{cas}</cas-number>\n        <inchikey>{key}</inchikey>\n"
+        f"        <unii>{unii}</unii>\n        <cas-number>{cas}</cas-number>\n"
+        f"        <inchikey>{key}</inchikey>\n"
         f"        <average-mass>{avg}</average-mass>\n        <monoisotopic-mass>{mono}</monoisotopic-mass>\n"
         f"      </salt>\n"
         for sid, sname, unii, cas, key, avg, mono in a["salts"]
@@ -194,25 +203,30 @@ def _synthetic_parts(drug: Drug, pathway_xml: list[str]) -> tuple[str, str]:
     head = (
         f'<drug type="{a["type"]}" created="{a["created"]}" updated="{a["updated"]}">\n'
         f'    <drugbank-id primary="true">{drug.id}</drugbank-id>\n{ids}    <name>{_x(drug.name)}</name>\n'
-        f"    <description>{_x(prose['description'])}</description>\n    <cas-number>{a['cas']}</cas-number>\n"
+        f"    <description>{_x(prose['description'])}</description>\n"
+        f"    <cas-number>{a['cas']}</cas-number>\n"
         f"    <unii>{a['unii']}</unii>\n{masses}    <state>{state}</state>\n"
         + _list_xml("groups", [f"      <group>{g}</group>\n" for g in a["groups"]])
-        + f"    <general-references>\n      <articles/>\n      <textbooks/>\n      <links/>\n      <attachments/>\n"
+        + f"    <general-references>\n      <articles/>\n      <textbooks/>\n"
+        f"      <links/>\n      <attachments/>\n"
         f"    </general-references>\n    <synthesis-reference/>\n"
         f"    <indication>{_x(prose['indication'])}</indication>\n    <pharmacodynamics/>\n"
         f"    <mechanism-of-action>{_x(prose['mechanism'])}</mechanism-of-action>\n    <toxicity/>\n"
         f"    <metabolism>{_x(prose['metabolism'])}</metabolism>\n    <absorption/>\n"
-        f"    <half-life>{a['half_life']}</half-life>\n    <protein-binding>{a['protein_binding']}</protein-binding>\n"
+        f"    <half-life>{a['half_life']}</half-life>\n"
+        f"    <protein-binding>{a['protein_binding']}</protein-binding>\n"
         f"    <route-of-elimination/>\n    <volume-of-distribution/>\n    <clearance/>\n"
         + _list_xml("salts", salts)
         + _list_xml("synonyms", synonyms)
-        + "    <products/>\n    <international-brands/>\n    <mixtures/>\n    <packagers/>\n    <manufacturers/>\n"
+        + "    <products/>\n    <international-brands/>\n    <mixtures/>\n"
+        "    <packagers/>\n    <manufacturers/>\n"
         "    <prices/>\n"
         + _list_xml("categories", categories)
         + "    <affected-organisms>\n      <affected-organism>Humans and other mammals</affected-organism>\n"
         "    </affected-organisms>\n    <dosages/>\n"
         + _list_xml("atc-codes", [_atc_xml(c) for c in a["atc"]])
-        + "    <ahfs-codes/>\n    <pdb-entries/>\n    <patents/>\n    <food-interactions/>\n    <drug-interactions>\n"
+        + "    <ahfs-codes/>\n    <pdb-entries/>\n    <patents/>\n"
+        "    <food-interactions/>\n    <drug-interactions>\n"
     )
     tail = (
         "    </drug-interactions>\n"
