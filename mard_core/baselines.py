@@ -319,5 +319,6 @@ class FeatureMLPBaseline(BaseSystem):
             )
         best = probs.max(dim=1)
         return [
-            Prediction(self.classes[i], float(p)) for p, i in zip(best.values.tolist(), best.indices.tolist())
+            Prediction(self.classes[i], float(p))
+            for p, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
         ]

@@ -251,8 +251,10 @@ def _train_table(
 
 def _frame(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pl.DataFrame:
     """A DataFrame from row tuples, built column-wise through Arrow (fast for list columns)."""
-    columns = list(zip(*rows)) if rows else [() for _ in schema]
-    return pl.from_arrow(pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema)], schema=schema))
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pl.from_arrow(
+        pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+    )
 
 
 def _protein_sentence(drug: str, row: dict[str, Any]) -> str:
@@ -312,7 +314,7 @@ def _fact_table(drugs: pl.DataFrame, drug_proteins: pl.DataFrame, ids: list[str]
             )
         )
     for i, (name, cats, atcs) in enumerate(
-        zip(names, drugs["categories"].to_list(), drugs["atc_codes"].to_list())
+        zip(names, drugs["categories"].to_list(), drugs["atc_codes"].to_list(), strict=True)
     ):
         for cat in dict.fromkeys(_as_list(cats)):
             rows.append(
@@ -357,7 +359,7 @@ def _text_table(
     rows: list[tuple[int, str, str, list[int]]] = []
     columns = [drugs[f].to_list() for f in TEXT_FIELDS]
     for i in range(n):
-        for field, text in zip(TEXT_FIELDS, (col[i] for col in columns)):
+        for field, text in zip(TEXT_FIELDS, (col[i] for col in columns), strict=True):
             for sentence in split_sentences(text):
                 named = sorted(matcher.find(sentence) - {i})
                 if named:
@@ -463,7 +465,7 @@ def _neighbors(
         rows = np.arange(start, min(n, start + _BLOCK_ROWS))
         total = np.zeros((len(rows), len(candidates)), dtype=np.float32)
         present = np.zeros(len(rows), dtype=np.float32)
-        for x, cols, count in zip(features, columns, counts):
+        for x, cols, count in zip(features, columns, counts, strict=True):
             inter = (x[rows] @ cols).toarray()
             union = count[rows][:, None] + count[candidates][None, :] - inter
             has = count[rows] > 0
@@ -484,7 +486,7 @@ def _allocate(lengths: list[int], weights: list[int], budget: int) -> list[int]:
     takes = [0] * len(lengths)
     while budget > 0:
         progressed = False
-        for i, (length, weight) in enumerate(zip(lengths, weights)):
+        for i, (length, weight) in enumerate(zip(lengths, weights, strict=True)):
             take = min(weight, length - takes[i], budget)
             if take > 0:
                 takes[i] += take
@@ -665,7 +667,7 @@ class RetrievalIndex:
         """The ``k_similar`` training drugs most similar to ``drug`` (by index), other than ``exclude``."""
         out = [
             (int(j), float(s))
-            for j, s in zip(self._neighbor_idx[drug], self._neighbor_sim[drug])
+            for j, s in zip(self._neighbor_idx[drug], self._neighbor_sim[drug], strict=True)
             if j >= 0 and j != exclude
         ]
         return out[: self.cfg.k_similar]
@@ -707,7 +709,9 @@ class RetrievalIndex:
             keys = np.minimum(others, s) * n + np.maximum(others, s)
             lo, hi = np.searchsorted(self._keys, keys, "left"), np.searchsorted(self._keys, keys, "right")
             items: list[Evidence] = []
-            for p, key, start, stop in zip(others.tolist(), keys.tolist(), lo.tolist(), hi.tolist()):
+            for p, key, start, stop in zip(
+                others.tolist(), keys.tolist(), lo.tolist(), hi.tolist(), strict=True
+            ):
                 if start == stop or key in used or len(items) >= cap:
                     continue
                 used.add(key)
@@ -749,5 +753,5 @@ class RetrievalIndex:
             ("text", self._sentences(b, a)),
         ]
         takes = _allocate([len(q) for _, q in queues], [_WEIGHTS[k] for k, _ in queues], self.cfg.max_items)
-        items = [e for (_, q), t in zip(queues, takes) for e in q[:t]]
+        items = [e for (_, q), t in zip(queues, takes, strict=True) for e in q[:t]]
         return [replace(e, id=f"E{i}") for i, e in enumerate(items, 1)]

@@ -131,6 +131,7 @@ def _random_parts(
         perm[: n_test + n_valid].tolist(),
         a[perm[: n_test + n_valid]].tolist(),
         b[perm[: n_test + n_valid]].tolist(),
+        strict=True,
     ):
         if not (seen_list[x] and seen_list[y]):
             part[p] = _TRAIN
@@ -178,7 +179,7 @@ def _assemble(df: pl.DataFrame, row_part: np.ndarray) -> dict[str, pl.DataFrame]
     tagged = df.with_columns(column)
     return {
         name: tagged.filter(pl.col("_part") == code).drop("_part")
-        for name, code in zip(PARTS, (_TRAIN, _VALID, _TEST))
+        for name, code in zip(PARTS, (_TRAIN, _VALID, _TEST), strict=True)
     }
 
 
@@ -240,7 +241,7 @@ def _distribution(df: pl.DataFrame, column: str) -> dict[str, float]:
     if df.height == 0:
         return {}
     counts = df.group_by(column).len()
-    return {k: n / df.height for k, n in zip(counts[column].to_list(), counts["len"].to_list())}
+    return {k: n / df.height for k, n in zip(counts[column].to_list(), counts["len"].to_list(), strict=True)}
 
 
 def _tvd(p: dict[str, float], q: dict[str, float]) -> float | None:

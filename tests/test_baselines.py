@@ -183,7 +183,7 @@ def toy_world() -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]
 
 def accuracy(system: object, test: pl.DataFrame) -> float:
     out = system.predict([q(a, b) for a, b in test.select("drug_a", "drug_b").iter_rows()])  # type: ignore[attr-defined]
-    return sum(p.label == g for p, g in zip(out, test["label"].to_list())) / test.height
+    return sum(p.label == g for p, g in zip(out, test["label"].to_list(), strict=True)) / test.height
 
 
 def test_feature_mlp_learns_a_separable_toy_set_above_the_majority() -> None:
@@ -201,7 +201,8 @@ def test_feature_mlp_learns_a_separable_toy_set_above_the_majority() -> None:
     # Seeded: a refit is bit-identical, and so are its answers to the same batch.
     again = FeatureMLPBaseline(train, drugs, proteins, cfg)
     assert all(
-        torch.equal(w, v) for w, v in zip(again.model.state_dict().values(), mlp.model.state_dict().values())
+        torch.equal(w, v)
+        for w, v in zip(again.model.state_dict().values(), mlp.model.state_dict().values(), strict=True)
     )
     assert again.predict([q(a, b), q(b, a)]) == [forward, backward]
     # Alone in its batch the query keeps its label; BLAS may round the confidence differently for another

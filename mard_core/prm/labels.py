@@ -81,7 +81,7 @@ def label_trajectories(df: pl.DataFrame, facts: Facts, taxonomy: Taxonomy | None
     rows: list[dict[str, Any]] = []
     for row in df.iter_rows(named=True):
         key = {c: row[c] for c in TRAJECTORY_KEY}
-        for step, verdict in zip(row["steps"] or [], label_trajectory(row, facts, taxonomy)):
+        for step, verdict in zip(row["steps"] or [], label_trajectory(row, facts, taxonomy), strict=True):
             rows.append(
                 {
                     **key,
@@ -145,7 +145,7 @@ def rollout_labels(
             f"rollout_labels: complete_fn must return {k} completions for each of {len(prefixes)} prompts"
         )
     scores: list[list[float]] = [[] for _ in rows]
-    for (i, done), outs in zip(owners, completions):
+    for (i, done), outs in zip(owners, completions, strict=True):
         hits = 0
         for out in outs:
             answer = parse_completion(done + out).answer
@@ -178,7 +178,7 @@ def agreement(
         "verifier_correct_rollout_incorrect": 0,
         "verifier_incorrect_rollout_correct": 0,
     }
-    for label, score in zip(verifier_labels, rollout_scores):
+    for label, score in zip(verifier_labels, rollout_scores, strict=True):
         if label == UNVERIFIABLE:
             continue
         rollout_ok = score >= threshold

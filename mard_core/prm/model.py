@@ -248,7 +248,9 @@ class PRM:
             chunk = [
                 self.encode(p, s)
                 for p, s in zip(
-                    prompts[start : start + self.cfg.batch_size], steps[start : start + self.cfg.batch_size]
+                    prompts[start : start + self.cfg.batch_size],
+                    steps[start : start + self.cfg.batch_size],
+                    strict=True,
                 )
             ]
             batch = {k: v.to(self.device) for k, v in self.collate(chunk).items() if k != "labels"}
@@ -399,7 +401,10 @@ def evaluate(prm: PRM, trajectories: pl.DataFrame, step_labels: pl.DataFrame) ->
         raise InputError("PRM evaluate: no held-out trajectory has steps")
     scores = prm.score_steps([ex.prompt for ex in examples], [ex.steps for ex in examples])
     step_pairs = [
-        (s, lab == 1) for ex, sc in zip(examples, scores) for s, lab in zip(sc, ex.labels) if lab is not None
+        (s, lab == 1)
+        for ex, sc in zip(examples, scores, strict=True)
+        for s, lab in zip(sc, ex.labels, strict=True)
+        if lab is not None
     ]
     mins, prods = trajectory_scores(scores)
     correct = [ex.correct for ex in examples]

@@ -44,7 +44,7 @@ def _rollouts(
     table = pl.DataFrame(
         [
             {**{c: r[c] for c in labels.TRAJECTORY_KEY}, "step": i + 1, "rollout_score": s}
-            for r, row_scores in zip(rows.to_dicts(), scores)
+            for r, row_scores in zip(rows.to_dicts(), scores, strict=True)
             for i, s in enumerate(row_scores)
         ]
     )

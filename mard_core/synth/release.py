@@ -188,7 +188,8 @@ def _write_truth(path: Path, drugs: list[Drug], pairs: Pairs, fixture_rows: list
             if fixture_rows:
                 writer.write_table(
                     pa.Table.from_pylist(
-                        [dict(zip(TRUTH_SCHEMA.names, row)) for row in fixture_rows], schema=TRUTH_SCHEMA
+                        [dict(zip(TRUTH_SCHEMA.names, row, strict=True)) for row in fixture_rows],
+                        schema=TRUTH_SCHEMA,
                     )
                 )
             for rows in _truth_batches(ids, names, pairs):
@@ -205,6 +206,7 @@ def _truth_batches(ids: list[str], names: list[str], pairs: Pairs, size: int = 2
             pairs.second[s : s + size].tolist(),
             pairs.template[s : s + size].tolist(),
             pairs.disagree_side[s : s + size].tolist(),
+            strict=True,
         ):
             template = TEMPLATES[t]
             rows["drug_a"].append(ids[min(f, g)])

@@ -282,6 +282,7 @@ def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str]
                 pairs.template[ps].tolist(),
                 (pairs.disagree_side[ps] == sides).tolist(),
                 pairs.linebreak[ps, sides].tolist(),
+                strict=True,
             ):
                 text = (noise if alt else texts[t]).replace("#Drug1", xnames[f]).replace("#Drug2", xnames[g])
                 listings.append(_interaction_xml(ids[j], xnames[j], with_linebreak(text) if brk else text))
