@@ -26,6 +26,8 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check mard_core tasks flows schemas tests bench
+	$(BIN)/ruff format --check mard_core tasks flows schemas tests bench
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python bench/ingest.py
