@@ -12,7 +12,7 @@ import pytest
 
 from mard_core.errors import InputError
 from mard_core.evaluation.catalog import SYSTEMS
-from mard_core.evaluation.config import EvalConfig
+from mard_core.evaluation.config import SYSTEM_KINDS, EvalConfig
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics.labels import mirror_label
 from mard_core.registry import (
@@ -110,6 +110,7 @@ def models(real_world: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Monke
     """A gold-answering and an always-wrong lookup model, and an evaluation config registering
     ``lookup:mard``."""
     monkeypatch.setitem(SYSTEMS, "lookup", lookup)
+    monkeypatch.setattr("mard_core.evaluation.config.SYSTEM_KINDS", (*SYSTEM_KINDS, "lookup"))
     dirs = {}
     for name, label in (("gold", pl.col("label")), ("wrong", pl.lit(WRONG))):
         dirs[name] = tmp_path / name
