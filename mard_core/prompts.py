@@ -36,10 +36,14 @@ PROTEIN_RELATIONS = {
 
 
 class EvidenceLike(Protocol):
-    """What a prompt needs of an evidence item (``retrieval.Evidence`` is one)."""
+    """What a prompt needs of an evidence item (``retrieval.Evidence`` is one). Read-only, so that frozen
+    dataclasses match."""
 
-    id: str
-    sentence: str
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def sentence(self) -> str: ...
 
 
 @dataclass(frozen=True)
