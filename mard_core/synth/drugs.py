@@ -331,6 +331,7 @@ def draw_pathways(drugs: list[Drug], rng: random.Random) -> list[Pathway]:
     for i, drug in enumerate(drugs):
         if drug.arch is None:
             continue
+        assert drug.attrs is not None  # synthetic records (those with an archetype) carry attrs
         links = drug.attrs["links"]
         peers = by_arch.setdefault(drug.arch.key, [])
         if rng.random() < 0.2:
@@ -365,5 +366,7 @@ def draw_pathways(drugs: list[Drug], rng: random.Random) -> list[Pathway]:
         peers.append(i)
     for k, pathway in enumerate(out):
         for i in pathway.members:
-            drugs[i].pathways.append(k)
+            listed = drugs[i].pathways
+            assert listed is not None  # members are synthetic records, built with pathways=[]
+            listed.append(k)
     return out

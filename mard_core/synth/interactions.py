@@ -58,7 +58,7 @@ def plan_pairs(
     live = [(rule, p, v) for rule, p, v in live if p.size and v.size]
     t_weight = {rule.template: rank[rule.template] ** -ZIPF_EXPONENT for rule, _, _ in live}
     total = sum(t_weight.values())
-    t_candidates = Counter()
+    t_candidates: Counter[str] = Counter()
     for rule, p, v in live:
         t_candidates[rule.template] += p.size * v.size
     t_index = {t.id: k for k, t in enumerate(TEMPLATES)}

@@ -127,7 +127,7 @@ def write_release(
         }
     )
     counts.update(row[3] or "unmatched" for row in fixture_pairs)
-    families = Counter()
+    families: Counter[str] = Counter()
     for template_id, c in counts.items():
         families[TEMPLATE_BY_ID[template_id].family if template_id in TEMPLATE_BY_ID else "unmatched"] += c
     n_fixture = len(fx.drugs) if fx else 0
@@ -154,10 +154,11 @@ def _fixture_pairs(
     name = {d.id: d.name for d in drugs}
     listed: dict[tuple[str, str], dict[str, str]] = {}
     for owner, partner, description in fx.listings:
-        listed.setdefault(tuple(sorted((owner, partner))), {})[owner] = " ".join(description.split())
+        pair = (min(owner, partner), max(owner, partner))
+        listed.setdefault(pair, {})[owner] = " ".join(description.split())
     rows = []
     for (a, b), by_owner in sorted(listed.items()):
-        sentence = by_owner.get(a, by_owner.get(b))
+        sentence = by_owner[a] if a in by_owner else by_owner[b]  # the pair's owner listed it
         match = match_template(sentence, name[a], name[b])
         template, perpetrator = (
             (match[0], None if match[0].symmetric else (a if match[1] == name[a] else b))

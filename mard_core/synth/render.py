@@ -130,6 +130,7 @@ def render_pathway(pathway: Pathway, drugs: list[Drug]) -> str:
 
 def _prose(drug: Drug) -> dict[str, str]:
     """Description, mechanism and metabolism sentences of a synthetic record."""
+    assert drug.arch is not None and drug.attrs is not None, "not a synthetic record"
     arch, links, name = drug.arch, drug.attrs["links"], drug.name
     targets = [lk for lk in links if lk.protein.kind == "target"]
     substrates = [lk.protein.key for lk in links if lk.protein.kind == "enzyme" and "substrate" in lk.actions]
@@ -146,6 +147,7 @@ def _prose(drug: Drug) -> dict[str, str]:
 
 def _synthetic_parts(drug: Drug, pathway_xml: list[str]) -> tuple[str, str]:
     """The record text before and after its <drug-interactions> children."""
+    assert drug.attrs is not None and drug.pathways is not None, "not a synthetic record"
     a, prose = drug.attrs, _prose(drug)
     mol: Molecule | None = a["molecule"]
     ids = "".join(f"    <drugbank-id>{s}</drugbank-id>\n" for s in a["secondary"])
@@ -299,7 +301,7 @@ class _atomic_output:
     def __init__(self, out: Path, exported: dt.date):
         self.out, self.exported = out, exported
         self.tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        self._files: list[IO[bytes]] = []
+        self._files: list[IO[bytes] | zipfile.ZipFile] = []
 
     def __enter__(self) -> Any:
         self.out.parent.mkdir(parents=True, exist_ok=True)

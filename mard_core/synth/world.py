@@ -92,7 +92,8 @@ def _protein(
     name), "" (none) or the list of (UniProt id, gene name, name)."""
     if isinstance(polypeptides, str):
         polypeptides = [[polypeptides, key, name]] if polypeptides else []
-    return Protein(key, kind, be_id, name, organism, tuple(tuple(p) for p in polypeptides))
+    polys = tuple((uid, gene, pname) for uid, gene, pname in polypeptides)
+    return Protein(key, kind, be_id, name, organism, polys)
 
 
 def _archetype(
