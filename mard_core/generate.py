@@ -432,6 +432,19 @@ def _plan(
     return jobs
 
 
+def _mean(column: pl.Series) -> float:
+    """The mean of a boolean or numeric column with values (polars types ``Series.mean`` for any dtype)."""
+    value = column.mean()
+    assert isinstance(value, float)
+    return value
+
+
+def _empty_trajectories() -> pl.DataFrame:
+    frame = pl.from_arrow(TRAJECTORIES.empty_table())
+    assert isinstance(frame, pl.DataFrame)  # a Table converts to a DataFrame (polars types it as either)
+    return frame
+
+
 def _teacher_stats(
     jobs: Sequence[ShardJob], outcome: _Outcome, skipped: set[tuple[str, int]]
 ) -> dict[str, Any]:
@@ -443,12 +456,8 @@ def _teacher_stats(
     ]
     done = [j.path for j in jobs if (name, j.shard) not in outcome.failures]
     cols = ["correct", "parse_errors", "prompt_tokens", "completion_tokens"]
-    table = (
-        pl.read_parquet(done, columns=cols)
-        if done
-        else pl.from_arrow(TRAJECTORIES.empty_table()).select(cols)
-    )
-    timed = [t for t in map(shard_timing, done) if t[1] is not None]
+    table = pl.read_parquet(done, columns=cols) if done else _empty_trajectories().select(cols)
+    timed = [(rows, seconds) for rows, seconds in map(shard_timing, done) if seconds is not None]
     task_s = sum(seconds for _, seconds in timed)
     n = table.height
     return {
@@ -461,8 +470,8 @@ def _teacher_stats(
         "trajectories_per_s": round(sum(rows for rows, _ in timed) / task_s, 2) if task_s > 0 else None,
         "prompt_tokens": int(table["prompt_tokens"].sum()) if n else 0,
         "completion_tokens": int(table["completion_tokens"].sum()) if n else 0,
-        "accuracy": round(float(table["correct"].mean()), 4) if n else None,
-        "parse_error_rate": round(float((table["parse_errors"].list.len() > 0).mean()), 4) if n else None,
+        "accuracy": round(_mean(table["correct"]), 4) if n else None,
+        "parse_error_rate": round(_mean(table["parse_errors"].list.len() > 0), 4) if n else None,
         "shard_files": [p.name for p in done],
     }
 
@@ -532,7 +541,7 @@ def read_trajectories(out_dir: str | os.PathLike[str], part: str = "train") -> p
     manifest = json.loads(manifest_path.read_text())
     files = [root / name / f for name, stats in manifest["teachers"].items() for f in stats["shard_files"]]
     if not files:
-        return pl.from_arrow(TRAJECTORIES.empty_table())
+        return _empty_trajectories()
     df = pl.read_parquet(files)
     wrong = df.filter(pl.col("part") != part)
     if wrong.height:

@@ -224,7 +224,7 @@ class _TableWriter:
         return self.rows
 
 
-def _interactions(drug: etree._Element) -> tuple[list[str], list[str], list[str | None]]:
+def _interactions(drug: etree._Element) -> tuple[list[str], list[str | None], list[str | None]]:
     ids, names, descs = X["ddi_id"](drug), X["ddi_name"](drug), X["ddi_desc"](drug)
     if len(ids) == len(names) == len(descs):
         return ids, names, descs

@@ -594,7 +594,7 @@ def _merge_listings(
         split.join(side(True, "a_record"), on=keys, how="left")
         .join(side(False, "b_record"), on=keys, how="left")
         .select(list(DISAGREEMENT_COLUMNS))
-        .cast(DISAGREEMENT_COLUMNS)
+        .cast(pl.Schema(DISAGREEMENT_COLUMNS))
     )
     return pairs, disagreements
 

@@ -47,6 +47,7 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.exceptions import ExpectationNotFoundError
 from great_expectations.expectations import Expectation
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 from great_expectations.expectations.registry import get_expectation_impl
 from pydantic.v1 import ValidationError as PydanticValidationError
 
@@ -85,7 +86,7 @@ class ExpectationOutcome:
     unexpected_percent: float | None = None
     unexpected_examples: list[Any] = field(default_factory=list)
     error: str | None = None
-    notes: str | None = None
+    notes: str | list[str] | None = None
 
     @property
     def target(self) -> str:
@@ -454,12 +455,18 @@ def _suite_result(
     table: str, suite: gx.ExpectationSuite, raw: ExpectationSuiteValidationResult, rows: int
 ) -> SuiteResult:
     order = {e.id: i for i, e in enumerate(suite.expectations)}
-    ordered = sorted(raw.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    ordered = sorted(raw.results, key=lambda r: order.get(_config(r).id, len(order)))
     return SuiteResult(table, suite.name, rows, tuple(_outcome(r) for r in ordered))
 
 
+def _config(r: ExpectationValidationResult) -> ExpectationConfiguration:
+    """The expectation a result is for: GX sets it on every result of a suite run."""
+    assert r.expectation_config is not None
+    return r.expectation_config
+
+
 def _outcome(r: ExpectationValidationResult) -> ExpectationOutcome:
-    config = r.expectation_config
+    config = _config(r)
     result = r.result or {}
     examples: list[Any] = []
     for value in map(_json_safe, result.get("partial_unexpected_list", [])):

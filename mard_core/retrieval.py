@@ -26,6 +26,7 @@ substrings of the SMILES text, not substructures.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import uuid
@@ -252,9 +253,10 @@ def _train_table(
 def _frame(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pl.DataFrame:
     """A DataFrame from row tuples, built column-wise through Arrow (fast for list columns)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    return pl.from_arrow(
-        pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
-    )
+    table = pa.table([pa.array(c, type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a Table converts to a DataFrame (polars types it as either)
+    return frame
 
 
 def _protein_sentence(drug: str, row: dict[str, Any]) -> str:
@@ -391,7 +393,9 @@ def _binary(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> spars
 def _coded(rows: pl.DataFrame, n: int) -> sparse.csr_matrix:
     """Binary drug x feature matrix from a (drug_idx, feature) table."""
     rows = rows.unique().with_columns((pl.col("feature").rank("dense") - 1).alias("col"))
-    n_cols = int(rows["col"].max() or 0) + 1 if rows.height else 1
+    top = rows["col"].max()
+    assert top is None or isinstance(top, int)  # a UInt32 rank; None when there are no rows
+    n_cols = (top or 0) + 1 if rows.height else 1
     return _binary(rows["drug_idx"].to_numpy(), rows["col"].to_numpy(), (n, n_cols))
 
 
@@ -628,7 +632,7 @@ class RetrievalIndex:
         return out
 
     @classmethod
-    def load(cls, directory: str | Path) -> RetrievalIndex:
+    def load(cls, directory: str | os.PathLike[str]) -> RetrievalIndex:
         """Read an index written by ``save``."""
         src = Path(directory)
         meta_path = src / "index.json"

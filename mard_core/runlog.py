@@ -25,7 +25,7 @@ def record(root: Path, run_id: str, stage: str, **fields: Any) -> None:
     """Merge ``fields`` (state, out, duration_s, error, ...) into ``stage``'s entry of run ``run_id``."""
     path = _path(root, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = (
+    data: dict[str, Any] = (
         json.loads(path.read_text())
         if path.is_file()
         else {"run_id": run_id, "started": time.time(), "stages": {}}

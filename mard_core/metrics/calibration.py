@@ -72,7 +72,7 @@ def ece(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int 
     """Expected calibration error: sum over bins of (bin size / N) * |accuracy - mean confidence|."""
     table = reliability_table(confidence, correct, n_bins).filter(pl.col("n") > 0)
     gaps = (table["accuracy"] - table["mean_confidence"]).abs()
-    return float((gaps * table["n"]).sum() / table["n"].sum())
+    return float((gaps * table["n"]).sum()) / float(table["n"].sum())
 
 
 def brier(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike) -> float:

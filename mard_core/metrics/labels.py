@@ -15,6 +15,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import polars as pl
+from numpy.typing import ArrayLike
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
 from mard_core.errors import InputError
@@ -129,7 +130,7 @@ def _mean_or_none(values: np.ndarray) -> float | None:
 
 
 def bootstrap_accuracy_ci(
-    correct: Sequence[bool], n_boot: int = 200, seed: int = 0, level: float = 0.95
+    correct: Sequence[bool] | ArrayLike, n_boot: int = 200, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float]:
     """Percentile bootstrap CI for an accuracy.
 

@@ -217,7 +217,8 @@ class HTTPBackend(Backend):
             return [total]
         key = "content" if self.config.api == "chat" else "tokens"
         per_choice = [((choice.get("logprobs") or {}).get(key)) for choice in choices]
-        if all(isinstance(tokens, list) for tokens in per_choice) and sum(map(len, per_choice)) == total:
-            return [len(tokens) for tokens in per_choice]
+        token_lists = [tokens for tokens in per_choice if isinstance(tokens, list)]
+        if len(token_lists) == len(per_choice) and sum(map(len, token_lists)) == total:
+            return [len(tokens) for tokens in token_lists]
         base, extra = divmod(total, len(choices))
         return [base + (i < extra) for i in range(len(choices))]
