@@ -29,6 +29,7 @@ from transformers import (
     AddedToken,
     AutoModel,
     AutoTokenizer,
+    PreTrainedModel,
     PreTrainedTokenizerBase,
     PrinterCallback,
     Trainer,
@@ -75,7 +76,7 @@ class StepScorer(nn.Module):
     """Backbone + linear head: one logit per position; BCE loss at ``step_token_id`` positions with a
     label."""
 
-    def __init__(self, backbone: nn.Module, step_token_id: int) -> None:
+    def __init__(self, backbone: PreTrainedModel | PeftModel, step_token_id: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.step_token_id = step_token_id
@@ -106,17 +107,26 @@ def _load_tokenizer(path: str | Path, step_token: str) -> tuple[PreTrainedTokeni
         if tokenizer.eos_token is None:
             raise InputError(f"tokenizer of {path}: no pad or eos token to pad batches with")
         tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer, tokenizer.convert_tokens_to_ids(step_token)
+    step_id = tokenizer.convert_tokens_to_ids(step_token)
+    assert isinstance(step_id, int)  # one token converts to one id
+    return tokenizer, step_id
 
 
-def _fit_embeddings(backbone: nn.Module, n_tokens: int) -> int:
+def _embedding_weight(model: PreTrainedModel | PeftModel) -> torch.Tensor:
+    """The input embedding matrix (torch types a module attribute as Tensor | Module)."""
+    weight = model.get_input_embeddings().weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
+def _fit_embeddings(backbone: PreTrainedModel, n_tokens: int) -> int:
     """Grow the input embeddings to ``n_tokens`` rows (new rows = mean of the old); returns the old row
     count."""
-    n_old = backbone.get_input_embeddings().weight.shape[0]
+    n_old = _embedding_weight(backbone).shape[0]
     if n_tokens > n_old:
         backbone.resize_token_embeddings(n_tokens, mean_resizing=False)
         with torch.no_grad():
-            weight = backbone.get_input_embeddings().weight
+            weight = _embedding_weight(backbone)
             weight[n_old:] = weight[:n_old].mean(dim=0)
     return n_old
 
@@ -285,16 +295,17 @@ class PRM:
         """Write backbone (or LoRA adapter), head, tokenizer and config to ``out`` atomically."""
 
         def build(tmp: Path) -> dict[str, Any]:
+            # the directory as str: peft types PeftModel.save_pretrained's directory so
             if self.cfg.lora:  # the adapter only; rows added to the embeddings are saved below
-                self.model.backbone.save_pretrained(tmp / ADAPTER_DIR, save_embedding_layers=False)
+                self.model.backbone.save_pretrained(str(tmp / ADAPTER_DIR), save_embedding_layers=False)
             else:
-                self.model.backbone.save_pretrained(tmp / BACKBONE_DIR)
+                self.model.backbone.save_pretrained(str(tmp / BACKBONE_DIR))
             self.tokenizer.save_pretrained(tmp / TOKENIZER_DIR)
             save_file(
                 {k: v.detach().cpu().contiguous() for k, v in self.model.head.state_dict().items()},
                 tmp / HEAD_FILE,
             )
-            added = self.model.backbone.get_input_embeddings().weight[self.n_base_rows :]
+            added = _embedding_weight(self.model.backbone)[self.n_base_rows :]
             if self.cfg.lora and added.shape[0]:
                 save_file({"weight": added.detach().cpu().contiguous()}, tmp / ADDED_EMBEDDINGS_FILE)
             (tmp / CONFIG_FILE).write_text(

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    GenerationMixin,
+    PreTrainedModel,
+)
 
 from mard_core.teachers.base import (
     FINISH_LENGTH,
@@ -47,7 +53,8 @@ class HFBackend(Backend):
             )
         except OSError as exc:
             raise TeacherError(f"HF backend: cannot load model {config.model!r}: {exc}") from exc
-        self._model: PreTrainedModel | None = model.to(self.device).eval()
+        # transformers decorates PreTrainedModel.to with functools.wraps, which mypy reads as unbound
+        self._model: PreTrainedModel | None = model.to(self.device).eval()  # type: ignore[arg-type]
         eos = model.generation_config.eos_token_id
         eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
         if self.tokenizer.eos_token_id is not None:
@@ -92,6 +99,7 @@ class HFBackend(Backend):
     def _generate_batch(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Completion]]:
         if self._model is None:
             raise TeacherError(f"{self.name}: generate() called after close()")
+        assert isinstance(self._model, GenerationMixin)  # an AutoModelForCausalLM model
         encoded = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.device)
         start = time.perf_counter()
         config = self._generation_config(params)
@@ -138,7 +146,9 @@ class HFBackend(Backend):
         """Text of generated tokens without padding/BOS/EOS; added special tokens (the student's direction
         tokens) are kept, since they carry the answer."""
         control = {self.tokenizer.pad_token_id, self.tokenizer.bos_token_id, self.tokenizer.eos_token_id}
-        return self.tokenizer.decode([t for t in tokens if t not in control])
+        text = self.tokenizer.decode([t for t in tokens if t not in control])
+        assert isinstance(text, str)  # one sequence of ids decodes to one string
+        return text
 
     def close(self) -> None:
         """Drop the model; GPU memory returns to the caching allocator."""

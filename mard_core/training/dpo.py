@@ -193,6 +193,7 @@ class WeightedDPOTrainer(DPOTrainer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         a = self.args
+        assert isinstance(a, TRLDPOConfig)  # DPOTrainer takes a DPOConfig
         if (
             list(a.loss_type) != ["sigmoid"]
             or a.f_divergence_type != "reverse_kl"
@@ -212,6 +213,7 @@ class WeightedDPOTrainer(DPOTrainer):
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
+        assert self.model is not None  # the trainer was built with one
         mode = "train" if self.model.training else "eval"
         weight = inputs.pop(WEIGHT)
         completion_mask = inputs["completion_mask"]
@@ -302,6 +304,7 @@ def train_dpo(
     checkpoint = prepare_run(out, {"config": asdict(cfg), "sft": sft_id, "data": data_hash}, resume)
     dataset = _dataset_on_disk(rows, out / f"data-{data_hash[:16]}")
     dir_ids = tokenizer.convert_tokens_to_ids(list(DIRECTION_TOKEN_LIST))
+    assert isinstance(dir_ids, list)  # a list of tokens converts to a list of ids
     lora = LoraConfig.from_pretrained(str(sft_dir))
     targets = lora.target_modules if isinstance(lora.target_modules, str) else sorted(lora.target_modules)
     model = wrap_lora(

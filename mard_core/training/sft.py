@@ -155,6 +155,7 @@ class MirrorSFTTrainer(SFTTrainer):
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         dir_pos = inputs.pop("dir_pos")
+        assert self.model is not None  # the trainer was built with one
         if self.model.training:
             self.train_tokens += int(inputs["attention_mask"].sum())
         if not self.mirror_lambda:
@@ -173,7 +174,8 @@ class MirrorSFTTrainer(SFTTrainer):
         hidden = captured[0]  # the training forward (a return_outputs re-forward comes later, without grad)
         rows = hidden[torch.arange(hidden.size(0), device=hidden.device), dir_pos.to(hidden.device)]
         logits = causal_lm.get_output_embeddings()(rows)
-        kl = mirror_kl(*logits.chunk(2), self.dir_token_ids)
+        logits_ab, logits_ba = logits.chunk(2)
+        kl = mirror_kl(logits_ab, logits_ba, self.dir_token_ids)
         value = self.accelerator.gather_for_metrics(kl.detach()).mean().item()
         self._metrics["train" if self.model.training else "eval"]["mirror_kl"].append(value)
         self.kl_values.append(value)
@@ -250,7 +252,9 @@ def train_sft(
         "config": asdict(cfg),
         "direction_tokens": dict(zip(DIRECTION_TOKEN_LIST, trainer.dir_token_ids, strict=True)),
     }
-    student = save_student(trainer.model, trainer.processing_class, out / FINAL_DIR, meta)
+    tokenizer = trainer.processing_class
+    assert isinstance(tokenizer, PreTrainedTokenizerBase)  # sft_trainer passes the tokenizer
+    student = save_student(trainer.model, tokenizer, out / FINAL_DIR, meta)
     extra = {"mirror_kl": sum(trainer.kl_values) / len(trainer.kl_values)} if trainer.kl_values else {}
     return TrainResult(
         student, trainer.state.global_step, loss, trainer.train_tokens, wall, checkpoint, extra

@@ -52,13 +52,21 @@ def load_tokenizer(path: str | Path) -> tuple[PreTrainedTokenizerBase, list[int]
     if tokenizer.eos_token_id is None:
         raise InputError(f"tokenizer of {path}: no eos token to end completions with")
     ids = tokenizer.convert_tokens_to_ids(list(DIRECTION_TOKEN_LIST))
+    assert isinstance(ids, list)  # a list of tokens converts to a list of ids
     return tokenizer, ids
+
+
+def _embedding_weight(layer: nn.Module) -> torch.Tensor:
+    """The weight of an embedding (or LM head) layer; torch types module attributes as Tensor | Module."""
+    weight = layer.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
 
 
 def fit_embeddings(model: PreTrainedModel, n_tokens: int) -> None:
     """Grow input (and untied output) embeddings to ``n_tokens`` rows; new rows are the mean of the old
     rows."""
-    n_old = model.get_input_embeddings().weight.shape[0]
+    n_old = _embedding_weight(model.get_input_embeddings()).shape[0]
     if n_tokens <= n_old:
         return
     model.resize_token_embeddings(n_tokens, mean_resizing=False)
@@ -67,7 +75,8 @@ def fit_embeddings(model: PreTrainedModel, n_tokens: int) -> None:
     }
     with torch.no_grad():
         for layer in layers.values():
-            layer.weight[n_old:] = layer.weight[:n_old].mean(dim=0)
+            weight = _embedding_weight(layer)
+            weight[n_old:] = weight[:n_old].mean(dim=0)
 
 
 def model_ref(name: str | Path) -> str:
