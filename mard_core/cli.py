@@ -290,7 +290,11 @@ def predict(
         raise InputError("predict needs DRUG_A DRUG_B, or --input FILE")
     choice = choose(data_root(root), model, baseline, split)
     drugs = DrugLookup(pl.read_parquet(choice.ingest / "drugs.parquet"))
-    pairs = read_pairs(input_file, drugs) if input_file is not None else [(drug_a, drug_b)]
+    if input_file is not None:
+        pairs = read_pairs(input_file, drugs)
+    else:
+        assert drug_a and drug_b  # checked above
+        pairs = [(drug_a, drug_b)]
     weights = choice.weights()
     system = load_system(model=str(weights) if weights else None, baseline=choice.baseline)  # once per batch
     try:

@@ -229,7 +229,7 @@ def predict_pairs(
                 "drug_b": {"drugbank_id": b.drugbank_id, "name": b.name},
                 "label": pred.label,
                 **dict(zip(("family", "subtype", "direction", "modality"), parts, strict=True)),
-                "direction_text": _direction_text(parts[2], a, b) if pred.label else None,
+                "direction_text": _direction_text(pred.label.split("/")[2], a, b) if pred.label else None,
                 "confidence": pred.confidence,
                 "calibrated_confidence": calibrated,
                 "steps": steps,

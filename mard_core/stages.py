@@ -226,4 +226,5 @@ def make_plan(
         forced |= set(NAMES[NAMES.index(stage(from_stage).name) :])
     if only:
         forced.add(stage(only).name)
-    return Plan(frozenset(forced), stage(only or until).name if (only or until) else None)
+    last = only or until
+    return Plan(frozenset(forced), stage(last).name if last else None)

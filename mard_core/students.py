@@ -247,11 +247,10 @@ def _version(client: MlflowClient, name: str, alias: str | None, version: str | 
     from mlflow.exceptions import MlflowException
 
     try:
-        return (
-            client.get_model_version_by_alias(name, alias)
-            if alias
-            else client.get_model_version(name, version)
-        )
+        if alias:
+            return client.get_model_version_by_alias(name, alias)
+        assert version is not None, "a version is named by an alias or a number"
+        return client.get_model_version(name, version)
     except MlflowException as exc:
         if exc.error_code in _ABSENT:
             return None

@@ -47,11 +47,14 @@ class BackendSystem(BaseSystem):
         for query, (completion, *_) in zip(queries, outputs, strict=True):
             parsed = parse_completion(completion.text, query.names_a, query.names_b)
             answer = parsed.answer
-            label = answer.label if answer is not None and all(answer.label.split("/")) else None
+            if answer is not None and all(answer.label.split("/")):
+                label, confidence = answer.label, answer.confidence
+            else:
+                label, confidence = None, None
             predictions.append(
                 Prediction(
                     label,
-                    answer.confidence if label else None,
+                    confidence,
                     completion.text,
                     completion.prompt_tokens,
                     completion.completion_tokens,

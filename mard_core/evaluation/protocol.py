@@ -160,9 +160,11 @@ def _calibration_metrics(
     if calibrator is not None:
         final = calibrator(conf)
         out.update(ece_calibrated=ece(final, flags, n_bins), brier_calibrated=brier(final, flags))
-        rows = [i for i, p in enumerate(preds) if p.label is not None and p.confidence is not None]
-        mapped = calibrator([preds[i].confidence for i in rows]) if rows else []
-        for i, value in zip(rows, mapped, strict=True):
+        answered = [i for i, p in enumerate(preds) if p.label is not None and p.confidence is not None]
+        mapped: np.ndarray | list[float] = (
+            calibrator([preds[i].confidence for i in answered]) if answered else []
+        )
+        for i, value in zip(answered, mapped, strict=True):
             calibrated[i] = float(value)
     out["calibrated"] = calibrator is not None
     out["reliability"] = reliability_table(final, flags, n_bins)
