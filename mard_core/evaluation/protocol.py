@@ -237,7 +237,7 @@ def evaluate_system(
 
     prompt_tokens = sum(p.prompt_tokens for p in preds)
     completion_tokens = sum(p.completion_tokens for p in preds)
-    cost = cost_per_1k(prompt_tokens, completion_tokens, wall_s, len(preds), cfg.prices, cfg.device)  # type: ignore[arg-type]
+    cost = cost_per_1k(prompt_tokens, completion_tokens, wall_s, len(preds), cfg.prices, cfg.device)
     metrics.update({f"cost_{k}": v for k, v in cost.items()}, wall_s=wall_s)
     metrics["rare_drug_bins"] = rare_drug_bins(shown, train_counts, correct)
     metrics["confusion_family"] = confusion(gold, labels, "family")
