@@ -39,7 +39,8 @@ def pipeline(
         {"release": {"source": source, "version": version, "verify": True}} if source else {}
     )
     cfg, path = load_config(config, overrides), data_root(root)
-    plan, logger, out = Plan(frozenset(force or ()), until), get_run_logger(), {}
+    plan, logger = Plan(frozenset(force or ()), until), get_run_logger()
+    out: dict[str, str] = {}
     stages = plan.stages()
     with hold_root(path):  # one writer per data root
         for n, entry in enumerate(stages, 1):

@@ -76,5 +76,5 @@ class ModelsConfig:
         ``prm-base``."""
         return (*(f"tiny-{arch}" for arch in self.teacher_archs), "student-base", "prm-base")
 
-    def shape(self, arch: str) -> TinyModelConfig:
+    def shape(self, arch: Arch) -> TinyModelConfig:
         return replace(self.size, arch=arch)
