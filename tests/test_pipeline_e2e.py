@@ -44,17 +44,19 @@ def mard(root: Path, *args: str, timeout: float = 900) -> subprocess.CompletedPr
     )
 
 
-def run_and_kill(root: Path, marker: str) -> None:
-    """Start `mard run` and SIGKILL its whole process group as soon as a file matching ``marker`` appears."""
+def run_until(root: Path, marker: str, *args: str, stderr: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    """Start `mard run --config CONFIG *args` in its own process group; return it once a file matching
+    ``marker`` appears (on any failure here the group is killed)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {
         "MARD_ROOT": str(root)
     }
     proc = subprocess.Popen(
-        [sys.executable, "-c", CLI, "run", "--config", str(CONFIG)],
+        [sys.executable, "-c", CLI, "run", "--config", str(CONFIG), *args],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
         start_new_session=True,
     )
     deadline = time.monotonic() + 600
@@ -63,9 +65,18 @@ def run_and_kill(root: Path, marker: str) -> None:
             assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {marker} appeared"
             assert time.monotonic() < deadline, f"{marker} never appeared"
             time.sleep(0.2)
-    finally:
+    except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        raise
+    return proc
+
+
+def run_and_kill(root: Path, marker: str) -> None:
+    """Start `mard run` and SIGKILL its whole process group as soon as a file matching ``marker`` appears."""
+    proc = run_until(root, marker)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def stages(root: Path) -> dict[str, dict]:
@@ -195,21 +206,7 @@ def test_an_error_inside_the_flow_is_one_line_after_the_progress(tmp_path: Path)
 def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path: Path) -> None:
     """SIGTERM while the models stage trains: one line, exit 1, within seconds; no server or stage process
     left, nothing that looks complete, the stage shown as interrupted; a rerun continues."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))} | {
-        "MARD_ROOT": str(tmp_path)
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CLI, "run", "--config", str(CONFIG), "--until", "models"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 600
-    while not list(tmp_path.glob("models/.partial-*/tiny-llama")):
-        assert proc.poll() is None and time.monotonic() < deadline, "the models stage never started"
-        time.sleep(0.2)
+    proc = run_until(tmp_path, "models/.partial-*/tiny-llama", "--until", "models", stderr=subprocess.PIPE)
     children = psutil.Process(proc.pid).children(recursive=True)  # the temporary Prefect server, the stages
     start = time.monotonic()
     proc.send_signal(signal.SIGTERM)
