@@ -132,7 +132,7 @@ def prefect_server(root: Path, timeout_s: float = 90.0) -> Iterator[str]:
             del os.environ["PREFECT_API_URL"]
         proc.terminate()
         try:
-            proc.wait(5)
+            proc.wait(2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -146,7 +146,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def supervise(cmd: list[str], grace_s: float = 5.0) -> int:
+def supervise(cmd: list[str], grace_s: float = 3.0) -> int:
     """Run ``cmd`` in its own process group and return its exit code. SIGINT/SIGTERM stop it within
     ``grace_s`` seconds (SIGTERM to the group, then SIGKILL), leaving what a kill leaves; the child also
     dies if this process is killed."""

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import CachePolicy
+from prefect.exceptions import TerminationSignal
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
@@ -62,7 +63,13 @@ def execute(
     try:
         out = run_stage(run, build, force=force, resume=resume)
     except BaseException as exc:
-        _record(run, state="failed", duration_s=round(time.perf_counter() - start, 2), error=str(exc)[:500])
+        stopped = isinstance(exc, KeyboardInterrupt | TerminationSignal)  # SIGINT / SIGTERM, not a failure
+        _record(
+            run,
+            state="interrupted" if stopped else "failed",
+            duration_s=round(time.perf_counter() - start, 2),
+            error=str(exc)[:500],
+        )
         raise
     _record(run, state="completed", duration_s=round(time.perf_counter() - start, 2))
     logger.info("%s: done in %.1f s -> %s", run.stage, (read_manifest(out) or {}).get("wall_s", 0.0), out)
