@@ -18,11 +18,13 @@ in its own venv, the task just holds the backend object) and the knowledge-groun
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import re
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,8 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from mard_core.errors import InputError
-from mard_core.generate_config import GenerateConfig, TeacherSpec
+from mard_core.errors import InputError, MardError
+from mard_core.generate_config import GenerateConfig, TeachersConfig, TeacherSpec
 from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import TEMPLATE_VERSION, DrugRef, parse_completion, prompt_hash, render_prompt
 from mard_core.retrieval import Evidence, RetrievalIndex
@@ -561,3 +563,70 @@ def corpus_texts(
     for item in items:
         texts += [item.prompt, teacher.write(item.a, item.b, list(item.evidence), item.gold)]
     return texts
+
+
+def write_trajectories(
+    ingest_dir: Path, splits_dir: Path, index_dir: Path, models_dir: Path, cfg: TeachersConfig, work: Path
+) -> dict[str, Any]:
+    """The teachers stage's output in ``work``: the teachers file that ran, the seeded train and valid samples
+    and every teacher's trajectory shards (finished shards are kept and reused); returns per-teacher stats."""
+    gen = load_generate_config(cfg.path, {"models": str(models_dir)})
+    shutil.copyfile(cfg.path, work / TEACHERS_FILE)  # what ran, for the PRM stage's rollouts
+    drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
+    train = pl.read_parquet(splits_dir / cfg.split / "train.parquet")
+    counts = train_pair_counts(train)
+    samples = {
+        "train": sample_pairs(train, gen, counts),
+        "valid": sample_pairs(
+            pl.read_parquet(splits_dir / cfg.split / "valid.parquet"),
+            dataclasses.replace(gen, max_pairs=cfg.valid_pairs),
+            counts,
+        ),
+    }
+    reports = {}
+    for part, purpose in (("train", "train"), ("valid", "eval")):
+        samples[part].write_parquet(work / f"{part}_sample.parquet")  # the seeded sample, recorded
+        reports[part] = generate_shards(
+            work / purpose,
+            samples[part],
+            index_dir / cfg.split,
+            drugs,
+            gen.teachers,
+            gen,
+            part=part,
+            split=cfg.split,
+            purpose=purpose,
+        )
+    failed = {
+        f"{part}/{t}": s["failed_shards"]
+        for part, r in reports.items()
+        for t, s in r["teachers"].items()
+        if s["failed_shards"]
+    }
+    if failed:
+        raise MardError(
+            f"teacher shards failed after retries (finished shards are kept; re-run to resume): {failed}"
+        )
+    stats = {
+        part: {
+            t: {
+                k: s[k]
+                for k in (
+                    "trajectories",
+                    "trajectories_per_s",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "accuracy",
+                    "parse_error_rate",
+                )
+            }
+            for t, s in r["teachers"].items()
+        }
+        for part, r in reports.items()
+    }
+    return {
+        "split": cfg.split,
+        "teachers": [t.name for t in gen.teachers],
+        "samples": {p: s.height for p, s in samples.items()},
+        "stats": stats,
+    }

@@ -12,16 +12,19 @@ captured slot by name, synonym or salt name.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from mard_core.errors import InputError
+from mard_core.labeling_config import LabelConfig
 from mard_core.taxonomy import (
     A_TO_B,
     B_TO_A,
@@ -641,3 +644,21 @@ def _stats(
             if n >= min_count
         ),
     }
+
+
+def write_labels(ingest_dir: Path, cfg: LabelConfig, out: Path) -> dict[str, Any]:
+    """The label stage's output in ``out``: labelled pairs, quarantine, disagreeing listings, statistics;
+    returns the headline statistics for the manifest."""
+    result = label_pairs(
+        pl.read_parquet(ingest_dir / "drugs.parquet"),
+        pl.read_parquet(ingest_dir / "interactions.parquet"),
+        chunk_rows=cfg.chunk_rows,
+    )
+    ddi_pairs = pl.from_arrow(result.ddi_pairs.to_arrow().cast(DDI_PAIRS))
+    assert isinstance(ddi_pairs, pl.DataFrame)  # a Table converts to a DataFrame
+    ddi_pairs.write_parquet(out / "ddi_pairs.parquet")
+    result.quarantine.write_parquet(out / "quarantine.parquet")
+    result.disagreements.write_parquet(out / "disagreements.parquet")
+    (out / "stats.json").write_text(json.dumps(result.stats, indent=2, sort_keys=True, default=str))
+    keys = ("n_elements", "n_labelled", "n_quarantined", "coverage", "n_pairs", "n_disagreements")
+    return {"stats": {k: result.stats[k] for k in keys}}

@@ -44,7 +44,7 @@ from scipy import sparse
 from mard_core.errors import InputError
 from mard_core.retrieval_config import RetrievalConfig
 from mard_core.splits import canonical_pairs
-from mard_core.stage import replace_dir
+from mard_core.stage import read_manifest, replace_dir
 from mard_core.taxonomy import mirror_direction
 from schemas import LABEL_FIELDS
 
@@ -759,3 +759,19 @@ class RetrievalIndex:
         takes = _allocate([len(q) for _, q in queues], [_WEIGHTS[k] for k, _ in queues], self.cfg.max_items)
         items = [e for (_, q), t in zip(queues, takes, strict=True) for e in q[:t]]
         return [replace(e, id=f"E{i}") for i, e in enumerate(items, 1)]
+
+
+def write_indexes(
+    ingest_dir: Path, label_dir: Path, splits_dir: Path, cfg: RetrievalConfig, out: Path
+) -> dict[str, Any]:
+    """The index stage's output in ``out``: one leak-free retrieval index per split strategy, built from that
+    strategy's training part."""
+    drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
+    proteins = pl.read_parquet(ingest_dir / "drug_proteins.parquet")
+    pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
+    strategies = (read_manifest(splits_dir) or {})["strategies"]
+    for strategy in strategies:
+        train = pl.read_parquet(splits_dir / strategy / "train.parquet")
+        hidden = split_hidden_drugs(strategy, drugs["drugbank_id"].to_list(), train)
+        RetrievalIndex.build(drugs, proteins, pairs, train, hidden, cfg).save(out / strategy)
+    return {"strategies": sorted(strategies)}

@@ -22,6 +22,7 @@ same part.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -31,7 +32,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, MardError
 from mard_core.splits_config import STRATEGIES, SplitConfig
 from mard_core.taxonomy import DIRECTIONS, mirror_direction
 from schemas import LABEL_FIELDS, SPLIT
@@ -389,3 +390,29 @@ def write_split(parts: dict[str, pl.DataFrame], out_dir: str | Path) -> dict[str
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
     return {p: out / f"{p}.parquet" for p in PARTS}
+
+
+def _write_strategy(parts: SplitParts, out: Path) -> dict[str, Any]:
+    problems = check_split(parts, parts.strategy)
+    if problems:
+        raise MardError(f"split {parts.strategy} violates its guarantees: {'; '.join(problems[:3])}")
+    write_split(parts, out / parts.strategy)
+    audit_table(parts).write_parquet(out / f"split_audit_{parts.strategy}.parquet")
+    stats = {**split_stats(parts), "report": parts.report}
+    (out / parts.strategy / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str))
+    return stats
+
+
+def write_splits(
+    label_dir: Path, previous_label_dir: Path | None, cfg: SplitConfig, out: Path
+) -> dict[str, Any]:
+    """The splits stage's output in ``out``: each strategy's parts (checked against their guarantees), audit
+    table and statistics; temporal from the previous release's labelled pairs when there is one."""
+    pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
+    stats: dict[str, dict[str, Any]] = {
+        s: _write_strategy(make_split(pairs, s, cfg), out) for s in cfg.strategies if s != "temporal"
+    }
+    if previous_label_dir is not None:
+        old = pl.read_parquet(previous_label_dir / "ddi_pairs.parquet")
+        stats["temporal"] = _write_strategy(make_temporal_split(old, pairs, cfg), out)
+    return {"strategies": sorted(stats), "sizes": {s: st.get("sizes") for s, st in stats.items()}}

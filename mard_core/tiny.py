@@ -13,7 +13,9 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+import polars as pl
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from tqdm.auto import tqdm
@@ -27,6 +29,9 @@ from transformers import (
 )
 
 from mard_core.errors import InputError
+from mard_core.generate import corpus_texts
+from mard_core.prompts import DIRECTION_TOKENS
+from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import replace_dir
 from mard_core.teachers.hf import resolve_device
 from mard_core.tiny_config import ModelsConfig, TinyModelConfig, WarmupConfig
@@ -203,3 +208,20 @@ def build_demo_models(
         ).name
         for name, (shape, tokens) in plan.items()
     }
+
+
+def write_demo_models(
+    ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: ModelsConfig, split: str, work: Path
+) -> dict[str, Any]:
+    """The models stage's output in ``work``: the demo models, their tokenizer trained on (and the warm-up
+    run on) prompts and gold chains of ``split``'s training part only."""
+    texts = corpus_texts(
+        pl.read_parquet(splits_dir / split / "train.parquet"),
+        RetrievalIndex.load(index_dir / split),
+        pl.read_parquet(ingest_dir / "drugs.parquet"),
+        cfg.corpus_pairs,
+        cfg.size.seed,
+    )
+    docs = [prompt + completion for prompt, completion in zip(texts[::2], texts[1::2], strict=True)]
+    models = build_demo_models(work, texts, docs, cfg, tuple(DIRECTION_TOKENS.values()))
+    return {"models": models, "corpus_texts": len(texts)}

@@ -6,37 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from mard_core import labeling
 from mard_core.errors import QualityGateError
-from mard_core.labeling_config import LabelConfig
 from mard_core.stage import StageRun, read_manifest, sha256_file
 from mard_core.stages import StageCall
 from mard_core.taxonomy import DEFAULT_TAXONOMY_PATH
-from schemas import DDI_PAIRS
 from tasks._stage import StageCache, execute
 
 
 def label_spec(call: StageCall) -> StageRun:
     inputs = {**call.keys(), "taxonomy": sha256_file(Path(DEFAULT_TAXONOMY_PATH))[:16]}
     return StageRun("label", labeling.LABELER_VERSION, call.cfg.label, inputs, Path(call.root))
-
-
-def _build(ingest_dir: Path, cfg: LabelConfig, tmp: Path) -> dict[str, Any]:
-    result = labeling.label_pairs(
-        pl.read_parquet(ingest_dir / "drugs.parquet"),
-        pl.read_parquet(ingest_dir / "interactions.parquet"),
-        chunk_rows=cfg.chunk_rows,
-    )
-    pl.from_arrow(result.ddi_pairs.to_arrow().cast(DDI_PAIRS)).write_parquet(tmp / "ddi_pairs.parquet")
-    result.quarantine.write_parquet(tmp / "quarantine.parquet")
-    result.disagreements.write_parquet(tmp / "disagreements.parquet")
-    (tmp / "stats.json").write_text(json.dumps(result.stats, indent=2, sort_keys=True, default=str))
-    keys = ("n_elements", "n_labelled", "n_quarantined", "coverage", "n_pairs", "n_disagreements")
-    return {"stats": {k: result.stats[k] for k in keys}}
 
 
 def stats_markdown(stats: dict[str, Any]) -> str:
@@ -71,7 +54,11 @@ def stats_markdown(stats: dict[str, Any]) -> str:
 def label(call: StageCall, force: bool = False) -> str:
     """Label the release's interactions; publish label statistics; fail below the coverage floor."""
     cfg = call.cfg.label
-    out = Path(execute(label_spec(call), lambda tmp: _build(Path(call.dirs["ingest"]), cfg, tmp), force))
+    out = Path(
+        execute(
+            label_spec(call), lambda tmp: labeling.write_labels(Path(call.dirs["ingest"]), cfg, tmp), force
+        )
+    )
     stats = json.loads((out / "stats.json").read_text())
     create_markdown_artifact(
         key="label-stats", markdown=stats_markdown(stats), description="DDI label statistics"

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-import polars as pl
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from mard_core import splits
-from mard_core.errors import MardError
 from mard_core.ingest import previous_release
-from mard_core.splits_config import SplitConfig
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
@@ -34,26 +30,6 @@ def splits_spec(call: StageCall) -> StageRun:
     return StageRun("splits", SPLITS_VERSION, call.cfg.splits, inputs, Path(call.root))
 
 
-def _write(parts: splits.SplitParts, tmp: Path) -> dict[str, Any]:
-    problems = splits.check_split(parts, parts.strategy)
-    if problems:
-        raise MardError(f"split {parts.strategy} violates its guarantees: {'; '.join(problems[:3])}")
-    splits.write_split(parts, tmp / parts.strategy)
-    splits.audit_table(parts).write_parquet(tmp / f"split_audit_{parts.strategy}.parquet")
-    stats = {**splits.split_stats(parts), "report": parts.report}
-    (tmp / parts.strategy / "stats.json").write_text(json.dumps(stats, indent=2, sort_keys=True, default=str))
-    return stats
-
-
-def _build(label_dir: Path, previous_label_dir: Path | None, cfg: SplitConfig, tmp: Path) -> dict[str, Any]:
-    pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
-    stats = {s: _write(splits.make_split(pairs, s, cfg), tmp) for s in cfg.strategies if s != "temporal"}
-    if previous_label_dir is not None:
-        old = pl.read_parquet(previous_label_dir / "ddi_pairs.parquet")
-        stats["temporal"] = _write(splits.make_temporal_split(old, pairs, cfg), tmp)
-    return {"strategies": sorted(stats), "sizes": {s: st.get("sizes") for s, st in stats.items()}}
-
-
 @task(name="splits", cache_policy=StageCache(spec=splits_spec), persist_result=True)
 def make_splits(call: StageCall, force: bool = False) -> str:
     """Write ``splits/<key>/<strategy>/{train,valid,test}.parquet`` and publish the split statistics."""
@@ -62,7 +38,7 @@ def make_splits(call: StageCall, force: bool = False) -> str:
     out = Path(
         execute(
             splits_spec(call),
-            lambda tmp: _build(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
+            lambda tmp: splits.write_splits(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
             force,
         )
     )
