@@ -20,7 +20,6 @@ from prefect.runtime import flow_run
 
 from mard_core import runlog
 from mard_core.stage import StageRun, read_manifest, run_stage
-from mard_core.stages import StageCall
 
 
 def _record(run: StageRun, **fields: Any) -> None:
@@ -29,19 +28,21 @@ def _record(run: StageRun, **fields: Any) -> None:
 
 @dataclass
 class StageCache(CachePolicy):
-    """Cache key = ``<stage>-<key>`` of the StageRun that ``spec`` builds from the task's ``call``.
+    """Cache key = ``<stage>-<key>`` of the StageRun that ``spec`` builds from the task's parameters.
 
-    Every stage task takes ``(call: StageCall, force: bool)`` and its spec takes the same ``call``.
+    ``spec`` takes the task's parameters except ``force``: a stage task of the table takes
+    ``(call: StageCall, force)`` and its spec ``(call)``; a task a stage fans out to (one evaluated system,
+    the leaderboard) has a spec with its own parameters. A spec returning None: the call builds nothing.
     """
 
-    spec: Callable[[StageCall], StageRun | None] | None = None  # None: the call builds nothing
+    spec: Callable[..., StageRun | None] | None = None
 
     def compute_key(
         self, task_ctx: Any, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs: Any
     ) -> str | None:
         if self.spec is None or inputs.get("force"):
             return None
-        run = self.spec(inputs["call"])
+        run = self.spec(**{k: v for k, v in inputs.items() if k != "force"})
         if run is None or not run.is_complete():
             return None
         _record(run, state="cached", duration_s=0.0)

@@ -16,6 +16,8 @@ _STATE = Path(tempfile.mkdtemp(prefix="mard-test-services-"))
 # MARD_ROOT is set before mard_core is imported, so no project code can resolve the default data root:
 # hence the imports below it.
 os.environ.setdefault("MARD_ROOT", str(_STATE / "runs"))
+# In-process flows start Prefect's temporary server; a loaded machine can need more than its 20 s default.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 from mard_core.ingest import ingest  # noqa: E402
 from mard_core.labeling import label_pairs  # noqa: E402
 from mard_core.retrieval import RetrievalIndex, split_hidden_drugs  # noqa: E402

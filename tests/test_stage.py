@@ -87,3 +87,22 @@ def test_resumable_stage_keeps_its_work_across_a_crash(tmp_path: Path) -> None:
         "shard-0",
         "shard-1",
     ]
+
+
+def test_the_cache_policy_keys_a_task_by_its_spec_of_the_task_parameters(tmp_path: Path) -> None:
+    from tasks._stage import StageCache
+    from tasks.evaluate import evaluate_spec
+
+    system_dir = tmp_path / "eval-majority__random" / "0123456789abcdef"
+    run = evaluate_spec([str(system_dir)], str(tmp_path))
+    policy = StageCache(spec=evaluate_spec)
+    inputs = {"system_dirs": [str(system_dir)], "root": str(tmp_path), "force": False}
+    assert policy.compute_key(None, inputs, {}) is None  # not built yet
+
+    def build(work: Path) -> dict[str, str]:
+        (work / "leaderboard.md").write_text("x")
+        return {}
+
+    run_stage(run, build)
+    assert policy.compute_key(None, inputs, {}) == f"evaluate-{run.key}"
+    assert policy.compute_key(None, {**inputs, "force": True}, {}) is None
