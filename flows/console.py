@@ -24,6 +24,7 @@ QUIET_ENV = {
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_DEDUP_LOGS": "0",
+    "MLFLOW_CONFIGURE_LOGGING": "false",  # MLflow's records go through the root handlers, filtered below
 }
 
 

@@ -362,9 +362,14 @@ def _run_ray(jobs: Sequence[ShardJob], cfg: GenerateConfig) -> _Outcome:
     started = not ray.is_initialized()
     if started:
         if os.environ.get("RAY_ADDRESS"):  # a cluster (production): its resources are the cluster's
-            ray.init(log_to_driver=False)
+            ray.init(log_to_driver=False, configure_logging=False)
         else:
-            ray.init(num_cpus=cfg.ray_num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                num_cpus=cfg.ray_num_cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
     remote = ray.remote(max_retries=0)(run_shard)
 
     def submit(job: ShardJob) -> Any:
