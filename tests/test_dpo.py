@@ -123,16 +123,7 @@ def _trainer(cls: type, student_base: Path, rows: list[dict], out: Path, **kw: o
     args = TRLDPOConfig(
         **trainer_kwargs(
             str(out),
-            device="cpu",
-            report_to="none",
-            bf16=False,
-            gradient_checkpointing=False,
-            seed=0,
-            save_steps=10,
-            logging_steps=1,
-            lr=1e-3,
-            epochs=1,
-            max_steps=1,
+            DPOConfig(device="cpu", report_to="none", save_steps=10, logging_steps=1, lr=1e-3, max_steps=1),
             batch_size=4,
         ),
         beta=0.1,

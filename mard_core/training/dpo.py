@@ -317,20 +317,7 @@ def train_dpo(
         cfg.seed,
     )
     args = TRLDPOConfig(
-        **trainer_kwargs(
-            str(out),
-            device=cfg.device,
-            report_to=cfg.report_to,
-            bf16=cfg.bf16,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-            seed=cfg.seed,
-            save_steps=cfg.save_steps,
-            logging_steps=cfg.logging_steps,
-            lr=cfg.lr,
-            epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            batch_size=cfg.batch_size,
-        ),
+        **trainer_kwargs(str(out), cfg, cfg.batch_size),
         beta=cfg.beta,
         max_length=cfg.max_length,
         loss_type=["sigmoid"],

@@ -25,44 +25,31 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from mard_core.errors import InputError
 from mard_core.stage import canonical_json, write_json_atomic
+from mard_core.training.config import TrainerSettings
 
 RUN_FILE = "run.json"
 
 
-def trainer_kwargs(
-    output_dir: str,
-    *,
-    device: str,
-    report_to: str,
-    bf16: bool,
-    gradient_checkpointing: bool,
-    seed: int,
-    save_steps: int,
-    logging_steps: int,
-    lr: float,
-    epochs: int,
-    max_steps: int,
-    batch_size: int,
-) -> dict[str, Any]:
-    """TrainingArguments shared by the SFT and DPO trainers."""
-    use_mlflow = report_to == "mlflow" or (
-        report_to == "auto" and bool(os.environ.get("MLFLOW_TRACKING_URI"))
+def trainer_kwargs(output_dir: str, cfg: TrainerSettings, batch_size: int) -> dict[str, Any]:
+    """TrainingArguments shared by the SFT and DPO trainers, from their shared settings."""
+    use_mlflow = cfg.report_to == "mlflow" or (
+        cfg.report_to == "auto" and bool(os.environ.get("MLFLOW_TRACKING_URI"))
     )
     return {
         "output_dir": output_dir,
         "per_device_train_batch_size": batch_size,
-        "learning_rate": lr,
-        "num_train_epochs": epochs,
-        "max_steps": max_steps,
-        "seed": seed,
-        "data_seed": seed,
+        "learning_rate": cfg.lr,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "seed": cfg.seed,
+        "data_seed": cfg.seed,
         "save_strategy": "steps",
-        "save_steps": save_steps,
-        "logging_steps": logging_steps,
+        "save_steps": cfg.save_steps,
+        "logging_steps": cfg.logging_steps,
         "report_to": ["mlflow"] if use_mlflow else "none",
-        "bf16": bf16,
-        "gradient_checkpointing": gradient_checkpointing,
-        "use_cpu": device == "cpu" or (device == "auto" and not torch.cuda.is_available()),
+        "bf16": cfg.bf16,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "use_cpu": cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()),
         "disable_tqdm": True,
         "remove_unused_columns": False,
         "dataloader_num_workers": 0,

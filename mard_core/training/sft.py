@@ -202,20 +202,7 @@ def sft_trainer(
         cfg.seed,
     )
     args = TRLSFTConfig(
-        **trainer_kwargs(
-            cfg.output_dir,
-            device=cfg.device,
-            report_to=cfg.report_to,
-            bf16=cfg.bf16,
-            gradient_checkpointing=cfg.gradient_checkpointing,
-            seed=cfg.seed,
-            save_steps=cfg.save_steps,
-            logging_steps=cfg.logging_steps,
-            lr=cfg.lr,
-            epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            batch_size=cfg.batch_pairs,
-        ),
+        **trainer_kwargs(cfg.output_dir, cfg, cfg.batch_pairs),
         dataset_kwargs={"skip_prepare_dataset": True},
         max_length=None,
     )
