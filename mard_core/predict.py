@@ -130,9 +130,10 @@ def load_system(
     backend: Mapping[str, Any] | None = None,
     baseline: str | None = None,
     device: str = "auto",
-    max_tokens: int = 256,
+    max_tokens: int = 96,
 ) -> System:
-    """The answering system: the student on ``model`` (a model directory, served by the transformers backend)
+    """The answering system: the student on ``model`` (a model directory, on transformers with its answer
+    constrained to valid labels, :class:`~mard_core.evaluation.student.StudentSystem`)
     or on ``backend`` (any ``make_backend`` spec, e.g. vLLM), or the ``baseline`` named (:data:`BASELINES`).
     Exactly one of the three: nothing answers by default."""
     if sum(x is not None for x in (model, backend, baseline)) != 1:
@@ -144,8 +145,9 @@ def load_system(
     params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
     if backend is not None:
         return BackendSystem(make_backend(backend), f"student:{backend.get('model')}", "student", params)
-    spec = {"backend": "hf", "model": model, "device": device}
-    return BackendSystem(make_backend(spec), f"student:{Path(str(model)).name}", "student", params)
+    from mard_core.evaluation.student import StudentSystem  # imports torch
+
+    return StudentSystem(model, f"student:{Path(str(model)).name}", device=device, max_tokens=max_tokens)
 
 
 def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:

@@ -110,7 +110,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "sft",
         "tasks.train:sft",
-        ("prm", "models"),
+        ("prm", "models", "ingest", "index"),
         ("gate-prm",),
         ("sft",),
         "LoRA SFT with the mirror-symmetric KL on the direction token",
@@ -118,7 +118,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "sft-no-mirror",
         "tasks.train:sft",
-        ("prm", "models"),
+        ("prm", "models", "ingest", "index"),
         ("gate-prm",),
         ("sft",),
         "the same SFT with mirror_lambda 0 (the ablation)",
@@ -126,7 +126,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "dpo",
         "tasks.train:dpo",
-        ("sft", "prm", "ingest"),
+        ("sft", "prm", "ingest", "index"),
         (),
         ("dpo",),
         "PRM-weighted DPO against hard negatives and PRM rejects",

@@ -35,6 +35,7 @@ from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import replace_dir
 from mard_core.teachers.hf import resolve_device
 from mard_core.tiny_config import ModelsConfig, TinyModelConfig, WarmupConfig
+from mard_core.training.data import student_corpus
 
 BOS, EOS, PAD, UNK = "<s>", "</s>", "<pad>", "<unk>"
 CORE_SPECIAL_TOKENS: tuple[str, ...] = (UNK, BOS, EOS, PAD)
@@ -116,34 +117,49 @@ def _model_config(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> P
 def warm_up(
     model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerFast,
-    docs: Sequence[str],
+    docs: Sequence[tuple[str, str]],
     cfg: WarmupConfig,
     seed: int,
     max_length: int,
 ) -> None:
-    """Train ``model`` in place on seeded random batches of ``docs`` (next-token loss), on a GPU when
-    visible."""
+    """Train ``model`` in place on seeded random batches of (prompt, completion) ``docs``, the loss on the
+    completion (and its EOS) only, on a GPU when visible."""
     if not docs:
         raise InputError("warm-up: no documents to train on")
     device = resolve_device("auto")
-    texts = [doc + tokenizer.eos_token for doc in docs]
+    encoded = []
+    for prompt, completion in docs:
+        head = tokenizer(prompt)["input_ids"]
+        tail = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        encoded.append(((head + tail)[:max_length], len(head)))
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 20) * max(0.05, 1 - step / max(1, cfg.steps))
+    )
     rng = random.Random(seed)
+    order: list[int] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for _ in tqdm(range(cfg.steps), desc="warm-up", unit="step", leave=False):
-            batch = tokenizer(
-                rng.sample(texts, min(cfg.batch_size, len(texts))),
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-            ).to(device)
-            loss = model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss
+            if len(order) < cfg.batch_size:
+                order += rng.sample(range(len(encoded)), len(encoded))
+            batch, order = [encoded[i] for i in order[: cfg.batch_size]], order[cfg.batch_size :]
+            width = max(len(ids) for ids, _ in batch)
+            ids = torch.full((len(batch), width), tokenizer.pad_token_id, dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, (seq, start) in enumerate(batch):
+                ids[row, : len(seq)] = torch.tensor(seq)
+                labels[row, start : len(seq)] = torch.tensor(seq[start:])
+                mask[row, : len(seq)] = 1
+            loss = model(
+                input_ids=ids.to(device), attention_mask=mask.to(device), labels=labels.to(device)
+            ).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            schedule.step()
             optimizer.zero_grad()
     model.to("cpu").eval()
 
@@ -153,7 +169,7 @@ def build_tiny_model(
     texts: Iterable[str],
     cfg: TinyModelConfig = TinyModelConfig(),
     extra_special_tokens: Sequence[str] = (),
-    warmup_docs: Sequence[str] = (),
+    warmup_docs: Sequence[tuple[str, str]] = (),
     warmup: WarmupConfig = WarmupConfig(steps=0),
 ) -> Path:
     """Train a tokenizer on ``texts``, create a seeded random-init model (warmed up on ``warmup_docs`` when
@@ -192,36 +208,40 @@ def _portable_tokenizer_class(path: Path) -> None:
 
 
 def build_demo_models(
-    out_dir: Path, texts: Sequence[str], docs: Sequence[str], cfg: ModelsConfig, student_tokens: Sequence[str]
+    out_dir: Path,
+    texts: Sequence[str],
+    student_docs: Sequence[tuple[str, str]],
+    cfg: ModelsConfig,
+    student_tokens: Sequence[str],
 ) -> dict[str, str]:
-    """``tiny-<arch>`` teachers, ``student-base`` (llama with ``student_tokens`` added) and ``prm-base``; the
-    tokenizers learn ``texts``; the models named in ``cfg.warmup.models`` are warmed up on ``docs``."""
-    plan = {
-        **{f"tiny-{arch}": (cfg.shape(arch), ()) for arch in cfg.teacher_archs},
-        "student-base": (cfg.shape("llama"), tuple(student_tokens)),
-        "prm-base": (cfg.shape("llama"), ()),
+    """``tiny-<arch>`` teachers and ``prm-base`` (random init, tokenizer learnt on ``texts``), and
+    ``student-base``: a ``cfg.student`` llama with ``student_tokens``, its tokenizer learnt on and its warm-up
+    run on ``student_docs`` ((prompt, completion) pairs in the student's view)."""
+    built = {
+        name: build_tiny_model(out_dir / name, texts, shape).name
+        for name, shape in (
+            *((f"tiny-{arch}", cfg.shape(arch)) for arch in cfg.teacher_archs),
+            ("prm-base", cfg.shape("llama")),
+        )
     }
-    no_warmup = WarmupConfig(steps=0)
-    return {
-        name: build_tiny_model(
-            out_dir / name, texts, shape, tokens, docs, cfg.warmup if name in cfg.warmup.models else no_warmup
-        ).name
-        for name, (shape, tokens) in plan.items()
-    }
+    student_texts = [text for doc in student_docs for text in doc]
+    built["student-base"] = build_tiny_model(
+        out_dir / "student-base", student_texts, cfg.student, tuple(student_tokens), student_docs, cfg.warmup
+    ).name
+    return built
 
 
 def write_demo_models(
     ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: ModelsConfig, split: str, work: Path
 ) -> dict[str, Any]:
-    """The models stage's output in ``work``: the demo models, their tokenizer trained on (and the warm-up
-    run on) prompts and gold chains of ``split``'s training part only."""
-    texts = corpus_texts(
-        pl.read_parquet(splits_dir / split / "train.parquet"),
-        RetrievalIndex.load(index_dir / split),
-        pl.read_parquet(ingest_dir / "drugs.parquet"),
-        cfg.corpus_pairs,
-        cfg.size.seed,
-    )
-    docs = [prompt + completion for prompt, completion in zip(texts[::2], texts[1::2], strict=True)]
+    """The models stage's output in ``work``: the demo models, their tokenizers trained on (and the student's
+    warm-up run on) ``split``'s training part only: the teachers' on prompts and gold chains of a sample of
+    it, the student's on every training pair in both orders, in the student's view, with the
+    knowledge-grounded teacher's chain for its gold label."""
+    train = pl.read_parquet(splits_dir / split / "train.parquet")
+    index = RetrievalIndex.load(index_dir / split)
+    drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
+    texts = corpus_texts(train, index, drugs, cfg.corpus_pairs, cfg.size.seed)
+    docs = student_corpus(train, index, drugs, cfg.size.seed)
     models = build_demo_models(work, texts, docs, cfg, tuple(DIRECTION_TOKENS.values()))
-    return {"models": models, "corpus_texts": len(texts)}
+    return {"models": models, "corpus_texts": len(texts), "student_docs": len(docs)}

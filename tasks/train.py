@@ -14,13 +14,15 @@ from prefect import task
 
 from mard_core.negatives import family_subtypes
 from mard_core.prm.model import PRM
+from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import StageRun
 from mard_core.stages import StageCall
+from mard_core.student_prompt import StudentView
 from mard_core.taxonomy import load_taxonomy
 from mard_core.training import MERGED_DIR, RUN_DIR, student_dir
 from mard_core.training.config import SFTConfig
-from mard_core.training.data import build_sft_examples
-from mard_core.training.dpo import build_preference_pairs, prm_score_fn, train_dpo
+from mard_core.training.data import build_sft_examples, drug_names, student_examples
+from mard_core.training.dpo import build_preference_pairs, prm_score_fn, student_pairs, train_dpo
 from mard_core.training.sft import train_sft
 from mard_core.training.student import save_merged
 from tasks._stage import StageCache, execute
@@ -47,6 +49,14 @@ def _summary(result: Any) -> dict[str, Any]:
     }
 
 
+def _view(call: StageCall) -> StudentView:
+    """The student's view of the queries of the split it learns from (that split's retrieval index)."""
+    index = RetrievalIndex.load(Path(call.dirs["index"]) / call.cfg.teachers.split)
+    return StudentView(
+        index.retrieve, drug_names(pl.read_parquet(Path(call.dirs["ingest"]) / "drugs.parquet"))
+    )
+
+
 def _sft_config(call: StageCall) -> SFTConfig:
     """``sft``; the ablation stage ``sft-no-mirror`` is the same SFT with mirror_lambda 0."""
     cfg: SFTConfig = call.cfg.sft
@@ -66,7 +76,7 @@ def sft(call: StageCall, force: bool = False) -> str:
 
     def build(work: Path) -> dict[str, Any]:
         rows = pl.read_parquet(Path(prm_dir) / "kept.parquet").to_dicts()
-        examples = build_sft_examples(rows)
+        examples = student_examples(build_sft_examples(rows), _view(call))
         resolved = dataclasses.replace(
             cfg,
             output_dir=str(work / RUN_DIR),
@@ -106,7 +116,9 @@ def dpo(call: StageCall, force: bool = False) -> str:
             score_fn=prm_score_fn(PRM.load(Path(prm_dir) / "model")),
         )
         result = train_dpo(
-            dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)), student_dir(sft_dir), pairs
+            dataclasses.replace(cfg, output_dir=str(work / RUN_DIR)),
+            student_dir(sft_dir),
+            student_pairs(pairs, _view(call)),
         )
         _finish(work)
         fields = {

@@ -87,7 +87,10 @@ def test_the_light_system_kinds_are_the_catalogs() -> None:
             "teachers: {split: temporal}",
             "teachers.split: 'temporal' is not among splits.strategies ['random', 'cold_drug', 'cold_pair']",
         ),
-        ("models: {warmup: {models: [gpt]}}", "models: warmup.models: unknown ['gpt']; the demo models are "),
+        (
+            "models: {student: {num_heads: 3}}",
+            "models.student: hidden_size 256 is not divisible by num_heads 3",
+        ),
         ("prm: {device: tpu, lr: 0}", "prm.lr: must be > 0.0, got 0 (and 1 more)"),
         (
             "screen: {score_column: prm_max}",

@@ -94,11 +94,7 @@ def test_train_tokenizer_respects_vocab_bound_and_special_order() -> None:
         ),
         (TinyModelConfig, {"num_layers": 0}, "size: num_layers: must be > 0, got 0"),
         (WarmupConfig, {"steps": -1}, "size: steps: must be >= 0, got -1"),
-        (
-            ModelsConfig,
-            {"warmup": {"models": ["gpt"]}},
-            "size: warmup.models: unknown ['gpt']; the demo models are ",
-        ),
+        (ModelsConfig, {"warmup": {"models": ["gpt"]}}, "size: warmup.models: unknown key; allowed: batch_size, lr, steps"),
     ],
 )
 def test_bad_config_is_rejected(cls: type, options: dict[str, object], message: str) -> None:
@@ -114,42 +110,47 @@ def test_bad_tokenizer_input_is_rejected() -> None:
         train_tokenizer(CORPUS, vocab_size=400, special_tokens=["</s>"])
 
 
-def _loss(model_dir: Path, texts: list[str]) -> float:
+DOCS = [(f"Query: Drug{i} with Drug{i + 3}\nReasoning:\n", f"ANSWER: label {i % 4}\n") for i in range(60)]
+
+
+def _completion_loss(model_dir: Path, docs: list[tuple[str, str]]) -> float:
     model, tokenizer = (
         AutoModelForCausalLM.from_pretrained(model_dir),
         AutoTokenizer.from_pretrained(model_dir),
     )
-    batch = tokenizer([t + tokenizer.eos_token for t in texts], return_tensors="pt", padding=True)
+    total = 0.0
     with torch.no_grad():
-        return model(**batch, labels=batch.input_ids.masked_fill(batch.attention_mask == 0, -100)).loss.item()
+        for prompt, completion in docs:
+            head = tokenizer(prompt)["input_ids"]
+            ids = (
+                head + tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            )
+            labels = [-100] * len(head) + ids[len(head) :]
+            total += model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss.item()
+    return total / len(docs)
 
 
-def test_warm_up_teaches_the_documents_and_is_deterministic(tmp_path: Path) -> None:
-    warm = WarmupConfig(steps=30, lr=3e-3, batch_size=8)
+def test_warm_up_teaches_the_completions_and_is_deterministic(tmp_path: Path) -> None:
+    warm = WarmupConfig(steps=40, lr=3e-3, batch_size=8)
     cfg = TinyModelConfig(max_position_embeddings=128)
-    cold = build_tiny_model(tmp_path / "cold", CORPUS, cfg)
-    first = build_tiny_model(tmp_path / "warm", CORPUS, cfg, warmup_docs=CORPUS, warmup=warm)
-    again = build_tiny_model(tmp_path / "again", CORPUS, cfg, warmup_docs=CORPUS, warmup=warm)
+    texts = [t for doc in DOCS for t in doc]
+    cold = build_tiny_model(tmp_path / "cold", texts, cfg)
+    first = build_tiny_model(tmp_path / "warm", texts, cfg, warmup_docs=DOCS, warmup=warm)
+    again = build_tiny_model(tmp_path / "again", texts, cfg, warmup_docs=DOCS, warmup=warm)
     assert _digests(first) == _digests(again)
-    assert _loss(first, CORPUS[:16]) < 0.5 * _loss(cold, CORPUS[:16])
+    assert _completion_loss(first, DOCS[:16]) < 0.5 * _completion_loss(cold, DOCS[:16])
     with pytest.raises(InputError, match="no documents"):
-        build_tiny_model(tmp_path / "none", CORPUS, cfg, warmup=warm)
+        build_tiny_model(tmp_path / "none", texts, cfg, warmup=warm)
 
 
-def test_demo_models_warm_only_the_named_models(tmp_path: Path) -> None:
-    cfg = ModelsConfig(
-        teacher_archs=("llama",),
-        size=TinyModelConfig(max_position_embeddings=128),
-        warmup=WarmupConfig(steps=5, models=("student-base",)),
-    )
-    built = build_demo_models(tmp_path / "all", CORPUS, CORPUS, cfg, DIRECTION_TOKENS)
+def test_demo_models_warm_only_the_student(tmp_path: Path) -> None:
+    small = TinyModelConfig(max_position_embeddings=128)
+    cfg = ModelsConfig(teacher_archs=("llama",), size=small, student=small, warmup=WarmupConfig(steps=5))
+    built = build_demo_models(tmp_path / "all", CORPUS, DOCS, cfg, DIRECTION_TOKENS)
     assert sorted(built) == ["prm-base", "student-base", "tiny-llama"]
-    cold = {
-        name: build_tiny_model(
-            tmp_path / "cold" / name, CORPUS, TinyModelConfig(max_position_embeddings=128), tokens
-        )
-        for name, tokens in (("plain", ()), ("student", DIRECTION_TOKENS))
-    }
+    plain = build_tiny_model(tmp_path / "cold", CORPUS, small)
     digests = {name: _digests(tmp_path / "all" / name)["model.safetensors"] for name in built}
-    assert digests["prm-base"] == digests["tiny-llama"] == _digests(cold["plain"])["model.safetensors"]
-    assert digests["student-base"] != _digests(cold["student"])["model.safetensors"]
+    assert digests["prm-base"] == digests["tiny-llama"] == _digests(plain)["model.safetensors"]
+    student = AutoTokenizer.from_pretrained(tmp_path / "all" / "student-base")
+    assert all(t in student.get_vocab() for t in DIRECTION_TOKENS)
+    assert student.tokenize("ANSWER: label") != AutoTokenizer.from_pretrained(plain).tokenize("ANSWER: label")

@@ -88,10 +88,12 @@ def _backend_system(kind: str, default_contaminated: bool) -> SystemFactory:
         if "backend" in options:
             backend_spec = options.pop("backend")
         elif kind == "student" and "model" in options:
-            backend_spec = {
-                "backend": "hf",
-                **{k: options.pop(k) for k in ("model", "device", "dtype", "batch_size") if k in options},
-            }
+            from mard_core.evaluation.student import StudentSystem  # imports torch
+
+            student = {k: options.pop(k) for k in ("model", "device", "dtype", "batch_size") if k in options}
+            if options or set(generation) - {"max_tokens"}:
+                raise InputError(f"system {name!r}: unknown options {sorted(options) or sorted(generation)}")
+            return StudentSystem(name=name, taxonomy=ctx.taxonomy, **student, **generation)
         else:
             alternative = " or a 'model'" if kind == "student" else ""
             raise InputError(f"system {name!r}: needs a 'backend' spec{alternative}")

@@ -60,14 +60,10 @@ class EvalConfig:
             "max_tokens": 96,
             "strategies": ["{split}"],
         },
-        {
-            "name": "student:sft-no-mirror",
-            "model": "{sft_no_mirror}",
-            "max_tokens": 160,
-            "strategies": ["{split}"],
-        },
-        {"name": "student:sft", "model": "{sft}", "max_tokens": 160, "strategies": ["{split}"]},
-        {"name": "student:mard", "model": "{dpo}", "max_tokens": 160, "strategies": ["{split}"]},
+        {"name": "student:base", "model": "{models}/student-base", "strategies": ["{split}"]},
+        {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "strategies": ["{split}"]},
+        {"name": "student:sft", "model": "{sft}", "strategies": ["{split}"]},
+        {"name": "student:mard", "model": "{dpo}", "strategies": ["{split}"]},
     )
 
     @field_validator("strategies")

@@ -15,9 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
+
 from mard_core.chains import Completion, Row, prompt_drugs, row_name
 from mard_core.errors import InputError
 from mard_core.prompts import DIRECTION_TOKENS, DrugRef
+from mard_core.retrieval import RetrievalIndex
+from mard_core.student_prompt import StudentView
 from mard_core.taxonomy import DIRECTIONS, mirror_direction
 
 RenderSwapped = Callable[[Row], str]
@@ -106,6 +110,39 @@ def group_pairs(examples: Sequence[SFTExample]) -> list[tuple[SFTExample, SFTExa
     if not groups:
         raise InputError("no SFT examples to train on")
     return [(g[FORWARD], g[MIRROR]) for g in groups.values()]
+
+
+def drug_names(drugs: pl.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Drug id -> (name, *synonyms) of a drugs table."""
+    synonyms = drugs["synonyms"].to_list() if "synonyms" in drugs.columns else [None] * drugs.height
+    return {d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)}
+
+
+def student_examples(examples: Sequence[SFTExample], view: StudentView) -> list[SFTExample]:
+    """SFT examples (teacher format, both orientations) in the student's view; each mirror is written from its
+    (A, B) example, on the evidence that example cites."""
+    out = []
+    for ab, _ in group_pairs(examples):
+        for orientation, swap in ((FORWARD, False), (MIRROR, True)):
+            out.append(SFTExample(ab.pair_id, orientation, *view.example(ab.prompt, ab.completion, swap)))
+    return out
+
+
+def student_corpus(
+    train: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame, seed: int
+) -> list[tuple[str, str]]:
+    """(prompt, completion) of every training pair in both orders, in the student's view, with the
+    knowledge-grounded teacher's chain for the pair's gold label."""
+    from mard_core.generate import build_items  # generate imports the teachers, which import torch
+    from mard_core.metrics.labels import present_in_random_order
+    from mard_core.teachers.knowledge import KnowledgeTeacher
+
+    teacher, view = KnowledgeTeacher(), StudentView(index.retrieve, drug_names(drugs))
+    out = []
+    for item in build_items(present_in_random_order(train, seed), index, drugs):
+        text = teacher.write(item.a, item.b, list(item.evidence), item.gold)
+        out += [view.example(item.prompt, text), view.example(item.prompt, text, swap=True)]
+    return out
 
 
 # --- synthetic rows for tests, benchmarks and smoke runs ----------------------------------------------------

@@ -39,6 +39,7 @@ from mard_core.chains import Completion, Row, row_name
 from mard_core.errors import InputError
 from mard_core.negatives import NEGATIVE_KINDS, hard_negatives
 from mard_core.prm.model import trajectory_scores
+from mard_core.student_prompt import StudentView
 from mard_core.training.config import DPOConfig
 from mard_core.training.data import DIRECTION_TOKEN_LIST
 from mard_core.training.runs import TrainResult, content_hash, prepare_run, run_trainer, trainer_kwargs
@@ -143,6 +144,17 @@ def build_preference_pairs(
                     )
                 )
     return _fill_scores(pairs, score_fn) if score_fn is not None else pairs
+
+
+def student_pairs(pairs: Sequence[PreferencePair], view: StudentView) -> list[PreferencePair]:
+    """Preference pairs (teacher-format prompts, PRM scores kept) in the student's view."""
+    out = []
+    for p in pairs:
+        prompt, chosen = view.example(p.prompt, p.chosen)
+        rejected = view.example(p.prompt, p.rejected)[1]
+        if rejected != chosen:  # e.g. a negative that differed only in the confidence the student omits
+            out.append(replace(p, prompt=prompt, chosen=chosen, rejected=rejected))
+    return out
 
 
 def _fill_scores(pairs: list[PreferencePair], score_fn: ScoreFn) -> list[PreferencePair]:
