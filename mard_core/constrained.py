@@ -2,9 +2,9 @@
 
 The chain is generated freely (but may not end before an answer); once the model writes the answer marker,
 each next token must continue one of the taxonomy's labels (a token trie), and the completion ends when a
-label is complete. When the token budget runs short without a marker, a new line and the marker are forced. The confidence is
-the probability of the chosen label under the constrained distribution: the product over the label's tokens
-of the token's probability renormalised over the tokens the trie allows at that point.
+label is complete. When the token budget runs short without a marker, a new line and the marker are forced.
+The confidence is the probability of the chosen label under the constrained distribution: the product over
+the label's tokens of the token's probability renormalised over the tokens the trie allows at that point.
 
 This is the transformers path (a ``LogitsProcessor``); a vLLM server does the same with structured outputs.
 """
@@ -57,6 +57,11 @@ class LabelTrie:
         return node
 
 
+def answer_tokens(trie: LabelTrie) -> int:
+    """Tokens the longest answer line takes when forced: new line, marker, label, EOS."""
+    return len(trie.forced) + trie.depth + 1
+
+
 def _find(seq: list[int], sub: list[int]) -> int:
     """Index just after the first occurrence of ``sub`` in ``seq``; -1 when absent."""
     for i in range(len(seq) - len(sub) + 1):
@@ -69,12 +74,10 @@ class AnswerConstraint(LogitsProcessor):
     """Masks the logits so that every completion ends with exactly one valid ``ANSWER:`` line; records each
     row's label log-probability (renormalised over the allowed tokens)."""
 
-    def __init__(self, trie: LabelTrie, prompt_width: int, max_new_tokens: int, eos_id: int) -> None:
+    def __init__(self, trie: LabelTrie, prompt_width: int, chain_tokens: int, eos_id: int) -> None:
         self.trie, self.width, self.eos = trie, prompt_width, eos_id
-        self.reserve = len(trie.forced) + trie.depth + 1
-        self.max_new = max_new_tokens
-        if self.max_new < self.reserve:
-            raise InputError(f"constrained decoding: max_tokens {max_new_tokens} < {self.reserve} needed")
+        self.reserve = answer_tokens(trie)
+        self.max_new = chain_tokens + self.reserve
         self.logprob: list[float] = []
         self._last: list[dict[int, float]] = []
 
@@ -131,10 +134,11 @@ def generate_answers(
     tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     trie: LabelTrie,
-    max_new_tokens: int,
+    chain_tokens: int,
     batch_size: int,
 ) -> list[Generated]:
-    """Greedy constrained completions of ``prompts`` in left-padded batches."""
+    """Greedy constrained completions of ``prompts`` in left-padded batches: up to ``chain_tokens`` of chain,
+    then always room for the answer line."""
     eos = tokenizer.eos_token_id
     assert isinstance(eos, int)
     keep = {tokenizer.pad_token_id, tokenizer.bos_token_id, eos}
@@ -145,12 +149,12 @@ def generate_answers(
         batch = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True)
         batch = batch.to(device)
         width = batch["input_ids"].shape[1]
-        constraint = AnswerConstraint(trie, width, max_new_tokens, eos)
+        constraint = AnswerConstraint(trie, width, chain_tokens, eos)
         with torch.inference_mode():
             sequences = model.generate(  # type: ignore[operator]  # an AutoModelForCausalLM
                 **batch,
                 do_sample=False,
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=constraint.max_new,
                 logits_processor=LogitsProcessorList([constraint]),
                 eos_token_id=eos,
                 pad_token_id=tokenizer.pad_token_id,

@@ -130,7 +130,7 @@ def load_system(
     backend: Mapping[str, Any] | None = None,
     baseline: str | None = None,
     device: str = "auto",
-    max_tokens: int = 96,
+    max_tokens: int = 64,
 ) -> System:
     """The answering system: the student on ``model`` (a model directory, on transformers with its answer
     constrained to valid labels, :class:`~mard_core.evaluation.student.StudentSystem`)

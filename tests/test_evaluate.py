@@ -219,7 +219,9 @@ class EchoBackend:
         self.text, self.closed = text, False
 
     def generate(self, prompts: Sequence[str], params: GenerationParams) -> list[list[Completion]]:
-        assert params.temperature == 0.0 and all(p.startswith("Drug A: ") for p in prompts)
+        assert params.temperature == 0.0 and all(
+            p.startswith(("Drug A: ", "Query: Drug A with Drug B\n")) for p in prompts
+        )
         return [[Completion(self.text, 100, 20, 0.1, "stop")] for _ in prompts]
 
     def close(self) -> None:

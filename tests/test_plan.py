@@ -73,8 +73,8 @@ def test_default_runs_every_stage_and_rebuilds_nothing() -> None:
 def test_a_call_carries_the_declared_inputs_only() -> None:
     outputs = {n: f"/r/{n}/key-{n}" for n in NAMES}
     call = Plan().call(stage("dpo"), outputs, cfg=None, root="/r")
-    assert call.dirs == {"sft": "/r/sft/key-sft", "prm": "/r/prm/key-prm", "ingest": "/r/ingest/key-ingest"}
-    assert call.keys() == {"sft": "key-sft", "prm": "key-prm", "ingest": "key-ingest"}
+    assert call.dirs == {n: f"/r/{n}/key-{n}" for n in ("sft", "prm", "ingest", "index")}
+    assert call.keys() == {n: f"key-{n}" for n in ("sft", "prm", "ingest", "index")}
     assert call.keys("prm") == {"prm": "key-prm"}
 
 

@@ -20,6 +20,7 @@ from test_evaluate import EchoBackend
 from mard_core import runlog
 from mard_core.errors import InputError, MardError
 from mard_core.evaluation.catalog import BackendSystem
+from mard_core.evaluation.student import StudentSystem
 from mard_core.predict import (
     UnknownDrugError,
     format_json,
@@ -35,7 +36,6 @@ from mard_core.registry import MERGED_ARTIFACT
 from mard_core.retrieval import RetrievalIndex
 from mard_core.stage import StageRun, run_stage
 from mard_core.students import choose
-from mard_core.teachers.base import make_backend
 from mard_core.training import merged_dir
 
 
@@ -459,8 +459,9 @@ def test_cli_names_the_model_and_loads_it_once_per_batch(
     assert text.startswith("Voriconazole (DB00582) + Axitinib (DB06626)\n")
     assert text.rstrip().endswith(f"\n  Model: {merged_dir(out['dpo'])} (newest completed student)")
     loads = []
-    monkeypatch.setattr(
-        "mard_core.predict.make_backend", lambda spec, make=make_backend: loads.append(spec) or make(spec)
+    init = StudentSystem.__init__
+    monkeypatch.setattr(StudentSystem, "__init__", lambda s, *a, **k: loads.append(a) or init(s, *a, **k))
+        StudentSystem, "__init__", lambda self, *a, **k: loads.append(a) or init(self, *a, **k)
     )
     (tmp_path / "pairs.csv").write_text("drug_a,drug_b\nvoriconazole,axitinib\nDB06626,DB00582\n")
     code, lines, err = run_main(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mard_core.chains import Completion
-from mard_core.constrained import LabelTrie, generate_answers
-from mard_core.errors import InputError
+from mard_core.constrained import LabelTrie, answer_tokens, generate_answers
 from mard_core.prompts import DrugRef, parse_completion, render_prompt
 from mard_core.retrieval import Evidence
 from mard_core.student_prompt import (
@@ -55,7 +53,7 @@ EVIDENCE = [
         "Voriconazole is in the category Antifungal Agents",
         "categories",
         value="Antifungal Agents",
-    ),  # fmt: skip
+    ),
     _analogue(7, A, "PK Metabolism/Metabolism/A to B/Inhibition"),
     _analogue(8, B, "PK Metabolism/Metabolism/B to A/Inhibition"),  # B's neighbour: the mirror of the above
     _analogue(9, A, "PD Additive/QTc prolongation/Bidirectional/Increase"),
@@ -109,7 +107,8 @@ def test_the_mirrored_example_swaps_the_roles_and_the_direction() -> None:
     view = StudentView(lambda a, b: EVIDENCE, {A: NAMES_A, B: NAMES_B})
     prompt = render_prompt(DrugRef(A, "Voriconazole"), DrugRef(B, "Axitinib"), EVIDENCE)
     completion = (
-        "Step 1: Voriconazole is an inhibitor of CYP3A4 [E3].\nStep 2: Axitinib is a substrate of CYP3A4 [E5].\n"
+        "Step 1: Voriconazole is an inhibitor of CYP3A4 [E3].\n"
+        "Step 2: Axitinib is a substrate of CYP3A4 [E5].\n"
         "ANSWER: PK Metabolism/Metabolism/A to B/Inhibition | confidence 0.90\n"
     )
     forward, mirrored = view.example(prompt, completion), view.example(prompt, completion, swap=True)
@@ -137,13 +136,11 @@ def test_constrained_answers_are_always_valid_labels(model: tuple[torch.nn.Modul
     lm, tokenizer = model
     trie = LabelTrie(tokenizer, [answer_line(label) for label in LABELS])
     prompts = [f"Query: Drug A with Drug B\n[E1] fact {i}\nReasoning:\n" for i in range(5)]
-    for budget in (trie.depth + len(trie.forced) + 1, 40):  # the marker forced at once, or free text first
+    for budget in (0, 40):  # the marker forced at once, or free text first
         for g in generate_answers(lm, tokenizer, prompts, trie, budget, batch_size=2):
             answer = parse_completion(g.text).answer
             assert answer is not None and answer.label in LABELS, g.text
-            assert 0 < g.confidence <= 1 and g.completion_tokens <= budget
-    with pytest.raises(InputError, match="max_tokens 3 <"):
-        generate_answers(lm, tokenizer, prompts, trie, 3, batch_size=2)
+            assert 0 < g.confidence <= 1 and g.completion_tokens <= budget + answer_tokens(trie)
 
 
 def test_the_confidence_is_the_label_probability_among_the_allowed_labels(
@@ -153,9 +150,10 @@ def test_the_confidence_is_the_label_probability_among_the_allowed_labels(
     two = LABELS[:2]  # differ in the direction token only
     trie = LabelTrie(tokenizer, [answer_line(label) for label in two])
     prompt = "Query: Drug A with Drug B\nReasoning:"
-    (g,) = generate_answers(lm, tokenizer, [prompt], trie, len(trie.forced) + trie.depth + 1, 1)
+    (g,) = generate_answers(lm, tokenizer, [prompt], trie, 0, 1)
     ids = tokenizer(prompt)["input_ids"] + trie.forced  # the budget forces a new line and the marker
-    tails = [tokenizer(answer_line(x), add_special_tokens=False)["input_ids"][len(trie.marker) :] for x in two]
+    marker = len(trie.marker)
+    tails = [tokenizer(answer_line(x), add_special_tokens=False)["input_ids"][marker:] for x in two]
     split = next(i for i, (x, y) in enumerate(zip(*tails, strict=False)) if x != y)  # the direction token
     with torch.no_grad():
         logits = lm(input_ids=torch.tensor([ids + tails[0][:split]])).logits[0, -1]

@@ -94,7 +94,11 @@ def test_train_tokenizer_respects_vocab_bound_and_special_order() -> None:
         ),
         (TinyModelConfig, {"num_layers": 0}, "size: num_layers: must be > 0, got 0"),
         (WarmupConfig, {"steps": -1}, "size: steps: must be >= 0, got -1"),
-        (ModelsConfig, {"warmup": {"models": ["gpt"]}}, "size: warmup.models: unknown key; allowed: batch_size, lr, steps"),
+        (
+            ModelsConfig,
+            {"warmup": {"models": ["gpt"]}},
+            "size: warmup.models: unknown key; allowed: batch_size, lr, steps",
+        ),
     ],
 )
 def test_bad_config_is_rejected(cls: type, options: dict[str, object], message: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from mard_core.errors import InputError, MardError
 from mard_core.evaluation.systems import KINDS, BaseSystem, Prediction, Query, System, SystemContext
 from mard_core.prompts import parse_completion, render_prompt
+from mard_core.student_prompt import MAX_ITEMS, from_roles, student_prompt
 from mard_core.teachers.base import Backend, GenerationParams, fill_placeholders, make_backend
 from mard_core.validation import parse_config
 
@@ -36,8 +37,14 @@ class BackendSystem(BaseSystem):
         self.name, self.kind, self.possibly_contaminated = name, kind, possibly_contaminated
         self.params = params or GenerationParams(temperature=0.0)
 
+    def _prompt(self, q: Query) -> str:
+        """A student reads its own view (:mod:`mard_core.student_prompt`); others the shared prompt."""
+        if self.kind == "student":
+            return student_prompt(q.drug_a, q.drug_b, q.names_a, q.names_b, q.evidence, MAX_ITEMS).text
+        return render_prompt(q.ref_a, q.ref_b, q.evidence)
+
     def predict(self, queries: Sequence[Query]) -> list[Prediction]:
-        prompts = [render_prompt(q.ref_a, q.ref_b, q.evidence) for q in queries]
+        prompts = [self._prompt(q) for q in queries]
         outputs = self.backend.generate(prompts, replace(self.params, n=1)) if prompts else []
         if len(outputs) != len(queries):
             raise MardError(
@@ -45,7 +52,10 @@ class BackendSystem(BaseSystem):
             )
         predictions = []
         for query, (completion, *_) in zip(queries, outputs, strict=True):
-            parsed = parse_completion(completion.text, query.names_a, query.names_b)
+            text = completion.text
+            if self.kind == "student":
+                text = from_roles(text, query.names_a[0], query.names_b[0])
+            parsed = parse_completion(text, query.names_a, query.names_b)
             answer = parsed.answer
             if answer is not None and all(answer.label.split("/")):
                 label, confidence = answer.label, answer.confidence
@@ -55,7 +65,7 @@ class BackendSystem(BaseSystem):
                 Prediction(
                     label,
                     confidence,
-                    completion.text,
+                    text,
                     completion.prompt_tokens,
                     completion.completion_tokens,
                 )

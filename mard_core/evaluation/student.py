@@ -22,7 +22,8 @@ _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torc
 
 
 class StudentSystem(BaseSystem):
-    """A student model directory (merged weights and tokenizer) answering ``student:<name>`` queries."""
+    """A student model directory (merged weights and tokenizer) answering ``student:<name>`` queries;
+    ``max_tokens`` is the chain's token budget (the answer line always gets room after it)."""
 
     kind = "student"
 
@@ -34,7 +35,7 @@ class StudentSystem(BaseSystem):
         device: str = "auto",
         dtype: str = "float32",
         batch_size: int = 64,
-        max_tokens: int = 96,
+        max_tokens: int = 64,
     ) -> None:
         self.name, self.batch_size, self.max_tokens = name, batch_size, max_tokens
         if dtype not in _DTYPES:
