@@ -10,8 +10,9 @@ the query orientation, except the majority class:
 * ``drug_prior``: each drug's training labels seen with the drug as A (mirrored when it was drug_b); a query
   (A, B) sums A's counts and B's counts mirrored into the query orientation and predicts the most frequent
   label (confidence = its vote share); drugs without training pairs fall back to the majority.
-* ``knowledge_rules``: :func:`mard_core.teachers.knowledge.infer_label` on the retrieved evidence, with a
-  verified reasoning chain (its fallback is the most frequent Bidirectional training label).
+* ``knowledge_rules``: :func:`mard_core.teachers.knowledge.infer_label` (the pharmacology rules of
+  :mod:`mard_core.teachers.pharmacology`, analogue votes choosing among them) on the retrieved evidence, with
+  a verified reasoning chain (its fallback is the most frequent Bidirectional training label).
 * ``similarity``: the label of the most similar training pair among the retrieval index's
   ``similar_interaction`` evidence (neighbours by protein/category Jaccard and SMILES fingerprints), oriented
   by :func:`mard_core.teachers.knowledge.query_label`; analogues whose partner is the other query drug rank

@@ -123,6 +123,46 @@ def test_knowledge_rules_write_a_chain_and_fall_back_to_the_bidirectional_majori
     assert out[1].label == QT  # no evidence: the most frequent Bidirectional training label
 
 
+def test_knowledge_rules_answer_in_the_query_orientation_from_pharmacology() -> None:
+    """Voriconazole (strong CYP3A4 inhibitor) + axitinib (CYP3A4 substrate) in both orders, and two
+    QTc-prolonging agents (categories only): a Bidirectional PD label in both orders."""
+    cyp = {"kind": "protein", "field": "enzymes", "protein_kind": "enzyme", "gene_name": "CYP3A4"}
+    pk = (
+        Evidence(
+            id="E1",
+            drug_id="DB00582",
+            sentence="Voriconazole is a strong inhibitor of CYP3A4",
+            actions=("inhibitor",),
+            **cyp,
+        ),
+        Evidence(
+            id="E2",
+            drug_id="DB06626",
+            sentence="Axitinib is a substrate of CYP3A4",
+            actions=("substrate",),
+            **cyp,
+        ),
+    )
+    qt = tuple(
+        Evidence(
+            id=f"E{i}",
+            kind="category",
+            drug_id=d,
+            field="categories",
+            sentence="",
+            value="QTc Prolonging Agents",
+        )
+        for i, d in ((3, "D8"), (4, "D9"))
+    )
+    system = KnowledgeRulesBaseline()
+    out = system.predict(
+        [q("DB00582", "DB06626", pk), q("DB06626", "DB00582", pk), q("D8", "D9", qt), q("D9", "D8", qt)]
+    )
+    assert [p.label for p in out] == [MET, mirror_label(MET), QT, QT]
+    assert out[0].confidence == out[1].confidence == pytest.approx(0.8)
+    assert "Drug DB00582 is an inhibitor of CYP3A4 [E1]" in (out[0].text or "")
+
+
 # ---------------------------------------------------------------- feature MLP
 
 

@@ -105,3 +105,39 @@ def test_config_modules_import_no_heavy_dependencies(module: str) -> None:
     code = f"import json, sys; import {module}; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert json.loads(out.stdout) == []
+
+
+KNOWLEDGE = ("mard_core.teachers.knowledge", "mard_core.teachers.pharmacology", "mard_core.baselines")
+SYNTH = "mard_core.synth"
+
+
+def test_the_knowledge_rules_and_the_generator_never_import_each_other() -> None:
+    """The knowledge teacher, its rule table and the baselines are pharmacology, not the synthetic generator's
+    rules: neither side reaches the other through imports (any depth), in files or in a fresh interpreter."""
+    graph = import_graph()
+    synth = [m for m in graph if _within(m, (SYNTH,))]
+    assert synth and all(m in graph for m in KNOWLEDGE)
+    assert not {
+        m: sorted(r) for m in KNOWLEDGE if (r := {x for x in _reachable(graph, m) if _within(x, (SYNTH,))})
+    }
+    assert not {m: sorted(r) for m in synth if (r := _reachable(graph, m) & set(KNOWLEDGE))}
+    code = f"import json, sys; import {', '.join(KNOWLEDGE)}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert not [m for m in json.loads(out.stdout) if _within(m, (SYNTH,))]
+
+
+def test_the_knowledge_rules_read_no_generator_file() -> None:
+    """No source or data file of the knowledge side names the generator's package or its tables."""
+    teachers = ROOT / "mard_core" / "teachers"
+    files = [
+        teachers / "knowledge.py",
+        teachers / "pharmacology.py",
+        teachers / "pharmacology.yaml",
+        ROOT / "mard_core" / "baselines.py",
+    ]
+    tables = {p.name for p in (ROOT / "mard_core" / "synth" / "data").glob("*.yaml")}
+    assert tables  # the generator's tables exist, so the check below means something
+    for path in files:
+        text = path.read_text()
+        assert "synth" not in text, f"{path.name} names the generator"
+        assert not [t for t in tables if t in text and t != path.name], f"{path.name} names a generator table"

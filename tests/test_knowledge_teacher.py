@@ -3,6 +3,8 @@ and, on a small synthetic release, every gold chain of every train pair verifies
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -10,10 +12,13 @@ import pytest
 
 from mard_core.errors import InputError
 from mard_core.metrics.labels import present_in_random_order
+from mard_core.metrics.mfs import ChainVerifier
+from mard_core.metrics.mfs_validation import gold_chain
 from mard_core.prompts import DrugRef, parse_completion
 from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.teachers.config import KnowledgeConfig
-from mard_core.teachers.knowledge import KnowledgeTeacher, infer_label, query_label
+from mard_core.teachers.knowledge import MECHANISMS, KnowledgeTeacher, infer_label, query_label
+from mard_core.teachers.pharmacology import PHARMACOLOGY_PATH, load_pharmacology
 from mard_core.validation import parse_config
 from mard_core.verifier import CORRECT, Facts, parse_step, verify_step
 
@@ -27,7 +32,10 @@ PHEN = DrugRef("DB08794", "Phenprocoumon")
 NALOX = DrugRef("DB01183", "Naloxone")
 MORPH = DrugRef("DB00295", "Morphine")
 KETO = DrugRef("DB01026", "Ketoconazole")
-DRUGS = (VORI, AXI, RIF, DIG, VERA, WARF, PHEN, NALOX, MORPH, KETO)
+CITA = DrugRef("DB00215", "Citalopram")
+DOFE = DrugRef("DB00204", "Dofetilide")
+HALO = DrugRef("DB00502", "Haloperidol")
+DRUGS = (VORI, AXI, RIF, DIG, VERA, WARF, PHEN, NALOX, MORPH, KETO, CITA, DOFE, HALO)
 
 # (drug, kind, gene, uniprot, actions, strength): one DrugBank drug-protein row each.
 PROTEINS: list[tuple[DrugRef, str, str, str, tuple[str, ...], str | None]] = [
@@ -43,6 +51,9 @@ PROTEINS: list[tuple[DrugRef, str, str, str, tuple[str, ...], str | None]] = [
     (NALOX, "target", "OPRM1", "P35372", ("antagonist",), None),
     (MORPH, "target", "OPRM1", "P35372", ("agonist",), None),
     (KETO, "enzyme", "CYP3A4", "P08684", ("inhibitor",), None),
+    (CITA, "enzyme", "CYP3A4", "P08684", ("substrate",), None),
+    (DOFE, "target", "KCNH2", "Q12809", ("inhibitor",), None),
+    (HALO, "target", "KCNH2", "Q12809", ("inhibitor",), None),
 ]
 
 
@@ -78,6 +89,18 @@ def analogue(eid: str, similar: DrugRef, partner: DrugRef, similar_to: DrugRef, 
         partner_id=partner.drugbank_id,
         similar_to=similar_to.drugbank_id,
         similarity=0.5,
+    )
+
+
+def category(eid: str, drug: DrugRef, value: str) -> Evidence:
+    """A DrugBank category of ``drug`` as the retrieval index shows it."""
+    return Evidence(
+        id=eid,
+        kind="category",
+        drug_id=drug.drugbank_id,
+        field="categories",
+        sentence=f"{drug.name} is in the category {value}",
+        value=value,
     )
 
 
@@ -134,7 +157,7 @@ def verdicts(
                 "Step 1: Voriconazole is an inhibitor of CYP3A4 [E1].",
                 "Step 2: Axitinib is a substrate of CYP3A4 [E3].",
                 "Step 3: Voriconazole decreases the metabolism of Axitinib.",
-                "ANSWER: PK Metabolism/Metabolism/A to B/Inhibition | confidence 0.75",
+                "ANSWER: PK Metabolism/Metabolism/A to B/Inhibition | confidence 0.80",
             ],
         ),
         (
@@ -145,7 +168,7 @@ def verdicts(
                 "Step 1: Voriconazole is an inhibitor of CYP3A4 [E3].",
                 "Step 2: Axitinib is a substrate of CYP3A4 [E1].",
                 "Step 3: Voriconazole decreases the metabolism of Axitinib.",
-                "ANSWER: PK Metabolism/Metabolism/B to A/Inhibition | confidence 0.75",
+                "ANSWER: PK Metabolism/Metabolism/B to A/Inhibition | confidence 0.80",
             ],
         ),
         (
@@ -181,7 +204,7 @@ def verdicts(
                     "Step 3: Warfarin increases the risk or severity of bleeding when combined with "
                     "Phenprocoumon."
                 ),
-                "ANSWER: PD Additive/Bleeding/Bidirectional/Increase | confidence 0.35",
+                "ANSWER: PD Additive/Bleeding/Bidirectional/Increase | confidence 0.75",
             ],
         ),
         (
@@ -239,17 +262,18 @@ def test_query_label_maps_analogues_into_the_query_orientation() -> None:
 @pytest.mark.parametrize(
     ("a", "b", "extra", "label", "confidence"),
     [
-        (VORI, AXI, [], "PK Metabolism/Metabolism/A to B/Inhibition", 0.75),
-        (AXI, VORI, [], "PK Metabolism/Metabolism/B to A/Inhibition", 0.75),
+        (VORI, AXI, [], "PK Metabolism/Metabolism/A to B/Inhibition", 0.8),  # a strong CYP3A4 inhibitor
+        (AXI, VORI, [], "PK Metabolism/Metabolism/B to A/Inhibition", 0.8),
         (AXI, RIF, [], "PK Metabolism/Metabolism/B to A/Induction", 0.6),
         (VERA, DIG, [], "PK Exposure/Serum concentration/A to B/Increase", 0.6),
-        # analogue votes choose among the labels a transporter mechanism explains
+        # analogue votes choose among the labels a transporter mechanism explains: 0.6 * 0.75 for the
+        # alternative label, combined with 0.8 * 1 agreeing / (1 analogue + 1)
         (
             VERA,
             DIG,
-            [("E9", KETO, DIG, VERA, "PK Excretion/Excretion/A to B/Decrease")],
-            "PK Excretion/Excretion/A to B/Decrease",
-            0.76,
+            [("E9", KETO, DIG, VERA, "PK Excretion/Excretion rate/A to B/Decrease")],
+            "PK Excretion/Excretion rate/A to B/Decrease",
+            0.67,
         ),
         # no mechanism: the most common analogue label, mapped into the query orientation
         (
@@ -300,6 +324,115 @@ def test_majority_label_is_configurable_and_validated() -> None:
         parse_config(KnowledgeConfig, {"majority_label": "nonsense"}, "knowledge")
     with pytest.raises(InputError, match=r"^knowledge: min_confidence: must be <= 0.95, got 1.5$"):
         parse_config(KnowledgeConfig, {"min_confidence": 1.5}, "knowledge")
+
+
+# ---------------------------------------------------------------- pharmacology: real cases
+
+
+QT = "PD Additive/QTc prolongation/Bidirectional/Increase"
+
+
+def test_two_qt_prolonging_drugs_outrank_a_cyp3a4_inhibition(facts: Facts) -> None:
+    """Voriconazole + citalopram: a strong CYP3A4 inhibitor and a CYP3A4 substrate, both QTc-prolonging
+    agents; DrugBank records the QTc risk (torsades outranks the exposure change), a pharmacodynamic,
+    Bidirectional label whichever drug comes first."""
+    qt = [
+        category("E8", VORI, "QTc Prolonging Agents"),
+        category("E9", CITA, "Highest Risk QTc-Prolonging Agents"),
+    ]
+    for a, b in ((VORI, CITA), (CITA, VORI)):
+        label, confidence, _ = infer_label(a, b, protein_evidence(a, b) + qt)
+        assert (label, confidence) == (QT, 0.85)
+    # without the QT classes the CYP3A4 inhibition is the answer again
+    assert (
+        infer_label(VORI, CITA, protein_evidence(VORI, CITA))[0]
+        == "PK Metabolism/Metabolism/A to B/Inhibition"
+    )
+
+
+def test_a_shared_qt_target_gives_a_verified_pharmacodynamic_chain(facts: Facts) -> None:
+    evidence = protein_evidence(DOFE, HALO)
+    label, confidence, steps = infer_label(DOFE, HALO, evidence)
+    assert (label, confidence) == (QT, 0.85)
+    assert steps[:2] == [("Dofetilide targets KCNH2", ["E1"]), ("Haloperidol targets KCNH2", ["E2"])]
+    text = KnowledgeTeacher().write(DOFE, HALO, evidence)
+    assert verdicts(text, DOFE, HALO, QT, evidence, facts) == [CORRECT] * 3
+    chain = gold_chain(DOFE, HALO, QT, evidence, KnowledgeTeacher())
+    assert chain is not None
+    assert ChainVerifier(facts).score(chain.text, DOFE, HALO, evidence).mfs == 1.0
+
+
+def test_a_category_alone_names_the_mechanism_but_proves_no_step(facts: Facts) -> None:
+    """DrugBank's CYP categories carry the mechanism where the protein rows are missing; the chain then states
+    only the conclusion (a protein claim must be in the drug's rows to verify)."""
+    evidence = [
+        category("E1", KETO, "Cytochrome P-450 CYP3A4 Inhibitors (strong)"),
+        category("E2", WARF, "Cytochrome P-450 CYP3A4 Substrates"),
+    ]
+    label, confidence, steps = infer_label(WARF, KETO, evidence)
+    assert (label, confidence) == ("PK Metabolism/Metabolism/B to A/Inhibition", 0.8)
+    assert steps == [("Ketoconazole decreases the metabolism of Warfarin", [])]
+
+
+def test_no_mechanism_evidence_abstains_at_the_lowest_confidence(facts: Facts) -> None:
+    """Warfarin (VKORC1) and axitinib (CYP3A4 substrate, KDR): nothing links them; the configured
+    unspecific label at ``min_confidence``, with only its conclusion."""
+    label, confidence, steps = infer_label(WARF, AXI, protein_evidence(WARF, AXI))
+    assert (label, confidence) == (KnowledgeConfig().majority_label, KnowledgeConfig().min_confidence)
+    assert len(steps) == 1 and steps[0][1] == []
+
+
+def test_the_real_fixture_labels_of_voriconazole_rifampicin_and_axitinib(real_world: dict[str, Any]) -> None:
+    """On the real DrugBank records: "The metabolism of Axitinib can be decreased when combined with
+    Voriconazole" and "... increased when combined with Rifampicin", in both query orders."""
+    pairs, names = real_world["pairs"], dict(real_world["drugs"].select("drugbank_id", "name").iter_rows())
+    index = RetrievalIndex.load(real_world["root"] / "index" / "cold_drug")
+    gold = {(a, b): lab for a, b, lab in pairs.select("drug_a", "drug_b", "label").iter_rows()}
+    assert gold[(VORI.drugbank_id, AXI.drugbank_id)] == "PK Metabolism/Metabolism/A to B/Inhibition"
+    assert gold[(RIF.drugbank_id, AXI.drugbank_id)] == "PK Metabolism/Metabolism/A to B/Induction"
+    teacher = KnowledgeTeacher(KnowledgeConfig(use_gold=False))
+    for perpetrator in (VORI, RIF):
+        expected = gold[(perpetrator.drugbank_id, AXI.drugbank_id)]
+        for a, b, want in (
+            (perpetrator, AXI, expected),
+            (AXI, perpetrator, expected.replace("A to B", "B to A")),
+        ):
+            refs = DrugRef(a.drugbank_id, names[a.drugbank_id]), DrugRef(b.drugbank_id, names[b.drugbank_id])
+            label, _, steps = teacher.infer_label(*refs, index.retrieve(a.drugbank_id, b.drugbank_id))
+            assert label == want
+            assert any("CYP3A4" in text for text, _ in steps)
+
+
+def test_the_pharmacology_table_is_checked_against_the_taxonomy(tmp_path: Path) -> None:
+    table = load_pharmacology()
+    assert table is load_pharmacology(PHARMACOLOGY_PATH)  # cached
+    exposure = {
+        m.protein_kinds for m in MECHANISMS if (m.subtype, m.relation) == ("Serum concentration", "inhibitor")
+    }
+    assert exposure == {("enzyme", "transporter")}  # CYP and P-gp/OATP inhibition both raise serum levels
+    bad = tmp_path / "pharmacology.yaml"
+    bad.write_text(
+        PHARMACOLOGY_PATH.read_text().replace(
+            "PK Metabolism/Metabolism/Inhibition", "PK Metabolism/Nope/Inhibition", 1
+        )
+    )
+    with pytest.raises(
+        InputError,
+        match=rf"^{re.escape(str(bad))}: pk\.metabolism\.inhibitor: family 'PK Metabolism' has no subtype",
+    ):
+        load_pharmacology(bad)
+    bad.write_text(
+        PHARMACOLOGY_PATH.read_text().replace(
+            "classes: [qt_prolonging, qt_prolonging]", "classes: [qt, qt]", 1
+        )
+    )
+    with pytest.raises(InputError, match=r": class_rules\[0\]: unknown class 'qt'$"):
+        load_pharmacology(bad)
+    bad.write_text(
+        PHARMACOLOGY_PATH.read_text().replace("strength: {strong: 0.8", "strength: {strong: 1.8", 1)
+    )
+    with pytest.raises(InputError, match=r": strength\.strong: must be <= 1"):
+        load_pharmacology(bad)
 
 
 # ---------------------------------------------------------------- a synthetic release
