@@ -8,9 +8,9 @@ Strategies (``make_split``):
   and test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug
   seen in train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and
   reported.
-- ``cold_pair`` (S2): held-out drug sets as in S1 (fractions are of drugs), but a test (valid) pair has both
-  drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one held-out drug
-  are dropped and reported. With 10% of drugs held out, about 1% of pairs land in test.
+- ``cold_pair`` (S2): held-out drug sets as in S1, ``cold_pair_frac`` of the drugs each, but a test (valid)
+  pair has both drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one
+  held-out drug are dropped and reported. With 25% of drugs held out, about 6% of pairs land in test.
 - ``temporal`` (``make_temporal_split``): train/valid are a random split of the earlier release (valid_frac of
   its pairs), test = the pairs of the later release whose unordered pair is absent from the earlier one.
 
@@ -146,7 +146,12 @@ def _cold_parts(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Drug-level split for cold_drug / cold_pair; returns pair parts (-1 = dropped) and the report."""
     perm = rng.permutation(n_drugs)
-    n_test, n_valid = round(cfg.test_frac * n_drugs), round(cfg.valid_frac * n_drugs)
+    valid_frac, test_frac = (
+        (cfg.cold_pair_frac, cfg.cold_pair_frac)
+        if strategy == "cold_pair"
+        else (cfg.valid_frac, cfg.test_frac)
+    )
+    n_test, n_valid = round(test_frac * n_drugs), round(valid_frac * n_drugs)
     group = np.full(n_drugs, _TRAIN, dtype=np.int8)
     group[perm[:n_test]] = _TEST
     group[perm[n_test : n_test + n_valid]] = _VALID

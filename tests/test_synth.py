@@ -15,7 +15,8 @@ from lxml import etree
 
 from mard_core import synth
 from mard_core.errors import InputError
-from mard_core.synth import molecules, render, world
+from mard_core.synth import history, molecules, render, world
+from mard_core.synth.drugs import load_fixture
 from mard_core.synth.names import SALTS
 from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
@@ -30,6 +31,12 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, synth
     d = tmp_path_factory.mktemp("synth")
     truth = synth.write_release(d / "release.xml", 150, seed=3, truth_path=d / "truth.parquet")
     return d / "release.xml", d / "truth.parquet", truth
+
+
+@pytest.fixture(scope="module")
+def state(release: tuple[Path, Path, synth.SynthTruth]) -> history.World:
+    """The world behind the release, rebuilt from its sidecar."""
+    return history.build_world(synth.read_params(release[0]), load_fixture(synth.DEFAULT_FIXTURE))
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +103,12 @@ def test_zip_is_deterministic_with_one_deflated_member(tmp_path: Path) -> None:
         assert zf.read("full database.xml").startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<drugbank')
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a.xml.zip",
+        "a.xml.zip.world.json",
         "b.xml.zip",
+        "b.xml.zip.world.json",
         "c.xml.zip",
-    ]  # no temp files
+        "c.xml.zip.world.json",
+    ]  # each release with its world sidecar, no temp files
 
 
 def test_fixture_drugs_are_merged_with_their_real_sentences(records: dict[str, dict]) -> None:
@@ -141,28 +151,43 @@ def test_hard_name_cases_are_present_and_names_unique(records: dict[str, dict]) 
     assert any(n.endswith(tuple(f" {s}" for s in SALTS)) for n in names)
 
 
-def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dict[str, dict]) -> None:
+def test_every_sentence_names_both_drugs_and_the_intended_one_follows_the_mechanisms(
+    release: tuple[Path, Path, synth.SynthTruth], records: dict[str, dict], state: history.World
+) -> None:
     seen_templates = Counter()
     for drug_id, rec in records.items():
         for partner_id, partner_name, text in rec["listings"]:
             assert partner_name == records[partner_id]["name"]
             match = sentence_roles(text, rec["name"], partner_name)
             assert match is not None, f"{drug_id}: no template for {text!r}"
-            template, d1, _ = match
-            seen_templates[template.id] += 1
-            if template.id == world.NOISE_TEMPLATE:
-                continue
-            perp, victim = (rec, records[partner_id]) if d1 == rec["name"] else (records[partner_id], rec)
-            orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
-            assert any(
-                world.explains(rule, p["roles"], v["roles"])
-                for rule in world.rules_for(template.id)
-                for p, v in orientations
-            ), (drug_id, text)
-            if template.id == "metabolism_decreased":  # checked without the rule table too
-                inhibited = {g for g, a in perp["links"] if a == "inhibitor"}
-                assert inhibited & {g for g, a in victim["links"] if a == "substrate"}, text
+            seen_templates[match[0].id] += 1
     assert {"metabolism_decreased", "metabolism_increased", "qtc_prolongation_risk"} <= set(seen_templates)
+    drugs = {d.id: d for d in state.drugs}  # the world's roles: records may leave some out
+    for row in pq.read_table(release[1]).to_pylist():
+        template = world.TEMPLATE_BY_ID[row["intended_template"]]
+        if template.id == world.NOISE_TEMPLATE:
+            continue
+        a, b = drugs[row["drug_a"]], drugs[row["drug_b"]]
+        perp, victim = (a, b) if row["intended_perpetrator"] in (None, a.id) else (b, a)
+        orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
+        assert any(
+            world.explains(rule, p.roles, v.roles)
+            for rule in world.rules_for(template.id)
+            for p, v in orientations
+        ), row
+        if (
+            template.id == "metabolism_decreased" and perp.attrs and victim.attrs
+        ):  # without the rule table too
+            inhibited = {
+                lk.protein.key
+                for lk in perp.attrs["links"] + perp.attrs["hidden"]
+                if "inhibitor" in lk.actions
+            }
+            assert inhibited & {
+                lk.protein.key
+                for lk in victim.attrs["links"] + victim.attrs["hidden"]
+                if "substrate" in lk.actions
+            }, row
 
 
 def test_truth_counts_match_an_independent_parse(release: tuple[Path, Path, synth.SynthTruth]) -> None:

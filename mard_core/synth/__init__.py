@@ -38,6 +38,42 @@ pairs interact, and by which sentence), :mod:`.render` (the streamed XML) and :m
 (:func:`write_release`).
 """
 
-from mard_core.synth.release import DEFAULT_FIXTURE, SYNTH_VERSION, SynthTruth, write_release
+from __future__ import annotations
 
-__all__ = ["DEFAULT_FIXTURE", "SYNTH_VERSION", "SynthTruth", "write_release"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mard_core.synth.config import WorldConfig
+    from mard_core.synth.release import (
+        DEFAULT_EXPORTED_ON,
+        DEFAULT_FIXTURE,
+        SYNTH_VERSION,
+        SynthTruth,
+        evolve_release,
+        read_params,
+        sidecar_path,
+        world_figures,
+        write_release,
+    )
+
+__all__ = [
+    "DEFAULT_EXPORTED_ON",
+    "DEFAULT_FIXTURE",
+    "SYNTH_VERSION",
+    "SynthTruth",
+    "WorldConfig",
+    "evolve_release",
+    "read_params",
+    "sidecar_path",
+    "world_figures",
+    "write_release",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use: loading a config (``synth.config``) stays light."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = "mard_core.synth.config" if name == "WorldConfig" else "mard_core.synth.release"
+    return getattr(importlib.import_module(module), name)
