@@ -179,7 +179,7 @@ def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
 
 
 def test_cold_pair_has_both_drugs_unseen() -> None:
-    parts = make_split(chain(40), "cold_pair", SplitConfig(valid_frac=0.1, test_frac=0.1, seed=1))
+    parts = make_split(chain(40), "cold_pair", SplitConfig(cold_pair_frac=0.1, seed=1))
     train = {d for k in keys(parts["train"]) for d in k}
     assert parts["test"].height == 6 and parts["valid"].height == 6
     assert all(a not in train and b not in train for p in ("valid", "test") for a, b in keys(parts[p]))

@@ -112,9 +112,17 @@ class World:
         return np.array([d.arch is None for d in self.drugs])
 
     def curate(self, lo: np.ndarray, hi: np.ndarray, noise: np.ndarray, gen: np.random.Generator) -> Pairs:
-        """Intended and written labels of new pairs, from the drugs' world roles."""
-        options = plausible(role_matrices(self.drugs, lambda d: d.roles), lo, hi)
-        return curate(lo, hi, noise, options, self.keys, self.classes(), self.params.world, gen)
+        """Intended and written labels of new pairs, from the drugs' world roles (in blocks of pairs)."""
+        matrices, classes, cfg = (
+            role_matrices(self.drugs, lambda d: d.roles),
+            self.classes(),
+            self.params.world,
+        )
+        blocks = [
+            curate(lo[s], hi[s], noise[s], plausible(matrices, lo[s], hi[s]), self.keys, classes, cfg, gen)
+            for s in _blocks(len(lo))
+        ]
+        return Pairs.concat(blocks)
 
 
 def build_world(params: Params, fx: Fixture | None) -> World:
@@ -150,6 +158,10 @@ def build_world(params: Params, fx: Fixture | None) -> World:
         _evolve(world, step, k, previous, exported)
         previous = exported
     return world
+
+
+def _blocks(m: int, size: int = 50_000) -> list[slice]:
+    return [slice(s, s + size) for s in range(0, m, size)] or [slice(0, 0)]
 
 
 def _no_pairs() -> Pairs:
@@ -300,10 +312,12 @@ def oracle(world: World) -> dict[str, Any]:
     same = label_id[resolved] == label_id[pairs.intended.astype(np.int64)]
 
     def derivable(roles: Any) -> float:
-        options = plausible(role_matrices(world.drugs, roles), pairs.lo, pairs.hi)
-        hit = (options & (label_id[None, :] == label_id[resolved][:, None])).any(1)
-        generic = (resolved % T == NOISE) & ~options.any(1)
-        return float((hit | generic).mean()) if m else 1.0
+        matrices, hits = role_matrices(world.drugs, roles), 0
+        for s in _blocks(m):
+            options = plausible(matrices, pairs.lo[s], pairs.hi[s])
+            hit = (options & (label_id[None, :] == label_id[resolved[s]][:, None])).any(1)
+            hits += int((hit | ((resolved[s] % T == NOISE) & ~options.any(1))).sum())
+        return hits / m if m else 1.0
 
     rows = [
         bool(MECHANISM_LINKS.intersection(link_evidence([lk])))
