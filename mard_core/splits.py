@@ -212,10 +212,18 @@ def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitPar
     return SplitParts(_assemble(df, pair_part[pair_id]), strategy, report)
 
 
-def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: SplitConfig) -> SplitParts:
-    """Train/valid: a random split of the earlier release; test: pairs new in the later release."""
+def make_temporal_split(
+    old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: SplitConfig, drugs: pl.Series | None = None
+) -> SplitParts:
+    """Train/valid: a random split of the earlier release; test: pairs new in the later release. Earlier
+    pairs naming a drug that is not in ``drugs`` (the later release's primary ids: e.g. a drug merged into
+    another since) are left out and counted."""
     old, old_dups = canonical_pairs(old_pairs, "old release pairs")
     new, new_dups = canonical_pairs(new_pairs, "new release pairs")
+    retired = 0
+    if drugs is not None:
+        alive = pl.col("drug_a").is_in(drugs.implode()) & pl.col("drug_b").is_in(drugs.implode())
+        retired, old = old.filter(~alive).height, old.filter(alive)
     keys = ["drug_a", "drug_b"]
     test = new.join(old.select(keys).unique(), on=keys, how="anti").sort(list(SPLIT_COLUMNS))
     removed = old.select(keys).unique().join(new.select(keys).unique(), on=keys, how="anti").height
@@ -224,6 +232,7 @@ def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: S
         "new_pairs": new.height,
         "duplicate_rows_removed": old_dups + new_dups,
         "pairs_removed_in_new": removed,
+        "old_pairs_of_retired_drugs": retired,
         "moved_to_train": 0,
     }
     if old.height == 0:
@@ -409,15 +418,20 @@ def _write_strategy(parts: SplitParts, out: Path) -> dict[str, Any]:
 
 
 def write_splits(
-    label_dir: Path, previous_label_dir: Path | None, cfg: SplitConfig, out: Path
+    label_dir: Path,
+    previous_label_dir: Path | None,
+    cfg: SplitConfig,
+    out: Path,
+    drugs: pl.Series | None = None,
 ) -> dict[str, Any]:
     """The splits stage's output in ``out``: each strategy's parts (checked against their guarantees), audit
-    table and statistics; temporal from the previous release's labelled pairs when there is one."""
+    table and statistics; temporal from the previous release's labelled pairs when there is one (those of
+    drugs no longer in ``drugs``, the release's primary ids, left out)."""
     pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
     stats: dict[str, dict[str, Any]] = {
         s: _write_strategy(make_split(pairs, s, cfg), out) for s in cfg.strategies if s != "temporal"
     }
     if previous_label_dir is not None:
         old = pl.read_parquet(previous_label_dir / "ddi_pairs.parquet")
-        stats["temporal"] = _write_strategy(make_temporal_split(old, pairs, cfg), out)
+        stats["temporal"] = _write_strategy(make_temporal_split(old, pairs, cfg, drugs), out)
     return {"strategies": sorted(stats), "sizes": {s: st.get("sizes") for s, st in stats.items()}}

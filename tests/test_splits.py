@@ -135,6 +135,16 @@ def test_temporal_properties(old: pl.DataFrame, new: pl.DataFrame, cfg: SplitCon
     assert {d for k in keys(parts["valid"]) for d in k} <= train_drugs
 
 
+def test_temporal_leaves_out_pairs_of_drugs_merged_away() -> None:
+    old = chain(6)
+    new = chain(7).filter((pl.col("drug_a") != "D002") & (pl.col("drug_b") != "D002"))  # D002 merged away
+    drugs = pl.Series([f"D{i:03d}" for i in range(7) if i != 2])
+    parts = make_temporal_split(old, new, SplitConfig(seed=0), drugs)
+    assert parts.report["old_pairs_of_retired_drugs"] == 5
+    assert all("D002" not in k for p in ("train", "valid") for k in keys(parts[p]))
+    assert keys(parts["train"]) | keys(parts["valid"]) == keys(old) - {k for k in keys(old) if "D002" in k}
+
+
 def chain(n: int) -> pl.DataFrame:
     """A dense graph: every pair among n drugs."""
     return table(
