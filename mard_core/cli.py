@@ -40,14 +40,30 @@ def synth(
         int, typer.Option("--drugs", min=1, help="Synthetic drugs (the real-drug fixture is added).")
     ] = 400,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    previous: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous",
+            readable=False,
+            help="Write the next release of this synthetic release's world (read from its .world.json).",
+        ),
+    ] = None,
+    exported_on: Annotated[
+        str | None,
+        typer.Option("--exported-on", help="YYYY-MM-DD (default 2026-04-02; with --previous, 91 days later)"),
+    ] = None,
 ) -> None:
-    """Write a synthetic DrugBank 5.1 full-database release (the embedded demo default)."""
-    from mard_core.synth import write_release
+    """Write a synthetic DrugBank 5.1 full-database release (the embedded demo default), or with --previous
+    the next release of the same world; its world sidecar (oracle ceiling, parameters) goes beside it."""
+    from mard_core import synth as core
 
-    truth = write_release(out, drugs, seed)
-    typer.echo(
-        json.dumps({"out": str(out), **{k: v for k, v in truth.to_dict().items() if isinstance(v, int)}})
-    )
+    if previous is not None:
+        readable_file(previous)
+        truth = core.evolve_release(previous, out, seed, exported_on=exported_on)
+    else:
+        truth = core.write_release(out, drugs, seed, exported_on=exported_on or core.DEFAULT_EXPORTED_ON)
+    counts = {k: v for k, v in truth.to_dict().items() if isinstance(v, int)}
+    typer.echo(json.dumps({"out": str(out), **counts, "ceiling": truth.world["ceiling"]}))
 
 
 @app.command()

@@ -33,6 +33,7 @@ from mard_core.quality_config import QualityConfig
 from mard_core.registry_config import RegisterConfig
 from mard_core.retrieval_config import RetrievalConfig
 from mard_core.splits_config import SplitConfig
+from mard_core.synth.config import WorldConfig
 from mard_core.tiny_config import ModelsConfig
 from mard_core.training.config import DPOConfig, SFTConfig
 from mard_core.validation import CONFIG, NonNegativeInt, PositiveInt, parse_config, readable
@@ -47,6 +48,7 @@ class ReleaseConfig:
     verify: StrictBool = False
     demo_drugs: PositiveInt = 400
     demo_seed: NonNegativeInt = 0
+    world: WorldConfig = field(default_factory=WorldConfig)  # how the demo release departs from its world
 
     @field_validator("source")
     @classmethod

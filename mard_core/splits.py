@@ -8,9 +8,9 @@ Strategies (``make_split``):
   and test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug
   seen in train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and
   reported.
-- ``cold_pair`` (S2): held-out drug sets as in S1 (fractions are of drugs), but a test (valid) pair has both
-  drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one held-out drug
-  are dropped and reported. With 10% of drugs held out, about 1% of pairs land in test.
+- ``cold_pair`` (S2): held-out drug sets as in S1, ``cold_pair_frac`` of the drugs each, but a test (valid)
+  pair has both drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one
+  held-out drug are dropped and reported. With 25% of drugs held out, about 6% of pairs land in test.
 - ``temporal`` (``make_temporal_split``): train/valid are a random split of the earlier release (valid_frac of
   its pairs), test = the pairs of the later release whose unordered pair is absent from the earlier one.
 
@@ -146,7 +146,12 @@ def _cold_parts(
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Drug-level split for cold_drug / cold_pair; returns pair parts (-1 = dropped) and the report."""
     perm = rng.permutation(n_drugs)
-    n_test, n_valid = round(cfg.test_frac * n_drugs), round(cfg.valid_frac * n_drugs)
+    valid_frac, test_frac = (
+        (cfg.cold_pair_frac, cfg.cold_pair_frac)
+        if strategy == "cold_pair"
+        else (cfg.valid_frac, cfg.test_frac)
+    )
+    n_test, n_valid = round(test_frac * n_drugs), round(valid_frac * n_drugs)
     group = np.full(n_drugs, _TRAIN, dtype=np.int8)
     group[perm[:n_test]] = _TEST
     group[perm[n_test : n_test + n_valid]] = _VALID
@@ -207,10 +212,18 @@ def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitPar
     return SplitParts(_assemble(df, pair_part[pair_id]), strategy, report)
 
 
-def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: SplitConfig) -> SplitParts:
-    """Train/valid: a random split of the earlier release; test: pairs new in the later release."""
+def make_temporal_split(
+    old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: SplitConfig, drugs: pl.Series | None = None
+) -> SplitParts:
+    """Train/valid: a random split of the earlier release; test: pairs new in the later release. Earlier
+    pairs naming a drug that is not in ``drugs`` (the later release's primary ids: e.g. a drug merged into
+    another since) are left out and counted."""
     old, old_dups = canonical_pairs(old_pairs, "old release pairs")
     new, new_dups = canonical_pairs(new_pairs, "new release pairs")
+    retired = 0
+    if drugs is not None:
+        alive = pl.col("drug_a").is_in(drugs.implode()) & pl.col("drug_b").is_in(drugs.implode())
+        retired, old = old.filter(~alive).height, old.filter(alive)
     keys = ["drug_a", "drug_b"]
     test = new.join(old.select(keys).unique(), on=keys, how="anti").sort(list(SPLIT_COLUMNS))
     removed = old.select(keys).unique().join(new.select(keys).unique(), on=keys, how="anti").height
@@ -219,6 +232,7 @@ def make_temporal_split(old_pairs: pl.DataFrame, new_pairs: pl.DataFrame, cfg: S
         "new_pairs": new.height,
         "duplicate_rows_removed": old_dups + new_dups,
         "pairs_removed_in_new": removed,
+        "old_pairs_of_retired_drugs": retired,
         "moved_to_train": 0,
     }
     if old.height == 0:
@@ -404,15 +418,20 @@ def _write_strategy(parts: SplitParts, out: Path) -> dict[str, Any]:
 
 
 def write_splits(
-    label_dir: Path, previous_label_dir: Path | None, cfg: SplitConfig, out: Path
+    label_dir: Path,
+    previous_label_dir: Path | None,
+    cfg: SplitConfig,
+    out: Path,
+    drugs: pl.Series | None = None,
 ) -> dict[str, Any]:
     """The splits stage's output in ``out``: each strategy's parts (checked against their guarantees), audit
-    table and statistics; temporal from the previous release's labelled pairs when there is one."""
+    table and statistics; temporal from the previous release's labelled pairs when there is one (those of
+    drugs no longer in ``drugs``, the release's primary ids, left out)."""
     pairs = pl.read_parquet(label_dir / "ddi_pairs.parquet")
     stats: dict[str, dict[str, Any]] = {
         s: _write_strategy(make_split(pairs, s, cfg), out) for s in cfg.strategies if s != "temporal"
     }
     if previous_label_dir is not None:
         old = pl.read_parquet(previous_label_dir / "ddi_pairs.parquet")
-        stats["temporal"] = _write_strategy(make_temporal_split(old, pairs, cfg), out)
+        stats["temporal"] = _write_strategy(make_temporal_split(old, pairs, cfg, drugs), out)
     return {"strategies": sorted(stats), "sizes": {s: st.get("sizes") for s, st in stats.items()}}

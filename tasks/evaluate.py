@@ -92,16 +92,21 @@ def evaluate_system_task(
     return execute(run, build, force)
 
 
-def evaluate_spec(system_dirs: list[str], root: str) -> StageRun:
+def evaluate_spec(system_dirs: list[str], root: str, ceiling: float | None = None) -> StageRun:
     return StageRun(
-        "evaluate", EVALUATE_VERSION, {}, {Path(d).parent.name: Path(d).name for d in system_dirs}, Path(root)
+        "evaluate",
+        EVALUATE_VERSION,
+        {"ceiling": ceiling},
+        {Path(d).parent.name: Path(d).name for d in system_dirs},
+        Path(root),
     )
 
 
 @task(name="evaluate", cache_policy=StageCache(spec=evaluate_spec), persist_result=True)
-def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
-    """The leaderboard of every (system, strategy), with their calibration rows and plots side by side."""
-    run = evaluate_spec(system_dirs, root)
+def gather(system_dirs: list[str], root: str, ceiling: float | None = None, force: bool = False) -> str:
+    """The leaderboard of every (system, strategy), with their calibration rows and plots side by side, and
+    the synthetic world's oracle ``ceiling`` when the release has one."""
+    run = evaluate_spec(system_dirs, root, ceiling)
 
     def build(work: Path) -> dict[str, Any]:
         results = [
@@ -109,7 +114,7 @@ def gather(system_dirs: list[str], root: str, force: bool = False) -> str:
         ]
         board = leaderboard(results)
         board.write_parquet(work / "leaderboard.parquet")
-        (work / "leaderboard.md").write_text(leaderboard_markdown(board), encoding="utf-8")
+        (work / "leaderboard.md").write_text(leaderboard_markdown(board, ceiling), encoding="utf-8")
         for d in system_dirs:
             for sub in ("calibration", "plots", "predictions"):
                 if (Path(d) / sub).is_dir():
@@ -142,4 +147,5 @@ def evaluate(call: StageCall, force: bool = False) -> str:
         evaluate_system_task(call.dirs, call.root, cfg, split, spec, strategy, force=force)
         for spec, strategy in planned_runs(cfg, placeholders(call.dirs, split))
     ]
-    return gather(systems, call.root, force=force)
+    world = (read_manifest(Path(call.dirs["ingest"])) or {}).get("world") or {}
+    return gather(systems, call.root, world.get("ceiling"), force=force)

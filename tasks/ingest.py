@@ -9,6 +9,7 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 
 from mard_core import ingest as core
+from mard_core import synth
 from mard_core.releases import file_sha256, hash_cache
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
@@ -29,7 +30,8 @@ def ingest(call: StageCall, force: bool = False) -> str:
     def build(tmp: Path) -> dict[str, Any]:
         fields = core.ingest(Path(source), tmp, call.cfg.ingest)
         fields["source"]["sha256"] = run.inputs["source"]
-        return fields
+        world = synth.world_figures(Path(source), run.inputs["source"])  # a synthetic release's oracle
+        return {**fields, **({"world": world} if world else {})}
 
     out = execute(run, build, force)
     manifest = read_manifest(Path(out)) or {}

@@ -22,7 +22,7 @@ def demo_spec(call: StageCall) -> StageRun:
     return StageRun(
         "demo-release",
         synth.SYNTH_VERSION,
-        {"drugs": rel.demo_drugs, "seed": rel.demo_seed},
+        {"drugs": rel.demo_drugs, "seed": rel.demo_seed, "world": rel.world},
         {},
         Path(call.root),
     )
@@ -35,7 +35,8 @@ def _demo_spec_or_none(call: StageCall) -> StageRun | None:
 @task(name="demo-release", cache_policy=StageCache(spec=_demo_spec_or_none), persist_result=True)
 def release(call: StageCall, force: bool = False) -> str:
     """``release.source`` when set (verified against the release registry when ``release.verify``; the bytes
-    are hashed on every run); else the embedded default release (synthetic drugs + the real-drug fixture)."""
+    are hashed on every run); else the embedded default release (synthetic drugs + the real-drug fixture),
+    with its world sidecar beside it; the manifest's ``world`` holds the oracle ceiling."""
     rel = call.cfg.release
     if rel.source:
         source = Path(rel.source).resolve()
@@ -49,6 +50,12 @@ def release(call: StageCall, force: bool = False) -> str:
         return str(source)
 
     def build(tmp: Path) -> dict[str, Any]:
-        return {"truth": synth.write_release(tmp / RELEASE_FILE, rel.demo_drugs, rel.demo_seed).to_dict()}
+        truth = synth.write_release(tmp / RELEASE_FILE, rel.demo_drugs, rel.demo_seed, world=rel.world)
+        get_run_logger().info(
+            "demo release: oracle ceiling %.3f (labels equal to the world's), rules on the records %.3f",
+            truth.world["ceiling"],
+            truth.world["rules_on_record"],
+        )
+        return {"truth": truth.to_dict(), "world": truth.world}
 
     return str(Path(execute(demo_spec(call), build, force)) / RELEASE_FILE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 from prefect import task
 from prefect.artifacts import create_table_artifact
 
@@ -15,13 +16,18 @@ from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
 from tasks.label import label, label_spec
 
-SPLITS_VERSION = "1"
+SPLITS_VERSION = "2"  # 2: temporal leaves out pairs of drugs no longer in the release
 
 
 def _previous_label(call: StageCall) -> StageCall | None:
     """The label stage of the previous release, when one was ingested (its pairs make the temporal split)."""
     previous = previous_release(Path(call.root), Path(call.dirs["ingest"]))
     return StageCall("label", {"ingest": str(previous)}, call.cfg, call.root) if previous else None
+
+
+def release_drugs(ingest_dir: Path) -> pl.Series:
+    """The release's primary drug ids."""
+    return pl.read_parquet(ingest_dir / "drugs.parquet", columns=["drugbank_id"])["drugbank_id"]
 
 
 def splits_spec(call: StageCall) -> StageRun:
@@ -38,7 +44,13 @@ def make_splits(call: StageCall, force: bool = False) -> str:
     out = Path(
         execute(
             splits_spec(call),
-            lambda tmp: splits.write_splits(Path(call.dirs["label"]), previous, call.cfg.splits, tmp),
+            lambda tmp: splits.write_splits(
+                Path(call.dirs["label"]),
+                previous,
+                call.cfg.splits,
+                tmp,
+                release_drugs(Path(call.dirs["ingest"])),
+            ),
             force,
         )
     )

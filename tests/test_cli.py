@@ -204,6 +204,23 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path: Path, config: str, m
     assert not (tmp_path / ".services").exists()  # no orchestrator or tracking state was created
 
 
+def test_synth_previous_writes_the_next_release_of_the_same_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = tmp_path / "old.xml.zip", tmp_path / "new.xml.zip"
+    code, out, _ = run_main(monkeypatch, capsys, "synth", "--drugs", "30", "--seed", "4", "--out", str(old))
+    first = json.loads(out)
+    assert code == 0 and 0.5 < first["ceiling"] <= 1 and (tmp_path / "old.xml.zip.world.json").is_file()
+    args = ("synth", "--previous", str(old), "--seed", "1", "--out", str(new), "--exported-on", "2026-09-01")
+    code, out, _ = run_main(monkeypatch, capsys, *args)
+    assert code == 0 and json.loads(out)["n_drugs"] > first["n_drugs"]
+    with zipfile.ZipFile(new) as zf:
+        assert b'exported-on="2026-09-01"' in zf.read("full database.xml")[:400]
+    missing = tmp_path / "missing.xml.zip"
+    code, _, err = run_main(monkeypatch, capsys, "synth", "--previous", str(missing), "--out", str(new))
+    assert one_line_error(code, err, str(missing))
+
+
 def test_output_to_a_full_disk_is_one_line(tmp_path: Path) -> None:
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full")

@@ -280,3 +280,10 @@ def test_bad_inputs_are_reported(real_world: dict[str, Any], tmp_path: Path) -> 
         evaluate_system(Short(), tmp_path, "random", index, real_world["facts"], {}, EvalConfig())
     with pytest.raises(InputError, match="no results"):
         leaderboard([])
+
+
+def test_the_leaderboard_shows_the_world_s_oracle_ceiling(real_world: dict[str, Any]) -> None:
+    system = ControlledSystem(real_world["pairs"], set(), set(), "clean", False)
+    board = leaderboard([evaluate(real_world, system, STRATEGIES[0])])
+    assert "oracle" not in leaderboard_markdown(board)
+    assert leaderboard_markdown(board, 0.9005).splitlines()[-1].startswith("oracle: 0.900 exact")

@@ -114,12 +114,12 @@ def test_corrupted_output_is_detected_and_rebuilt(tmp_path: Path, small_release)
 
 
 def test_a_second_release_gets_a_temporal_split(tmp_path: Path) -> None:
-    from mard_core.synth import write_release
+    from mard_core.synth import evolve_release, write_release
 
     root = tmp_path / "runs"
     old, new = tmp_path / "old.xml.zip", tmp_path / "new.xml.zip"
     write_release(old, 60, seed=3, exported_on="2026-01-05")
-    write_release(new, 66, seed=3, exported_on="2026-04-02")
+    evolve_release(old, new, seed=1, exported_on="2026-04-02")  # the same world's next release
     loose = {
         "quality": {"max_row_change": 1.0}
     }  # small releases: a few pathways more is a large relative change

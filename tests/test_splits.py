@@ -135,6 +135,16 @@ def test_temporal_properties(old: pl.DataFrame, new: pl.DataFrame, cfg: SplitCon
     assert {d for k in keys(parts["valid"]) for d in k} <= train_drugs
 
 
+def test_temporal_leaves_out_pairs_of_drugs_merged_away() -> None:
+    old = chain(6)
+    new = chain(7).filter((pl.col("drug_a") != "D002") & (pl.col("drug_b") != "D002"))  # D002 merged away
+    drugs = pl.Series([f"D{i:03d}" for i in range(7) if i != 2])
+    parts = make_temporal_split(old, new, SplitConfig(seed=0), drugs)
+    assert parts.report["old_pairs_of_retired_drugs"] == 5
+    assert all("D002" not in k for p in ("train", "valid") for k in keys(parts[p]))
+    assert keys(parts["train"]) | keys(parts["valid"]) == keys(old) - {k for k in keys(old) if "D002" in k}
+
+
 def chain(n: int) -> pl.DataFrame:
     """A dense graph: every pair among n drugs."""
     return table(
@@ -179,7 +189,7 @@ def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
 
 
 def test_cold_pair_has_both_drugs_unseen() -> None:
-    parts = make_split(chain(40), "cold_pair", SplitConfig(valid_frac=0.1, test_frac=0.1, seed=1))
+    parts = make_split(chain(40), "cold_pair", SplitConfig(cold_pair_frac=0.1, seed=1))
     train = {d for k in keys(parts["train"]) for d in k}
     assert parts["test"].height == 6 and parts["valid"].height == 6
     assert all(a not in train and b not in train for p in ("valid", "test") for a, b in keys(parts[p]))

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from lxml import etree
 
 from mard_core import synth
 from mard_core.errors import InputError
-from mard_core.synth import molecules, render, world
+from mard_core.synth import history, interactions, molecules, render, world
+from mard_core.synth.drugs import link_evidence, load_fixture
 from mard_core.synth.names import SALTS
 from schemas import PROTEIN_KINDS, SCHEMA_DIR
 
@@ -30,6 +34,12 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, synth
     d = tmp_path_factory.mktemp("synth")
     truth = synth.write_release(d / "release.xml", 150, seed=3, truth_path=d / "truth.parquet")
     return d / "release.xml", d / "truth.parquet", truth
+
+
+@pytest.fixture(scope="module")
+def state(release: tuple[Path, Path, synth.SynthTruth]) -> history.World:
+    """The world behind the release, rebuilt from its sidecar."""
+    return history.build_world(synth.read_params(release[0]), load_fixture(synth.DEFAULT_FIXTURE))
 
 
 @pytest.fixture(scope="module")
@@ -96,9 +106,12 @@ def test_zip_is_deterministic_with_one_deflated_member(tmp_path: Path) -> None:
         assert zf.read("full database.xml").startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<drugbank')
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "a.xml.zip",
+        "a.xml.zip.world.json",
         "b.xml.zip",
+        "b.xml.zip.world.json",
         "c.xml.zip",
-    ]  # no temp files
+        "c.xml.zip.world.json",
+    ]  # each release with its world sidecar, no temp files
 
 
 def test_fixture_drugs_are_merged_with_their_real_sentences(records: dict[str, dict]) -> None:
@@ -141,28 +154,43 @@ def test_hard_name_cases_are_present_and_names_unique(records: dict[str, dict]) 
     assert any(n.endswith(tuple(f" {s}" for s in SALTS)) for n in names)
 
 
-def test_every_sentence_names_both_drugs_and_follows_the_mechanisms(records: dict[str, dict]) -> None:
+def test_every_sentence_names_both_drugs_and_the_intended_one_follows_the_mechanisms(
+    release: tuple[Path, Path, synth.SynthTruth], records: dict[str, dict], state: history.World
+) -> None:
     seen_templates = Counter()
     for drug_id, rec in records.items():
         for partner_id, partner_name, text in rec["listings"]:
             assert partner_name == records[partner_id]["name"]
             match = sentence_roles(text, rec["name"], partner_name)
             assert match is not None, f"{drug_id}: no template for {text!r}"
-            template, d1, _ = match
-            seen_templates[template.id] += 1
-            if template.id == world.NOISE_TEMPLATE:
-                continue
-            perp, victim = (rec, records[partner_id]) if d1 == rec["name"] else (records[partner_id], rec)
-            orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
-            assert any(
-                world.explains(rule, p["roles"], v["roles"])
-                for rule in world.rules_for(template.id)
-                for p, v in orientations
-            ), (drug_id, text)
-            if template.id == "metabolism_decreased":  # checked without the rule table too
-                inhibited = {g for g, a in perp["links"] if a == "inhibitor"}
-                assert inhibited & {g for g, a in victim["links"] if a == "substrate"}, text
+            seen_templates[match[0].id] += 1
     assert {"metabolism_decreased", "metabolism_increased", "qtc_prolongation_risk"} <= set(seen_templates)
+    drugs = {d.id: d for d in state.drugs}  # the world's roles: records may leave some out
+    for row in pq.read_table(release[1]).to_pylist():
+        template = world.TEMPLATE_BY_ID[row["intended_template"]]
+        if template.id == world.NOISE_TEMPLATE:
+            continue
+        a, b = drugs[row["drug_a"]], drugs[row["drug_b"]]
+        perp, victim = (a, b) if row["intended_perpetrator"] in (None, a.id) else (b, a)
+        orientations = [(perp, victim), (victim, perp)] if template.symmetric else [(perp, victim)]
+        assert any(
+            world.explains(rule, p.roles, v.roles)
+            for rule in world.rules_for(template.id)
+            for p, v in orientations
+        ), row
+        if (
+            template.id == "metabolism_decreased" and perp.attrs and victim.attrs
+        ):  # without the rule table too
+            inhibited = {
+                lk.protein.key
+                for lk in perp.attrs["links"] + perp.attrs["hidden"]
+                if "inhibitor" in lk.actions
+            }
+            assert inhibited & {
+                lk.protein.key
+                for lk in victim.attrs["links"] + victim.attrs["hidden"]
+                if "substrate" in lk.actions
+            }, row
 
 
 def test_truth_counts_match_an_independent_parse(release: tuple[Path, Path, synth.SynthTruth]) -> None:
@@ -280,3 +308,225 @@ def test_without_fixture_only_synthetic_drugs(tmp_path: Path) -> None:
     assert b"DB00582" not in (tmp_path / "r.xml").read_bytes()
     silent = synth.write_release(tmp_path / "s.xml", 30, seed=1, interactions_per_drug=0)
     assert silent.n_interaction_elements == 2 * 48  # only the fixture's own pairs
+
+
+def _labels_of(path: Path) -> dict[tuple[str, str], str]:
+    """Each pair's label as the label stage resolves its listings, from an independent ingest."""
+    from mard_core.ingest import ingest
+    from mard_core.labeling import label_pairs
+
+    out = path.parent / f"{path.name}.tables"
+    out.mkdir(exist_ok=True)
+    ingest(path, out)
+    result = label_pairs(
+        pl.read_parquet(out / "drugs.parquet"), pl.read_parquet(out / "interactions.parquet")
+    )
+    return {(r["drug_a"], r["drug_b"]): r["label"] for r in result.ddi_pairs.iter_rows(named=True)}
+
+
+def test_records_leave_out_mechanism_rows_the_world_uses(
+    release: tuple[Path, Path, synth.SynthTruth], records: dict[str, dict], state: history.World
+) -> None:
+    rows = hidden = 0
+    for drug in state.drugs:
+        if drug.attrs is None:
+            continue
+        for lk in drug.attrs["links"] + drug.attrs["hidden"]:
+            rows += bool(world.MECHANISM_LINKS & set(link_evidence([lk])))
+        hidden += len(drug.attrs["hidden"])
+        listed = records[drug.id]["links"]
+        for lk in drug.attrs["hidden"]:  # a hidden row is absent from the XML record
+            assert not set(link_evidence([lk])) <= listed, (drug.id, lk.protein.key)
+    assert 0.22 < hidden / rows < 0.38  # missing_share 0.3
+    # rules on the records miss pairs that rules on the world explain
+    figures = release[2].world
+    assert figures["rules_on_world"] > 0.95 and figures["rules_on_record"] < figures["rules_on_world"] - 0.1
+    missed = 0
+    for row in pq.read_table(release[1]).to_pylist():
+        template = world.TEMPLATE_BY_ID[row["intended_template"]]
+        if template.id == world.NOISE_TEMPLATE:
+            continue
+        a, b = records[row["drug_a"]], records[row["drug_b"]]
+        missed += not any(
+            world.explains(rule, p["roles"], v["roles"])
+            for rule in world.rules_for(template.id)
+            for p, v in ((a, b), (b, a))
+        )
+    assert missed > 0.1 * release[2].n_pairs
+
+
+def test_the_curators_choice_is_learnable_from_the_drug_classes(
+    release: tuple[Path, Path, synth.SynthTruth], state: history.World
+) -> None:
+    """Where several mechanisms are plausible, the majority label of the other pairs of the same class pair
+    (with the same plausible labels) predicts the written one far better than a coin flip between them."""
+    ids = {d.id: k for k, d in enumerate(state.drugs)}
+    rows = [r for r in pq.read_table(release[1]).to_pylist() if r["drug_a"] in ids and r["drug_b"] in ids]
+    lo = np.array([ids[r["drug_a"]] for r in rows])
+    hi = np.array([ids[r["drug_b"]] for r in rows])
+    options = interactions.plausible(interactions.role_matrices(state.drugs, lambda d: d.roles), lo, hi)
+    classes = state.classes()
+    T = interactions.T
+
+    def in_classes(code: int, f: int, g: int) -> tuple[int, int | None]:
+        """A code as (template, class of #Drug1): what transfers between pairs of the same classes."""
+        perp = f if code < T else g
+        return code % T, None if world.TEMPLATES[code % T].symmetric else int(classes[perp])
+
+    groups: dict[tuple, list[tuple[int, int | None]]] = defaultdict(list)
+    coin = []
+    for row, f, g, opts in zip(rows, lo, hi, options, strict=True):
+        codes = np.flatnonzero(opts)
+        if len(codes) < 2:
+            continue
+        t = next(k for k, tpl in enumerate(world.TEMPLATES) if tpl.id == row["template_id"])
+        code = t if tpl_first(row, f, ids) else t + T
+        key = (frozenset((int(classes[f]), int(classes[g]))), frozenset(in_classes(c, f, g) for c in codes))
+        groups[key].append(in_classes(code, f, g))
+        coin.append(1 / len(codes))
+    hits = total = 0
+    for labels in groups.values():
+        for i, label in enumerate(labels):
+            rest = Counter(labels[:i] + labels[i + 1 :])
+            if rest:
+                total += 1
+                hits += rest.most_common(1)[0][0] == label
+    assert total > 100
+    assert hits / total > 0.75 and hits / total > float(np.mean(coin)) + 0.2, (hits / total, np.mean(coin))
+
+
+def tpl_first(row: dict, f: int, ids: dict[str, int]) -> bool:
+    """Whether the truth row's written #Drug1 is the pair's lower-index drug (always so when symmetric)."""
+    return row["perpetrator"] is None or ids[row["perpetrator"]] == f
+
+
+def test_noise_rates_disagreements_and_the_oracle_ceiling(
+    release: tuple[Path, Path, synth.SynthTruth], state: history.World
+) -> None:
+    path, truth_path, truth = release
+    rows = pq.read_table(truth_path).to_pylist()
+    by_id = {d.id: d for d in state.drugs}
+    real = {d.id for d in state.drugs if d.arch is None}
+    generated = [r for r in rows if not {r["drug_a"], r["drug_b"]} <= real]  # not the fixture's own pairs
+    mechanism = [r for r in generated if r["intended_template"] != world.NOISE_TEMPLATE]
+    implausible = sum(  # label noise: a written sentence no rule gives the pair
+        not any(
+            world.explains(rule, by_id[p].roles, by_id[v].roles)
+            for rule in world.rules_for(r["template_id"])
+            for p, v in ((r["drug_a"], r["drug_b"]), (r["drug_b"], r["drug_a"]))
+        )
+        for r in mechanism
+    )
+    assert 0.01 < implausible / len(mechanism) < 0.06  # label_noise 0.03
+    disagreeing = sum(not r["listings_agree"] for r in mechanism)
+    assert 0.008 < disagreeing / len(mechanism) < 0.04  # disagree_share 0.02
+    side = json.loads(synth.sidecar_path(path).read_text())
+    assert (
+        side["world"] == truth.world
+        and side["release"]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+    assert side["params"]["n_drugs"] == 150 and side["params"]["seed"] == 3
+    # the ceiling, recomputed from the label stage's own labels of the release and the intended sentences
+    labels = _labels_of(path)
+    names = {d.id: d.name for d in state.drugs}
+    from mard_core.labeling import classify
+
+    same = 0
+    for r in generated:
+        a, b = r["drug_a"], r["drug_b"]
+        tpl = world.TEMPLATE_BY_ID[r["intended_template"]]
+        d1, d2 = (b, a) if r["intended_perpetrator"] == b else (a, b)
+        text = tpl.text.replace("#Drug1", names[d1]).replace("#Drug2", names[d2])
+        same += labels[(a, b)] == str(classify(text, [names[a]], [names[b]]).label)
+    assert same / len(generated) == pytest.approx(truth.world["ceiling"], abs=2e-4)
+    assert 0.8 < truth.world["ceiling"] < 0.97
+
+
+def _release_records(path: Path) -> tuple[str, dict[str, dict]]:
+    """exported-on and, per primary id: name, secondary ids, synonyms, {partner: description}."""
+    with zipfile.ZipFile(path) as zf, zf.open(render.ZIP_MEMBER) as fh:
+        root = etree.parse(fh).getroot()
+    out = {}
+    for drug in root.findall("d:drug", NS):
+        ids = drug.findall("d:drugbank-id", NS)
+        out[next(i.text for i in ids if i.get("primary") == "true")] = {
+            "name": drug.findtext("d:name", namespaces=NS),
+            "secondary": {i.text for i in ids if i.get("primary") != "true"},
+            "synonyms": {s.text for s in drug.findall("d:synonyms/d:synonym", NS)},
+            "listings": {
+                e.findtext("d:drugbank-id", namespaces=NS): " ".join(
+                    e.findtext("d:description", namespaces=NS).split()
+                )
+                for e in drug.findall("d:drug-interactions/d:drug-interaction", NS)
+            },
+        }
+    return root.get("exported-on"), out
+
+
+def test_the_next_release_evolves_the_same_world(tmp_path: Path) -> None:
+    old, new, again = tmp_path / "old.xml.zip", tmp_path / "new.xml.zip", tmp_path / "again.xml.zip"
+    synth.write_release(old, 100, seed=2)
+    truth = synth.evolve_release(old, new, seed=1, truth_path=tmp_path / "truth.parquet")
+    synth.evolve_release(old, again, seed=1)
+    assert new.read_bytes() == again.read_bytes()
+    changes = truth.world["changes"]
+    old_date, before = _release_records(old)
+    new_date, after = _release_records(new)
+    assert new_date > old_date == "2026-04-02"
+    gone = set(before) - set(after)
+    assert gone == set(changes["merged"]) and len(gone) >= 1
+    for merged, survivor in changes["merged"].items():
+        assert merged in after[survivor]["secondary"]
+        assert not any(merged in r["listings"] for r in after.values())
+    assert set(after) - set(before) == set(changes["new_drugs"]) and len(changes["new_drugs"]) == 5
+    renamed = {i for i in set(before) & set(after) if before[i]["name"] != after[i]["name"]}
+    assert renamed == set(changes["renamed"]) and len(renamed) >= 1
+    assert all(before[i]["name"] in after[i]["synonyms"] for i in renamed)
+    kept = set(before) & set(after)
+    assert len(renamed) <= 0.02 * len(kept)
+    pairs_before = {(a, b): t for a in kept for b, t in before[a]["listings"].items() if b in kept}
+    pairs_after = {(a, b): t for a in kept for b, t in after[a]["listings"].items() if b in kept}
+    assert set(pairs_before) <= set(pairs_after)  # nothing lost but the merged drugs' pairs
+    fresh = set(pairs_after) - set(pairs_before)
+    assert any(a not in changes["new_drugs"] and b not in changes["new_drugs"] for a, b in fresh)
+    unchanged_names = {i for i in kept if i not in renamed}
+    changed = [p for p in pairs_before if set(p) <= unchanged_names and pairs_before[p] != pairs_after[p]]
+    assert changed and len(changed) < 0.1 * len(pairs_before)  # corrected labels, the rest stays
+
+    def unordered(recs: dict[str, dict]) -> set[tuple[str, str]]:
+        return {(min(a, b), max(a, b)) for a, r in recs.items() for b in r["listings"]}
+
+    assert len(unordered(after) - unordered(before)) == changes["new_pairs"]
+    assert len(unordered(before) - unordered(after)) == changes["removed_pairs"]
+    assert changes["corrected_pairs"] > 0 and changes["filled_rows"] >= 0
+    corrected = pq.read_table(tmp_path / "truth.parquet").to_pylist()
+    intended = {(r["drug_a"], r["drug_b"]): r for r in corrected}
+    fixed = [p for p in changed if p[0] < p[1]]
+    assert any(
+        intended[p]["template_id"] == intended[p]["intended_template"]
+        and intended[p]["perpetrator"] == intended[p]["intended_perpetrator"]
+        for p in fixed
+    )
+    # a third release builds on the second's sidecar; the world's parameters carry every step
+    third = synth.evolve_release(new, tmp_path / "third.xml.zip", seed=5, exported_on="2027-01-01")
+    assert third.n_drugs > truth.n_drugs
+    assert [
+        s["seed"]
+        for s in json.loads(synth.sidecar_path(tmp_path / "third.xml.zip").read_text())["params"]["steps"]
+    ] == [1, 5]
+
+
+def test_evolving_needs_the_release_s_own_sidecar(tmp_path: Path) -> None:
+    old = tmp_path / "old.xml.zip"
+    synth.write_release(old, 20, seed=1)
+    with pytest.raises(InputError, match="must be after"):
+        synth.evolve_release(old, tmp_path / "n.xml.zip", seed=1, exported_on="2026-04-02")
+    other = tmp_path / "other.xml.zip"
+    synth.write_release(other, 21, seed=1)
+    synth.sidecar_path(other).replace(synth.sidecar_path(old))
+    with pytest.raises(InputError, match="describes another file"):
+        synth.evolve_release(old, tmp_path / "n.xml.zip", seed=1)
+    synth.sidecar_path(old).unlink()
+    with pytest.raises(InputError, match=r"old\.xml\.zip\.world\.json"):
+        synth.evolve_release(old, tmp_path / "n.xml.zip", seed=1)
+    assert not (tmp_path / "n.xml.zip").exists()

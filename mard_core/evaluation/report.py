@@ -64,8 +64,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def leaderboard_markdown(df: pl.DataFrame) -> str:
-    """A Markdown table of the main columns; possibly contaminated systems are marked with a dagger."""
+def leaderboard_markdown(df: pl.DataFrame, ceiling: float | None = None) -> str:
+    """A Markdown table of the main columns; possibly contaminated systems are marked with a dagger; a
+    synthetic world's oracle ``ceiling`` (the best exact accuracy any system can reach) is a line below."""
     present = [(c, h) for c, h in _MARKDOWN_COLUMNS if c in df.columns]
     lines = ["| " + " | ".join(h for _, h in present) + " |", "|" + "---|" * len(present)]
     flagged = False
@@ -77,6 +78,11 @@ def leaderboard_markdown(df: pl.DataFrame) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if flagged:
         lines += ["", "† possibly contaminated: a hosted model that may have seen DrugBank in pre-training."]
+    if ceiling is not None:
+        lines += [
+            "",
+            f"oracle: {ceiling:.3f} exact, the synthetic world's ceiling (labels equal to its own).",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ from mard_core.synth.names import SALTS, IdPool, Names, random_cas, random_unii
 from mard_core.synth.world import (
     ARCHETYPES,
     GROUP_SETS,
+    MECHANISM_LINKS,
     PK_CATEGORY_NAMES,
     PROTEINS,
     Archetype,
@@ -47,7 +48,8 @@ class LinkOut:
 @dataclass
 class Drug:
     """One top-level record: a verbatim fixture record (``head``/``tail`` around its interactions) or
-    synthetic."""
+    synthetic. ``roles`` are the world's: a synthetic record may not show all of them (``attrs["hidden"]``
+    holds the protein links its record leaves out; see :func:`record_roles`)."""
 
     id: str
     name: str
@@ -58,6 +60,11 @@ class Drug:
     arch: Archetype | None = None
     attrs: dict[str, Any] | None = None
     pathways: list[int] | None = None
+
+    @property
+    def klass(self) -> str:
+        """The drug's class: its archetype, or the drug itself for a real (fixture) drug."""
+        return self.arch.key if self.arch else self.id
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,24 @@ def _pk_categories(links: Sequence[LinkOut]) -> set[str]:
     return cats
 
 
-def _synthetic_drug(
+def link_evidence(links: Sequence[LinkOut]) -> list[tuple[str, str]]:
+    """(gene name, action) pairs of protein links."""
+    return [(gene, a) for lk in links for _, gene, _ in lk.protein.polypeptides for a in lk.actions]
+
+
+def record_categories(class_categories: Sequence[str], links: Sequence[LinkOut]) -> list[str]:
+    """A synthetic record's categories: its class's and the PK categories its listed links imply."""
+    return sorted(set(class_categories) | _pk_categories(links))
+
+
+def record_roles(drug: Drug) -> frozenset[str]:
+    """The roles a drug's written record supports (its world roles less those only hidden links give)."""
+    if drug.attrs is None or not drug.attrs["hidden"]:
+        return drug.roles
+    return drug_roles(link_evidence(drug.attrs["links"]), drug.attrs["categories"])
+
+
+def synthetic_drug(
     drug_id: str,
     case: str,
     base: str | None,
@@ -206,11 +230,21 @@ def _synthetic_drug(
     ids: IdPool,
     rng: random.Random,
     exported: dt.date,
+    missing_share: float,
+    created_after: dt.date = FIRST_CREATED,
 ) -> Drug:
-    """One synthetic record's content; ``case`` is the hard name case (an ester names ``base``)."""
+    """One synthetic record's content; ``case`` is the hard name case (an ester names ``base``). Each
+    mechanism-bearing link is left out of the record with probability ``missing_share``."""
     name = names.make(rng.choice(arch.stems), case, base)
     links = _draw_links(arch, rng)
-    cats = {c for c, p in arch.categories if rng.random() < p} | _pk_categories(links)
+    hidden = [
+        lk
+        for lk, u in [(lk, rng.random()) for lk in links]  # one draw per link whatever the share
+        if u < missing_share and MECHANISM_LINKS.intersection(link_evidence([lk]))
+    ]
+    class_cats = sorted(c for c, p in arch.categories if rng.random() < p)
+    world_cats = record_categories(class_cats, links)
+    listed = [lk for lk in links if lk not in hidden]
     molecule = None if arch.biotech else random_molecule(rng)
     groups = (
         ("experimental",)
@@ -224,8 +258,8 @@ def _synthetic_drug(
             atc.append(
                 rng.choice([a for a in arch.atc if not atc[0].startswith(a)]) + f"{rng.randint(50, 99)}"
             )
-    span = (exported - FIRST_CREATED).days
-    created = FIRST_CREATED + dt.timedelta(days=rng.randint(0, span * 9 // 10))
+    span = (exported - created_after).days
+    created = created_after + dt.timedelta(days=rng.randint(0, span * 9 // 10))
     updated = created + dt.timedelta(days=rng.randint(0, (exported - created).days))
     secondary = []
     for prefix, p in (
@@ -259,8 +293,10 @@ def _synthetic_drug(
         "updated": updated.isoformat(),
         "secondary": secondary,
         "groups": groups,
-        "links": links,
-        "categories": sorted(cats),
+        "links": listed,
+        "hidden": hidden,
+        "class_categories": class_cats,
+        "categories": record_categories(class_cats, listed),
         "atc": atc,
         "molecule": molecule,
         "salts": salts,
@@ -274,14 +310,27 @@ def _synthetic_drug(
         "chembl": f"CHEMBL{rng.randint(1000, 5000000)}" if rng.random() < 0.6 else "",
     }
     weight = arch.promiscuity * rng.lognormvariate(0.0, 0.75)
-    evidence = [(gene, a) for lk in links for _, gene, _ in lk.protein.polypeptides for a in lk.actions]
-    return Drug(drug_id, name, drug_roles(evidence, cats), weight, arch=arch, attrs=attrs, pathways=[])
+    return Drug(
+        drug_id,
+        name,
+        drug_roles(link_evidence(links), world_cats),
+        weight,
+        arch=arch,
+        attrs=attrs,
+        pathways=[],
+    )
 
 
-def build_drugs(n_synthetic: int, fx: Fixture | None, rng: random.Random, exported: dt.date) -> list[Drug]:
+def build_drugs(
+    n_synthetic: int,
+    fx: Fixture | None,
+    rng: random.Random,
+    exported: dt.date,
+    missing_share: float,
+    names: Names,
+    ids: IdPool,
+) -> list[Drug]:
     """Fixture and synthetic drugs in primary-id order; synthetic ids skip every id the fixture uses."""
-    names = Names(rng, set(fx.names) if fx else set())
-    ids = IdPool(fx.ids if fx else set())
     coverage = rng.sample(ARCHETYPES, len(ARCHETYPES))  # every class appears once before weighted draws
     coverage.sort(key=lambda a: a.biotech)  # a small molecule first: the forced ester case needs a base
     weights = [a.weight for a in ARCHETYPES]
@@ -294,7 +343,7 @@ def build_drugs(n_synthetic: int, fx: Fixture | None, rng: random.Random, export
         else:
             case = "plain" if case == "ester" else case
             base, arch = None, coverage.pop(0) if coverage else rng.choices(ARCHETYPES, weights)[0]
-        drug = _synthetic_drug(ids.take("DB"), case, base, arch, names, ids, rng, exported)
+        drug = synthetic_drug(ids.take("DB"), case, base, arch, names, ids, rng, exported, missing_share)
         if case == "plain" and not arch.biotech:
             bases.append((drug.name, arch))
         synthetic.append(drug)
@@ -320,7 +369,7 @@ class Pathway:
     smpdb_id: str
     name: str
     category: str
-    members: tuple[int, ...]  # drug indices
+    members: tuple[str, ...]  # drug ids
     enzymes: tuple[str, ...]  # UniProt ids
 
 
@@ -335,7 +384,7 @@ def draw_pathways(drugs: list[Drug], rng: random.Random) -> list[Pathway]:
         links = drug.attrs["links"]
         peers = by_arch.setdefault(drug.arch.key, [])
         if rng.random() < 0.2:
-            members = (i, *rng.sample(peers, min(len(peers), rng.randint(0, 2))))
+            members = tuple(drugs[k].id for k in (i, *rng.sample(peers, min(len(peers), rng.randint(0, 2)))))
             enzymes = tuple(
                 dict.fromkeys(
                     lk.protein.polypeptides[0][0]
@@ -359,14 +408,15 @@ def draw_pathways(drugs: list[Drug], rng: random.Random) -> list[Pathway]:
                     f"SMP{100001 + len(out):07d}",
                     f"{drug.name} Metabolism Pathway",
                     "drug_metabolism",
-                    (i,),
+                    (drug.id,),
                     metabolic,
                 )
             )
         peers.append(i)
+    by_id = {d.id: d for d in drugs}
     for k, pathway in enumerate(out):
-        for i in pathway.members:
-            listed = drugs[i].pathways
+        for member in pathway.members:
+            listed = by_id[member].pathways
             assert listed is not None  # members are synthetic records, built with pathways=[]
             listed.append(k)
     return out

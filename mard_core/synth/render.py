@@ -15,17 +15,14 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from mard_core.synth.drugs import NS, Drug, LinkOut, Pathway
-from mard_core.synth.interactions import Pairs, with_linebreak
+from mard_core.synth.interactions import Pairs, sentence, with_linebreak
 from mard_core.synth.molecules import Molecule
 from mard_core.synth.world import (
     ATC_NAMES,
     CATEGORY_MESH,
     CELLULAR_LOCATION,
-    NOISE_TEMPLATE,
     ORGANISM_TAXONOMY,
     PROTEINS,
-    TEMPLATE_BY_ID,
-    TEMPLATES,
     Protein,
 )
 from schemas import PROTEIN_KINDS
@@ -103,12 +100,12 @@ def _atc_xml(code: str) -> str:
     return f'      <atc-code code="{code}">\n{inner}      </atc-code>\n'
 
 
-def render_pathway(pathway: Pathway, drugs: list[Drug]) -> str:
-    """One <pathway> element of a record (6-space indented)."""
+def render_pathway(pathway: Pathway, names: dict[str, str]) -> str:
+    """One <pathway> element of a record (6-space indented); ``names`` maps drug ids to names."""
     i = " " * 6
     members = "".join(
-        f"{i}    <drug>\n{i}      <drugbank-id>{drugs[k].id}</drugbank-id>\n"
-        f"{i}      <name>{_x(drugs[k].name)}</name>\n"
+        f"{i}    <drug>\n{i}      <drugbank-id>{k}</drugbank-id>\n"
+        f"{i}      <name>{_x(names[k])}</name>\n"
         f"{i}    </drug>\n"
         for k in pathway.members
     )
@@ -252,8 +249,8 @@ def _interaction_xml(partner_id: str, partner_xname: str, description: str) -> s
 
 def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str], exported: dt.date) -> int:
     """Stream the records to ``out`` (zip or plain, atomically); returns the XML size in bytes."""
-    n, m = len(drugs), len(pairs.first)
-    lo, hi = np.minimum(pairs.first, pairs.second), np.maximum(pairs.first, pairs.second)
+    n, m = len(drugs), len(pairs.lo)
+    lo, hi = pairs.lo, pairs.hi
     owner = np.concatenate([lo, hi])
     partner = np.concatenate([hi, lo])
     pair = np.concatenate([np.arange(m, dtype=np.int32)] * 2)
@@ -261,10 +258,10 @@ def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str]
     order = np.lexsort((partner, owner))
     owner, partner, pair, side = owner[order], partner[order], pair[order], side[order]
     bounds = np.searchsorted(owner, np.arange(n + 1)).tolist()
+    alt = pairs.alt[pair]  # the code each listing states: the disagreeing side's alt, else the written one
+    listed = np.where((alt >= 0) & (pairs.alt_side[pair] == side), alt, pairs.written[pair])
     ids = [d.id for d in drugs]
     xnames = [_x(d.name) for d in drugs]
-    texts = [t.text for t in TEMPLATES]
-    noise = TEMPLATE_BY_ID[NOISE_TEMPLATE].text
     header = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<drugbank xmlns="{NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -277,16 +274,15 @@ def write_xml(out: Path, drugs: list[Drug], pairs: Pairs, pathway_xml: list[str]
             s, e = bounds[i], bounds[i + 1]
             ps, sides = pair[s:e], side[s:e]
             listings = []
-            for j, f, g, t, alt, brk in zip(
+            for j, f, g, code, brk in zip(
                 partner[s:e].tolist(),
-                pairs.first[ps].tolist(),
-                pairs.second[ps].tolist(),
-                pairs.template[ps].tolist(),
-                (pairs.disagree_side[ps] == sides).tolist(),
+                lo[ps].tolist(),
+                hi[ps].tolist(),
+                listed[s:e].tolist(),
                 pairs.linebreak[ps, sides].tolist(),
                 strict=True,
             ):
-                text = (noise if alt else texts[t]).replace("#Drug1", xnames[f]).replace("#Drug2", xnames[g])
+                text = sentence(code, xnames[f], xnames[g])
                 listings.append(_interaction_xml(ids[j], xnames[j], with_linebreak(text) if brk else text))
             head, tail = (drug.head, drug.tail) if drug.arch is None else _synthetic_parts(drug, pathway_xml)
             size += sink(f"  {head}{''.join(listings)}{tail}\n")

@@ -173,3 +173,15 @@ def rules_for(template_id: str) -> tuple[Rule, ...]:
 def explains(rule: Rule, perpetrator_roles: frozenset[str], victim_roles: frozenset[str]) -> bool:
     """Whether ``rule`` produces an interaction from a drug with these roles towards one with those."""
     return set(rule.perpetrator) <= perpetrator_roles and set(rule.victim) <= victim_roles
+
+
+MECHANISM_LINKS: frozenset[tuple[str, str]] = frozenset(
+    {(gene, action) for links, _ in ROLES.values() for gene, action in links}
+    | {
+        (role.split(":", 1)[1], role.split(":", 1)[0])
+        for rule in RULES
+        for role in rule.perpetrator + rule.victim
+        if ":" in role
+    }
+)
+"""(gene name, action) protein links some rule reads: the mechanism-bearing rows of a record."""
