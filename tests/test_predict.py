@@ -461,8 +461,6 @@ def test_cli_names_the_model_and_loads_it_once_per_batch(
     loads = []
     init = StudentSystem.__init__
     monkeypatch.setattr(StudentSystem, "__init__", lambda s, *a, **k: loads.append(a) or init(s, *a, **k))
-        StudentSystem, "__init__", lambda self, *a, **k: loads.append(a) or init(self, *a, **k)
-    )
     (tmp_path / "pairs.csv").write_text("drug_a,drug_b\nvoriconazole,axitinib\nDB06626,DB00582\n")
     code, lines, err = run_main(
         monkeypatch, capsys, "predict", "--input", str(tmp_path / "pairs.csv"), "--json", "--root", str(root)
