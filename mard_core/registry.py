@@ -1,18 +1,26 @@
-"""Model promotion: a new student replaces the champion only when it does not regress beyond a margin on the
-same pairs, pairs neither model learned from.
+"""Model promotion: a new student replaces the champion only when, on the same pairs, pairs neither model
+learned from, a paired test shows it is not worse than the champion by more than a margin.
 
 Temporal comparison (:func:`compare_with_champion`): the new student and the champion (the registered model
 under the alias, usually trained on an earlier release) answer the same queries, drawn from the new split's
 test part. Every registered model carries the record of the pairs it knew (:func:`known_pairs`: every pair of
-its release, ``seen`` when in the training or validation part it learned from). The comparison pairs are
-(:func:`comparison_pairs`):
+its release, ``seen`` when in the training or validation part it learned from); the drugs of its ``seen``
+pairs are the drugs it knows (:func:`known_drugs`). The comparison pairs (:func:`comparison_pairs`) are those
+of the first rule in this order that finds at least ``register.min_new_pairs`` of them:
 
-* ``new-in-release``: test pairs absent from the champion's release, when there are at least
-  ``min_new_pairs`` of them: the interactions DrugBank added since the champion's release, which neither model
-  trained on;
-* ``unseen-by-champion`` otherwise (a retrain on the same release, or too few new pairs): test pairs the
-  champion did not learn from;
-* ``whole-test-part`` when the champion has no record of its pairs (registered before records existed).
+1. ``both-drugs-unseen-by-champion`` (only with ``register.unseen: both``): test pairs both of whose drugs the
+   champion does not know;
+2. ``drug-unseen-by-champion``: test pairs with at least one drug the champion does not know (new drugs of the
+   release, and drugs held out of the champion's split);
+3. ``new-in-release``: test pairs absent from the champion's release, which neither model trained on;
+4. ``unseen-by-champion``, whatever their number: test pairs the champion did not learn from (a retrain on
+   the same release); none at all is not a promotion.
+
+``whole-test-part`` when the champion has no record of its pairs (registered before records existed).
+
+Decision (:func:`decide`, the rule in :class:`~mard_core.registry_config.RegisterConfig`): promoted when the
+lower bound of the 95% paired bootstrap interval of new minus champion exact accuracy is above
+``-register.margin``; a tie (no discordant pair) promotes the new model. McNemar's p-value is reported beside.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import polars as pl
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
@@ -34,6 +43,7 @@ from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.data import read_part
 from mard_core.evaluation.protocol import EvalResult, evaluate_one
 from mard_core.evaluation.report import write_report
+from mard_core.metrics.stats import CONFIDENCE, mcnemar, paired_bootstrap
 from mard_core.registry_config import RegisterConfig
 from mard_core.stage import read_manifest
 from mard_core.teachers.base import fill_placeholders, placeholder_names
@@ -41,6 +51,46 @@ from mard_core.training import merged_dir, student_dir
 
 PAIR_KEY = ["drug_a", "drug_b"]
 MODEL_PLACEHOLDER = "dpo"  # the registered system's spec names the model under test through {dpo}
+METRIC = "exact_accuracy"  # what the paired test compares: each pair's exact correctness
+RULES = {
+    "both-drugs-unseen-by-champion": "test pairs both of whose drugs the champion never trained on",
+    "drug-unseen-by-champion": "test pairs with at least one drug the champion never trained on",
+    "new-in-release": "test pairs absent from the champion's release",
+    "unseen-by-champion": "test pairs the champion did not learn from",
+    "whole-test-part": "the whole test part (the champion has no record of its pairs)",
+}
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Both models' exact correctness on the same ``n`` pairs: accuracies, the difference new - champion with
+    its 95% paired bootstrap interval, the discordant counts and McNemar's p-value."""
+
+    n: int
+    new: float
+    champion: float
+    diff: float
+    lo: float
+    hi: float
+    new_only_correct: int  # McNemar's b
+    champion_only_correct: int  # McNemar's c
+    p_value: float
+
+    @classmethod
+    def of(cls, new_ok: np.ndarray, champion_ok: np.ndarray, n_resamples: int, seed: int) -> PairedTest:
+        """The statistics of two aligned boolean vectors of per-pair correctness."""
+        diff, lo, hi = paired_bootstrap(new_ok, champion_ok, n_resamples, seed)
+        return cls(
+            int(new_ok.size),
+            float(new_ok.mean()),
+            float(champion_ok.mean()),
+            diff,
+            lo,
+            hi,
+            int((new_ok & ~champion_ok).sum()),
+            int((champion_ok & ~new_ok).sum()),
+            mcnemar(new_ok, champion_ok),
+        )
 
 
 @dataclass(frozen=True)
@@ -49,17 +99,20 @@ class Decision:
     reason: str
 
 
-def decide(new: float | None, champion: float | None, margin: float) -> Decision:
-    """Promote when ``new >= champion - margin``, or when the champion has no score."""
-    if new is None:
-        return Decision(False, "the new model has no score on the deciding metric")
-    if champion is None:
-        return Decision(True, f"the champion has no score; new model scores {new:.4f}")
-    if new >= champion:
-        return Decision(True, f"new {new:.4f} >= champion {champion:.4f}")
-    if new >= champion - margin:
-        return Decision(True, f"new {new:.4f} vs champion {champion:.4f}: within margin {margin}")
-    return Decision(False, f"new {new:.4f} regresses beyond margin {margin} from champion {champion:.4f}")
+def decide(test: PairedTest, margin: float) -> Decision:
+    """Promote when the lower bound of the paired interval of new - champion is above ``-margin``, or on a
+    tie (no discordant pair); see :class:`~mard_core.registry_config.RegisterConfig`."""
+    stats = (
+        f"new - champion = {test.diff:+.4f}, {CONFIDENCE:.0%} paired interval "
+        f"[{test.lo:+.4f}, {test.hi:+.4f}] on {test.n} pairs, McNemar p = {test.p_value:.3g}"
+    )
+    if test.new_only_correct == test.champion_only_correct == 0:
+        return Decision(
+            True, f"tie: both models answer all {test.n} pairs alike; the newer model is promoted"
+        )
+    if test.lo > -margin:
+        return Decision(True, f"{stats}: the lower bound is above -{margin}, not worse beyond the margin")
+    return Decision(False, f"{stats}: the lower bound is not above -{margin}, may be worse beyond the margin")
 
 
 def known_pairs(release_pairs: pl.DataFrame, split_dir: str | Path, strategy: str) -> pl.DataFrame:
@@ -75,18 +128,41 @@ def known_pairs(release_pairs: pl.DataFrame, split_dir: str | Path, strategy: st
     )
 
 
+def known_drugs(known: pl.DataFrame) -> pl.Series:
+    """The drugs a model trained on: those of its known-pairs record's ``seen`` pairs."""
+    seen = known.filter(pl.col("seen"))
+    return pl.concat([seen["drug_a"], seen["drug_b"]]).unique().sort().rename("drug")
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The comparison pairs, the rule that chose them, and how many pairs each earlier rule found."""
+
+    pairs: pl.DataFrame
+    basis: str
+    fallen_back: tuple[tuple[str, int], ...] = ()
+
+
 def comparison_pairs(
-    test: pl.DataFrame, champion_known: pl.DataFrame | None, min_new_pairs: int
-) -> tuple[pl.DataFrame, str]:
-    """The test pairs both models are compared on, and the basis (see the module doc)."""
+    test: pl.DataFrame, champion_known: pl.DataFrame | None, unseen: str, min_new_pairs: int
+) -> Selection:
+    """The test pairs both models are compared on, chosen by the first rule of the module doc's order that
+    finds at least ``min_new_pairs``."""
     if champion_known is None:
-        return test, "whole-test-part"
-    new = test.join(champion_known.select(PAIR_KEY), on=PAIR_KEY, how="anti")
-    if new.height >= min_new_pairs:
-        return new, "new-in-release"
-    return test.join(
-        champion_known.filter(pl.col("seen")).select(PAIR_KEY), on=PAIR_KEY, how="anti"
-    ), "unseen-by-champion"
+        return Selection(test, "whole-test-part")
+    drugs = known_drugs(champion_known)
+    novel_a, novel_b = ~pl.col("drug_a").is_in(drugs), ~pl.col("drug_b").is_in(drugs)
+    candidates = [("drug-unseen-by-champion", test.filter(novel_a | novel_b))]
+    if unseen == "both":
+        candidates.insert(0, ("both-drugs-unseen-by-champion", test.filter(novel_a & novel_b)))
+    candidates.append(("new-in-release", test.join(champion_known.select(PAIR_KEY), on=PAIR_KEY, how="anti")))
+    fallen_back: list[tuple[str, int]] = []
+    for basis, pairs in candidates:
+        if pairs.height >= min_new_pairs:
+            return Selection(pairs, basis, tuple(fallen_back))
+        fallen_back.append((basis, pairs.height))
+    learned = champion_known.filter(pl.col("seen")).select(PAIR_KEY)
+    return Selection(test.join(learned, on=PAIR_KEY, how="anti"), "unseen-by-champion", tuple(fallen_back))
 
 
 @dataclass(frozen=True)
@@ -94,50 +170,100 @@ class Comparison:
     """The outcome of :func:`compare_with_champion`; ``results`` holds both evaluations (new first)."""
 
     basis: str
-    n_available: int  # comparison pairs found; n_pairs of them (at most evaluate.max_test_pairs) were asked
-    n_pairs: int
-    metric: str
-    new: float | None
-    champion: float | None
-    new_only_correct: int
-    champion_only_correct: int
+    n_available: int  # comparison pairs found; test.n of them (at most evaluate.max_test_pairs) were asked
+    test: PairedTest | None
     decision: Decision
+    margin: float
+    fallen_back: tuple[tuple[str, int], ...] = ()
+    champion_known_drugs: int | None = None
     results: tuple[EvalResult, ...] = ()
+
+    @property
+    def n_pairs(self) -> int:
+        return self.test.n if self.test else 0
+
+    @property
+    def new(self) -> float | None:
+        return self.test.new if self.test else None
+
+    @property
+    def champion(self) -> float | None:
+        return self.test.champion if self.test else None
 
     def summary(self) -> dict[str, Any]:
         """Every field but the evaluations, JSON-ready."""
+        test = self.test
         return {
             "basis": self.basis,
+            "rule": RULES.get(self.basis, self.basis),
+            "fallen_back": dict(self.fallen_back),
+            "champion_known_drugs": self.champion_known_drugs,
             "n_available": self.n_available,
             "n_pairs": self.n_pairs,
-            "metric": self.metric,
+            "metric": METRIC,
             "new": self.new,
             "champion": self.champion,
-            "new_only_correct": self.new_only_correct,
-            "champion_only_correct": self.champion_only_correct,
+            "diff": test.diff if test else None,
+            "diff_ci95": [test.lo, test.hi] if test else None,
+            "new_only_correct": test.new_only_correct if test else 0,
+            "champion_only_correct": test.champion_only_correct if test else 0,
+            "mcnemar_p": test.p_value if test else None,
+            "margin": self.margin,
             "promote": self.decision.promote,
             "reason": self.decision.reason,
         }
+
+    def metrics(self) -> dict[str, float | None]:
+        """The comparison's numbers as MLflow metrics (``comparison_*``; None where there was no test)."""
+        test = self.test
+        values = {
+            "n_pairs": self.n_pairs,
+            "new": self.new,
+            "champion": self.champion,
+            "diff": test.diff if test else None,
+            "diff_ci95_lo": test.lo if test else None,
+            "diff_ci95_hi": test.hi if test else None,
+            "new_only_correct": test.new_only_correct if test else None,
+            "champion_only_correct": test.champion_only_correct if test else None,
+            "mcnemar_p": test.p_value if test else None,
+            "promoted": float(self.decision.promote),
+        }
+        return {f"comparison_{k}": v for k, v in values.items()}
 
     def markdown(self, model: str, alias: str) -> str:
         """A short report for the Prefect UI and MLflow."""
         verdict = "promoted to" if self.decision.promote else "not promoted to"
         lines = [f"**{model}**: {verdict} `{alias}`. {self.decision.reason}", ""]
-        if not self.results:
+        if self.basis != "no champion":
+            lines.append(f"Comparison pairs: {self.basis}, {RULES.get(self.basis, self.basis)}.")
+            lines += [
+                f"Fell back past {basis}: {n} pairs found, fewer than `register.min_new_pairs`."
+                for basis, n in self.fallen_back
+            ]
+            lines.append("")
+        test = self.test
+        if test is None:
             return "\n".join(lines) + "\n"
+        rule = (
+            f"Compared on {test.n} of {self.n_available} pairs. Rule: promoted when the lower bound of the "
+            f"{CONFIDENCE:.0%} paired bootstrap interval of new - champion {METRIC} is above -{self.margin}; "
+            "a tie promotes the new model."
+        )
+        decision = "promote" if self.decision.promote else "keep the champion"
+        discordant = f"{test.p_value:.4g} ({test.new_only_correct}, {test.champion_only_correct})"
         lines += [
-            f"Compared on {self.n_pairs} of {self.n_available} test pairs ({self.basis}).",
+            rule,
             "",
-            f"| Model | {self.metric} | right where the other is wrong |",
+            f"| Model | {METRIC} | right where the other is wrong |",
             "|---|---|---|",
-            f"| new | {_fmt(self.new)} | {self.new_only_correct} |",
-            f"| champion | {_fmt(self.champion)} | {self.champion_only_correct} |",
+            f"| new | {test.new:.4f} | {test.new_only_correct} |",
+            f"| champion | {test.champion:.4f} | {test.champion_only_correct} |",
+            "",
+            "| new - champion | 95% paired interval | McNemar p (b, c discordant) | decision |",
+            "|---|---|---|---|",
+            f"| {test.diff:+.4f} | [{test.lo:+.4f}, {test.hi:+.4f}] | {discordant} | {decision} |",
         ]
         return "\n".join(lines) + "\n"
-
-
-def _fmt(value: float | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
 
 
 def registered_spec(eval_cfg: EvalConfig, cfg: RegisterConfig) -> dict[str, Any]:
@@ -168,7 +294,7 @@ def compare_with_champion(
     index_dir: str | Path,
 ) -> Comparison:
     """Evaluate the new model (``spec`` with ``placeholders``) and the champion (the same spec with ``{dpo}``
-    = ``champion_model``) on the same comparison pairs of ``strategy``'s test part; decide on ``cfg.metric``.
+    = ``champion_model``) on the same comparison pairs of ``strategy``'s test part; decide by the paired test.
 
     Without a champion (``champion_model`` None) the new model is promoted without an evaluation.
     """
@@ -176,26 +302,23 @@ def compare_with_champion(
         return Comparison(
             "no champion",
             0,
-            0,
-            cfg.metric,
             None,
-            None,
-            0,
-            0,
             Decision(True, "no champion yet: the first registered model is promoted"),
+            cfg.margin,
         )
-    pairs, basis = comparison_pairs(read_part(split_dir, strategy, "test"), champion_known, cfg.min_new_pairs)
-    if pairs.height == 0:
+    chosen = comparison_pairs(
+        read_part(split_dir, strategy, "test"), champion_known, cfg.unseen, cfg.min_new_pairs
+    )
+    n_known = None if champion_known is None else known_drugs(champion_known).len()
+    if chosen.pairs.height == 0:
         return Comparison(
-            basis,
+            chosen.basis,
             0,
-            0,
-            cfg.metric,
             None,
-            None,
-            0,
-            0,
             Decision(False, "the champion learned from every test pair: nothing to compare on"),
+            cfg.margin,
+            chosen.fallen_back,
+            n_known,
         )
     settings = replace(eval_cfg, calibrate_on_valid=False)
     results = tuple(
@@ -206,30 +329,26 @@ def compare_with_champion(
             ingest_dir,
             split_dir,
             index_dir,
-            test=pairs,
+            test=chosen.pairs,
         )
         for who, values in (
             ("new", placeholders),
             ("champion", {**placeholders, MODEL_PLACEHOLDER: champion_model}),
         )
     )
-    scores = [r.metrics.get(cfg.metric) for r in results]
-    if any(s is not None and not isinstance(s, int | float) for s in scores):
-        raise InputError(f"register.metric {cfg.metric!r} is not a numeric evaluation metric")
     asked = [r.predictions.select("query_a", "query_b") for r in results]
     if not asked[0].equals(asked[1]):
         raise MardError("model comparison: the two models were not asked the same queries")
-    new_ok, old_ok = (r.predictions["correct"] for r in results)
+    new_ok, old_ok = (r.predictions["correct"].to_numpy() for r in results)
+    test = PairedTest.of(new_ok, old_ok, cfg.n_resamples, eval_cfg.seed)
     return Comparison(
-        basis,
-        pairs.height,
-        results[0].predictions.height,
-        cfg.metric,
-        scores[0],
-        scores[1],
-        int((new_ok & ~old_ok).sum()),
-        int((old_ok & ~new_ok).sum()),
-        decide(scores[0], scores[1], cfg.margin),
+        chosen.basis,
+        chosen.pairs.height,
+        test,
+        decide(test, cfg.margin),
+        cfg.margin,
+        chosen.fallen_back,
+        n_known,
         results,
     )
 
@@ -325,11 +444,10 @@ def version_tags(
     dirs: Mapping[str, str],
     split: str,
     comparison: Comparison,
-    metric: str,
     score: float | None,
 ) -> dict[str, str]:
-    """The model version's tags: its stage key, lineage (upstream keys), release identity and comparison
-    basis."""
+    """The model version's tags: its stage key, lineage (upstream keys), release identity, comparison
+    basis and decision."""
     release = read_manifest(Path(dirs["ingest"])) or {}
     lineage = (read_manifest(Path(dirs["dpo"])) or {}).get("inputs", {})
     tags = {
@@ -341,10 +459,11 @@ def version_tags(
         "drugbank_version": str(release.get("drugbank_version", "")),
         "release_exported_on": str(release.get("exported_on", "")),
         "comparison_basis": comparison.basis,
+        "comparison_promoted": str(comparison.decision.promote).lower(),
         **{f"input_{k}": v for k, v in lineage.items()},
     }
-    tags |= {metric: str(score)} if score is not None else {}
-    tags |= {f"comparison_{metric}": str(comparison.new)} if comparison.new is not None else {}
+    tags |= {METRIC: str(score)} if score is not None else {}
+    tags |= {f"comparison_{METRIC}": str(comparison.new)} if comparison.new is not None else {}
     return tags
 
 
@@ -364,7 +483,7 @@ def register_student(
     move the alias when the rule says so."""
     board = pl.read_parquet(Path(dirs["evaluate"]) / "leaderboard.parquet")
     row = board.filter((pl.col("system") == cfg.system) & (pl.col("strategy") == split))
-    score = row[cfg.metric][0] if row.height and cfg.metric in row.columns else None
+    score = row[METRIC][0] if row.height and METRIC in row.columns else None
     known_pairs(
         pl.read_parquet(Path(dirs["label"]) / "ddi_pairs.parquet"), dirs["splits"], split
     ).write_parquet(work / "known_pairs.parquet")
@@ -375,12 +494,8 @@ def register_student(
     (work / "comparison.md").write_text(comparison.markdown(cfg.model_name, cfg.alias), encoding="utf-8")
     if comparison.results:
         write_report(comparison.results, work / "comparison")
-    tags = version_tags(stage_key, dirs, split, comparison, cfg.metric, score)
-    metrics = {
-        "leaderboard_" + cfg.metric: score,
-        "comparison_new": comparison.new,
-        "comparison_champion": comparison.champion,
-    }
+    tags = version_tags(stage_key, dirs, split, comparison, score)
+    metrics = {"leaderboard_" + METRIC: score, **comparison.metrics()}
     version = _model_version(client, cfg, stage_key, dirs, work, tags, metrics, experiment)
     if comparison.decision.promote:
         client.set_registered_model_alias(cfg.model_name, cfg.alias, version.version)

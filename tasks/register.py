@@ -1,5 +1,6 @@
 """Register stage: the trained student as an MLflow model version, compared with the champion on the same
-pairs (:mod:`mard_core.registry`) and promoted only when it does not regress beyond the margin.
+pairs (:mod:`mard_core.registry`: pairs with drugs the champion never trained on) and promoted only when a
+paired test shows it is not worse beyond the margin.
 
 Registration happens once per trained student and evaluation (the stage key: a forced or interrupted re-run
 finds the model version it created by its ``stage_key`` tag); the comparison is with the champion of that
@@ -22,7 +23,8 @@ from tasks._stage import StageCache, execute
 from tasks._tracking import EXPERIMENT
 from tasks.evaluate import evaluation_settings, placeholders
 
-REGISTER_VERSION = "2"  # 2: temporal comparison with the champion, known-pairs record
+# 2: temporal comparison with the champion, known-pairs record; 3: drugs it never trained on, paired test
+REGISTER_VERSION = "3"
 
 
 def register_spec(call: StageCall) -> StageRun:
@@ -40,7 +42,7 @@ def register_spec(call: StageCall) -> StageRun:
 @task(name="register", cache_policy=StageCache(spec=register_spec), persist_result=True)
 def register(call: StageCall, force: bool = False) -> str:
     """Compare the DPO student with the champion, register it (adapter + merged weights + known pairs) with
-    its lineage, and move the alias to it when it does not regress."""
+    its lineage, and move the alias to it when the paired test says it is not worse beyond the margin."""
     run, split = register_spec(call), call.cfg.teachers.split
     args = (
         call.dirs,
@@ -56,6 +58,6 @@ def register(call: StageCall, force: bool = False) -> str:
     create_markdown_artifact(
         key="model-promotion",
         markdown=f"Registered version {version}.\n\n" + (out / "comparison.md").read_text("utf-8"),
-        description="Temporal comparison with the champion and the registry decision",
+        description="Paired test with the champion on pairs of drugs it never trained on, and the decision",
     )
     return str(out)
