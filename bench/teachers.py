@@ -5,7 +5,9 @@
 Builds a tiny random-init model (tokenizer trained on a synthetic DDI-like corpus), then runs each backend in
 turn (vLLM first, stopped before transformers starts so they do not share the cores): start/load, one warm-up
 pass over the batch, and the timed generation. Prints trajectories/s and completion tokens/s of each and the
-vLLM/transformers ratio, then the same numbers as one JSON line. Needs the vLLM venv (infra/vllm-env.sh).
+vLLM/transformers ratio, then the same numbers as one JSON line (with prompt tokens/s, the prefill
+throughput when run with ``--max-tokens 1``). The evaluation prices self-hosted cost (``evaluate.prices``)
+from these. Needs the vLLM venv (infra/vllm-env.sh).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def measure(start: Callable[[], Backend], batch: list[str], params: GenerationPa
         wall = time.perf_counter() - t0
     trajectories = sum(len(row) for row in results)
     tokens = sum(c.completion_tokens for row in results for c in row)
+    prompt_tokens = sum(row[0].prompt_tokens for row in results if row)  # each prompt is read once
     return {
         "start_s": round(started, 2),
         "wall_s": round(wall, 3),
@@ -60,6 +63,7 @@ def measure(start: Callable[[], Backend], batch: list[str], params: GenerationPa
         "completion_tokens": tokens,
         "trajectories_per_s": round(trajectories / wall, 2),
         "tokens_per_s": round(tokens / wall, 1),
+        "prompt_tokens_per_s": round(prompt_tokens / wall, 1),  # prefill throughput with --max-tokens 1
     }
 
 

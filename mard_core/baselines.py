@@ -21,13 +21,19 @@ the query orientation, except the majority class:
   categories, SMILES n-gram fingerprint; each block L2-normalised, TruncatedSVD fitted on training drugs),
   pair input = [A, B] (order-aware), a one-hidden-layer torch MLP trained on training pairs in both
   orientations (the label mirrored for (B, A)); softmax probability = confidence.
+* ``bag_of_evidence``: a logistic regression on TF-IDF word 1-2-grams of the evidence sentences the student's
+  prompt shows, the drugs' names replaced by role words (A, B, a drug similar to A or B, its partner) so that
+  the direction is learnable; trained on the train part's pairs in both orientations with the evidence the
+  strategy's index retrieves for them; probability of the predicted label = confidence.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import ChainMap, Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -36,13 +42,15 @@ import torch
 from pydantic.dataclasses import dataclass
 from scipy import sparse
 from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import normalize
 
 from mard_core.errors import InputError
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics.labels import mirror_label
 from mard_core.prompts import render_completion
-from mard_core.retrieval import drug_features
+from mard_core.retrieval import Evidence, RetrievalIndex, drug_features
 from mard_core.taxonomy import BIDIRECTIONAL, Label, Taxonomy, load_taxonomy
 from mard_core.teachers.config import KnowledgeConfig
 from mard_core.teachers.knowledge import KnowledgeTeacher, query_label
@@ -323,3 +331,121 @@ class FeatureMLPBaseline(BaseSystem):
             Prediction(self.classes[i], float(p))
             for p, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
         ]
+
+
+@dataclass(frozen=True, config=CONFIG)
+class BagOfEvidenceConfig:
+    """Bag-of-evidence settings: word n-grams up to ``ngram_max`` seen in at least ``min_df`` training
+    documents (TF-IDF, sublinear), an L2 logistic regression with inverse strength ``c``; a seeded sample of
+    ``max_train_pairs`` training pairs caps the fit (each used in both orientations)."""
+
+    ngram_max: PositiveInt = 2
+    min_df: PositiveInt = 2
+    c: PositiveFloat = 1.0
+    max_iter: PositiveInt = 200
+    max_train_pairs: PositiveInt = 20_000
+    seed: NonNegativeInt = 0
+
+
+# Role words that stand for the drugs in an evidence document: the query's A and B, a training drug similar to
+# A or to B (``similar_interaction`` evidence), and that drug's training partner when it is neither.
+_ROLE = {"A": "druga", "B": "drugb"}
+_LIKE = {"A": "likea", "B": "likeb"}
+_PARTNER = "partner"
+
+
+def evidence_document(
+    evidence: Sequence[Evidence], names: Mapping[str, Sequence[str]], drug_a: str, drug_b: str
+) -> str:
+    """The evidence sentences the prompt shows for the ordered query (A, B), one per line, each drug's names
+    (``names``: by DrugBank id) replaced by its role word: ``druga``, ``drugb``, ``likea``/``likeb`` for a
+    training drug similar to A/B (``similar_interaction`` evidence) and ``partner`` for that drug's training
+    partner when it is neither; so who acts on whom, and where a similar pair's label points, is in the
+    words."""
+    roles = {drug_a: _ROLE["A"], drug_b: _ROLE["B"]}
+    for item in evidence:
+        if item.similar_to in (drug_a, drug_b):
+            roles.setdefault(item.drug_id, _LIKE["A" if item.similar_to == drug_a else "B"])
+    for item in evidence:
+        if item.similar_to in (drug_a, drug_b) and item.partner_id is not None:
+            roles.setdefault(item.partner_id, _PARTNER)
+    by_name = {n.lower(): word for d, word in roles.items() for n in names.get(d, ()) if n}
+    text = "\n".join(item.sentence for item in evidence)
+    if not by_name:
+        return text
+    return _names_pattern(tuple(sorted(by_name))).sub(lambda m: by_name[m.group(0).lower()], text)
+
+
+@lru_cache(maxsize=4096)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str]:
+    """Whole-word, any-case matches of ``names``, longest first (both orientations of a query share it)."""
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
+
+
+class BagOfEvidenceBaseline(BaseSystem):
+    """A logistic regression on TF-IDF word n-grams of the evidence the student sees
+    (:func:`evidence_document`), trained on the train part's pairs in both orientations, with the evidence
+    the strategy's index retrieves for them; predicted-class probability = confidence."""
+
+    def __init__(
+        self,
+        train: pl.DataFrame,
+        drugs: pl.DataFrame,
+        index: RetrievalIndex,
+        config: BagOfEvidenceConfig | None = None,
+        name: str = "bag_of_evidence",
+    ) -> None:
+        _check_train(train)
+        self.name = name
+        self.config = cfg = config or BagOfEvidenceConfig()
+        self.names: dict[str, Sequence[str]] = {
+            d: (n,) for d, n in drugs.select("drugbank_id", "name").iter_rows() if n
+        }
+        if train.height > cfg.max_train_pairs:
+            train = train.sort("drug_a", "drug_b", "label").sample(cfg.max_train_pairs, seed=cfg.seed)
+        docs, labels = [], []
+        for a, b, label in train.select("drug_a", "drug_b", "label").iter_rows():
+            evidence = index.retrieve(
+                a, b
+            )  # the reversed query sees the same items: its document swaps roles
+            docs += [
+                evidence_document(evidence, self.names, a, b),
+                evidence_document(evidence, self.names, b, a),
+            ]
+            labels += [label, mirror_label(label)]
+        self.vectorizer = TfidfVectorizer(
+            ngram_range=(1, cfg.ngram_max), min_df=cfg.min_df, sublinear_tf=True, dtype=np.float32
+        )
+        x = self.vectorizer.fit_transform(docs)
+        self.model = LogisticRegression(C=cfg.c, max_iter=cfg.max_iter, random_state=cfg.seed)
+        self.model.fit(x, labels)
+
+    @classmethod
+    def from_context(cls, ctx: SystemContext, name: str, **options: Any) -> BagOfEvidenceBaseline:
+        """Options: the fields of :class:`BagOfEvidenceConfig`; needs the context's retrieval index."""
+        if ctx.index is None:
+            raise InputError(f"system {name!r}: needs the strategy's retrieval index in its context")
+        return cls(
+            ctx.train,
+            ctx.drugs,
+            ctx.index,
+            parse_config(BagOfEvidenceConfig, options, f"system {name!r}"),
+            name,
+        )
+
+    def predict(self, queries: Sequence[Query]) -> list[Prediction]:
+        if not queries:
+            return []
+        docs = [
+            evidence_document(
+                q.evidence,
+                ChainMap({q.drug_a: q.names_a, q.drug_b: q.names_b}, self.names),
+                q.drug_a,
+                q.drug_b,
+            )
+            for q in queries
+        ]
+        probs = self.model.predict_proba(self.vectorizer.transform(docs))
+        best = probs.argmax(axis=1)
+        return [Prediction(str(self.model.classes_[i]), float(probs[row, i])) for row, i in enumerate(best)]

@@ -19,7 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.protocol import EvalResult, evaluate_one, planned_runs
-from mard_core.evaluation.report import leaderboard, leaderboard_markdown, result_stem, write_report
+from mard_core.evaluation.report import leaderboard, result_stem, write_leaderboard, write_report
 from mard_core.stage import StageRun, read_manifest
 from mard_core.stages import StageCall
 from mard_core.teachers.base import placeholder_names
@@ -27,7 +27,7 @@ from mard_core.training import merged_dir
 from tasks._stage import StageCache, execute
 from tasks._tracking import log_stage
 
-EVALUATE_VERSION = "2"  # 2: one cached stage per (system, strategy)
+EVALUATE_VERSION = "3"  # 2: one cached stage per (system, strategy); 3: intervals, paired differences
 DATA = ("ingest", "splits", "index")
 # Which upstream stage each placeholder of a system spec stands for.
 PLACEHOLDER_STAGE = {"models": "models", "sft": "sft", "sft_no_mirror": "sft-no-mirror", "dpo": "dpo"}
@@ -72,7 +72,8 @@ def evaluate_system_task(
     strategy: str,
     force: bool = False,
 ) -> str:
-    """One system on one strategy: metrics.json, predictions, calibration rows, plots; logged to MLflow."""
+    """One system on one strategy: metrics.json, predictions, calibration rows, plots; logged to MLflow (every
+    scalar metric, its interval bounds ``<metric>_ci95_lo``/``_hi`` among them)."""
     run = system_spec(dirs, root, cfg, split, system, strategy)
 
     def build(work: Path) -> dict[str, Any]:
@@ -102,31 +103,37 @@ def evaluate_spec(system_dirs: list[str], root: str, ceiling: float | None = Non
     )
 
 
+def _load_result(system_dir: Path) -> EvalResult:
+    """A system stage's scalar metrics and its predictions."""
+    metrics = json.loads((system_dir / METRICS_FILE).read_text())
+    return EvalResult(
+        metrics, pl.read_parquet(system_dir / "predictions" / f"{result_stem(metrics)}.parquet")
+    )
+
+
 @task(name="evaluate", cache_policy=StageCache(spec=evaluate_spec), persist_result=True)
 def gather(system_dirs: list[str], root: str, ceiling: float | None = None, force: bool = False) -> str:
-    """The leaderboard of every (system, strategy), with their calibration rows and plots side by side, and
-    the synthetic world's oracle ``ceiling`` when the release has one."""
+    """The leaderboard of every (system, strategy) with intervals, the paired student-vs-baseline differences
+    (``paired.parquet``), their calibration rows, plots and predictions side by side, and the synthetic
+    world's oracle ``ceiling`` when the release has one."""
     run = evaluate_spec(system_dirs, root, ceiling)
 
     def build(work: Path) -> dict[str, Any]:
-        results = [
-            EvalResult(json.loads((Path(d) / METRICS_FILE).read_text()), pl.DataFrame()) for d in system_dirs
-        ]
-        board = leaderboard(results)
-        board.write_parquet(work / "leaderboard.parquet")
-        (work / "leaderboard.md").write_text(leaderboard_markdown(board, ceiling), encoding="utf-8")
+        results = [_load_result(Path(d)) for d in system_dirs]
+        paths = write_leaderboard(results, work, ceiling)
         for d in system_dirs:
             for sub in ("calibration", "plots", "predictions"):
                 if (Path(d) / sub).is_dir():
                     shutil.copytree(Path(d) / sub, work / sub, dirs_exist_ok=True)
-        log_stage(run, artifacts=[work / "leaderboard.md"])
-        return {"rows": board.height}
+        log_stage(run, artifacts=[paths["leaderboard_md"], paths["paired"]])
+        return {"rows": len(results)}
 
     out = Path(execute(run, build, force))
     create_markdown_artifact(
         key="leaderboard",
         markdown=(out / "leaderboard.md").read_text(encoding="utf-8"),
-        description="Every system on every split strategy (exact accuracy first)",
+        description="Every system on every split strategy (exact accuracy first, 95% intervals), and each "
+        "student against each baseline on the same queries (paired intervals)",
     )
     return str(out)
 

@@ -1,5 +1,6 @@
 """Baselines on hand-made toy splits: majority, per-drug prior, similarity and knowledge rules in the query
-orientation; the feature MLP learns a separable toy set above the majority; all fit on train only."""
+orientation; the feature MLP and the bag-of-evidence model learn a separable toy set (direction included)
+above the majority; all fit on train only."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ import pytest
 import torch
 
 from mard_core.baselines import (
+    BagOfEvidenceBaseline,
+    BagOfEvidenceConfig,
     DrugPriorBaseline,
     FeatureMLPBaseline,
     KnowledgeRulesBaseline,
     MajorityBaseline,
     MLPConfig,
     SimilarityBaseline,
+    evidence_document,
     majority_label,
 )
 from mard_core.errors import InputError
 from mard_core.evaluation.systems import Query, SystemContext
 from mard_core.metrics.labels import mirror_label
-from mard_core.retrieval import Evidence
+from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.taxonomy import load_taxonomy
 from mard_core.validation import parse_config
 from schemas import DRUG_PROTEINS, DRUGS
@@ -270,3 +274,61 @@ def test_feature_mlp_fits_on_train_only_and_rejects_unknown_drugs() -> None:
         parse_config(MLPConfig, {"epochs": 0}, "system 'feature_mlp'")
     with pytest.raises(InputError, match=r"^system 'feature_mlp': epoch: unknown key; allowed: batch_size, "):
         parse_config(MLPConfig, {"epoch": 3}, "system 'feature_mlp'")
+
+
+# ---------------------------------------------------------------- bag of evidence
+
+
+def test_evidence_document_writes_drug_roles_in_the_query_orientation() -> None:
+    protein = Evidence(
+        id="E1", kind="protein", drug_id="D1", sentence="Alpha is an inhibitor of CYP3A4", field="enzymes"
+    )
+    similar = Evidence(
+        id="E2",
+        kind="similar_interaction",
+        drug_id="S",
+        sentence="Alphanol (similar to ALPHA) with Gamma: Label: PK Metabolism / Gamma to Alphanol",
+        field="interactions",
+        partner_id="G",
+        similar_to="D1",
+    )
+    names = {"D1": ("Alpha",), "D2": ("Beta",), "S": ("Alphanol",), "G": ("Gamma",)}
+    assert evidence_document((protein, similar), names, "D1", "D2").splitlines() == [
+        "druga is an inhibitor of CYP3A4",
+        "likea (similar to druga) with partner: Label: PK Metabolism / partner to likea",
+    ]
+    # The reversed query: the same evidence, the roles swapped.
+    assert (
+        evidence_document((protein, similar), names, "D2", "D1")
+        .splitlines()[1]
+        .startswith("likeb (similar to drugb)")
+    )
+
+
+def test_bag_of_evidence_learns_the_toy_set_with_its_direction() -> None:
+    drugs, proteins, train, test = toy_world()
+    fields = pl.col("label").str.split("/")
+    ddi = pl.concat([train, test]).with_columns(
+        family=fields.list.get(0),
+        subtype=fields.list.get(1),
+        direction=fields.list.get(2),
+        modality=fields.list.get(3),
+    )
+    index = RetrievalIndex.build(
+        drugs, proteins, ddi, ddi.join(test, on=["drug_a", "drug_b"], how="anti"), ()
+    )
+    cfg = BagOfEvidenceConfig(min_df=1, seed=0)
+    model = BagOfEvidenceBaseline(train, drugs, index, cfg)
+
+    def asked(a: str, b: str) -> Query:
+        return Query(a, b, (f"Drug{a}",), (f"Drug{b}",), tuple(index.retrieve(a, b)))
+
+    rows = test.select("drug_a", "drug_b", "label").rows()
+    forward = model.predict([asked(a, b) for a, b, _ in rows])
+    backward = model.predict([asked(b, a) for a, b, _ in rows])
+    n = len(rows)
+    assert sum(p.label == g for p, (_, _, g) in zip(forward, rows, strict=True)) / n > 0.9
+    assert sum(p.label == mirror_label(g) for p, (_, _, g) in zip(backward, rows, strict=True)) / n > 0.9
+    assert accuracy(MajorityBaseline(train), test) < 0.6
+    assert all(0.0 < p.confidence <= 1.0 for p in forward)
+    assert BagOfEvidenceBaseline(train, drugs, index, cfg).predict([asked(*rows[0][:2])]) == forward[:1]

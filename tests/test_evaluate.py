@@ -1,5 +1,6 @@
 """Evaluation harness: metrics of a system whose answers we control equal hand computation; random A/B order,
-mirror consistency, calibration on valid, MFS, cost; the leaderboard, report and system registry."""
+mirror consistency on a seeded sample, calibration on valid, intervals, rare-drug strata, MFS, deterministic
+cost; the leaderboard with its paired student-vs-baseline section, the report and the system registry."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ import polars as pl
 import pytest
 
 from mard_core.config import load_config
-from mard_core.errors import InputError
+from mard_core.errors import InputError, MardError
 from mard_core.evaluation.catalog import SYSTEMS, BackendSystem, build_system
 from mard_core.evaluation.config import EvalConfig
-from mard_core.evaluation.protocol import drug_train_counts, evaluate_all, evaluate_system
-from mard_core.evaluation.report import leaderboard, leaderboard_markdown, write_report
+from mard_core.evaluation.protocol import drug_listing_counts, evaluate_all, evaluate_system
+from mard_core.evaluation.report import leaderboard, leaderboard_markdown, paired_differences, write_report
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
+from mard_core.metrics.cost import api_prompt_tokens
 from mard_core.metrics.labels import mirror_label
+from mard_core.prompts import render_prompt
 from mard_core.retrieval import RetrievalIndex
 from mard_core.teachers.base import Completion, GenerationParams
 from mard_core.validation import parse_config
@@ -41,10 +44,11 @@ class ControlledSystem(BaseSystem):
         silent: set[tuple[str, str]],
         name: str = "controlled",
         contaminated: bool = False,
+        kind: str = "baseline",
     ) -> None:
         self.gold = {(a, b): lab for a, b, lab in pairs.select("drug_a", "drug_b", "label").iter_rows()}
         self.wrong, self.silent = wrong, silent
-        self.name, self.possibly_contaminated = name, contaminated
+        self.name, self.possibly_contaminated, self.kind = name, contaminated, kind
         self.seen: list[Query] = []
 
     def predict(self, queries: Sequence[Query]) -> list[Prediction]:
@@ -64,7 +68,7 @@ class ControlledSystem(BaseSystem):
 
 def evaluate(world: dict[str, Any], system: Any, strategy: str = "random", **cfg: Any) -> Any:
     index = RetrievalIndex.load(world["root"] / "index" / strategy)
-    counts = drug_train_counts(part(world, strategy, "train"))
+    counts = drug_listing_counts(pl.read_parquet(world["root"] / "ingest" / "interactions.parquet"))
     return evaluate_system(
         system, world["root"] / "splits", strategy, index, world["facts"], counts, EvalConfig(**cfg)
     )
@@ -86,8 +90,18 @@ def test_metrics_equal_hand_computation(real_world: dict[str, Any]) -> None:
     assert metrics["calibration_n"] == n and metrics["calibration_missing"] == 0
     assert metrics["cost_prompt_tokens_per_1k"] == pytest.approx(10_000)
     assert metrics["cost_completion_tokens_per_1k"] == pytest.approx(5_000)
-    assert metrics["cost_api_usd_per_1k"] == pytest.approx((10_000 * 2.5 + 5_000 * 10.0) / 1e6)
+    # Self-hosted: its own tokens at the stated throughputs (50k prompt, 5k completion tokens/s), $2.50/h.
+    assert metrics["cost_self_hosted_usd_per_1k"] == pytest.approx(
+        (10_000 / 50_000 + 5_000 / 5_000) / 3600 * 2.5
+    )
+    # API: the test prompts' o200k_base tokens (test queries are asked first) plus 256 per answer.
+    o200k = sum(api_prompt_tokens([render_prompt(q.ref_a, q.ref_b, q.evidence) for q in system.seen[:n]]))
+    assert metrics["cost_api_prompt_tokens_per_1k"] == pytest.approx(o200k * 1000 / n)
+    assert metrics["cost_api_usd_per_1k"] == pytest.approx((o200k * 1000 / n * 2.5 + 256_000 * 10.0) / 1e6)
     assert metrics["rare_drug_bins"]["n"].sum() == n
+    for name in ("exact_accuracy", "family_accuracy", "subtype_macro_f1", "mirror_consistency", "ece"):
+        assert metrics[f"{name}_ci95_lo"] <= metrics[name] <= metrics[f"{name}_ci95_hi"], name
+    assert metrics["ece_calibrated_ci95_lo"] <= metrics["ece_calibrated"] <= metrics["ece_calibrated_ci95_hi"]
     labels, matrix = metrics["confusion_family"]
     assert matrix.sum() == n and "<no answer>" in labels
     assert "mfs_mean" not in metrics  # no chains written
@@ -122,6 +136,13 @@ def test_mirror_is_capped_and_inconsistent_systems_score_low(real_world: dict[st
     metrics, preds = evaluate(real_world, Fixed(), max_mirror_pairs=3)
     assert metrics["n_mirror"] == 3 and preds["pred_mirror"].drop_nulls().len() == 3
     assert metrics["mirror_consistency"] == 0.0  # "A to B" for both (A, B) and (B, A)
+    assert metrics["mirror_consistency_ci95_lo"] == metrics["mirror_consistency_ci95_hi"] == 0.0
+    # A seeded random sample of the queries, not the first (lowest-id) ones.
+    asked = [i for i, label in enumerate(preds["pred_mirror"].to_list()) if label is not None]
+    again = evaluate(real_world, Fixed(), max_mirror_pairs=3).predictions["pred_mirror"].is_not_null()
+    other = evaluate(real_world, Fixed(), max_mirror_pairs=3, seed=1).predictions
+    assert asked != [0, 1, 2] and again.arg_true().to_list() == asked
+    assert other["pred_mirror"].is_not_null().arg_true().to_list() != asked
 
 
 def test_calibration_is_fitted_on_valid(real_world: dict[str, Any]) -> None:
@@ -151,26 +172,72 @@ def test_sample_cap_is_seeded_and_mfs_appears_for_chains(real_world: dict[str, A
     assert one.predictions["text"].str.contains("ANSWER:").all()
 
 
+def test_rare_drug_strata_spread_on_a_cold_split(real_world: dict[str, Any]) -> None:
+    metrics, preds = evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set()), "cold_drug")
+    train = part(real_world, "cold_drug", "train")
+    seen = set(train["drug_a"].to_list()) | set(train["drug_b"].to_list())
+    # Every test pair has a held-out drug: by training pairs all fall in one bin; by listings they spread.
+    assert all(a not in seen or b not in seen for a, b in preds.select("drug_a", "drug_b").iter_rows())
+    bins = metrics["rare_drug_bins"]
+    assert bins["n"].sum() == preds.height and (bins["n"] > 0).sum() >= 2
+
+
 def test_leaderboard_markdown_and_report(real_world: dict[str, Any], tmp_path: Path) -> None:
+    test = part(real_world, "random", "test")
+    keys = list(test.select("drug_a", "drug_b").iter_rows())
     results = [
         evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set(), name, flag), strategy)
         for name, flag in (("clean", False), ("hosted", True))
         for strategy in STRATEGIES
     ]
+    student = ControlledSystem(real_world["pairs"], set(keys[:3]), set(), "student:ctl", kind="student")
+    results.append(evaluate(real_world, student))
     board = leaderboard(results)
-    assert board.height == 4
+    assert board.height == 5
     assert {"system", "strategy", "kind", "possibly_contaminated", "exact_accuracy", "ece"} <= set(
         board.columns
     )
     assert "reliability" not in board.columns
     assert board.filter(pl.col("possibly_contaminated"))["system"].unique().to_list() == ["hosted"]
-    text = leaderboard_markdown(board)
+    paired = paired_differences(results)
+    # The student against both baselines on the split it ran on: three metrics each, on the same queries.
+    assert paired.height == 6 and set(paired["baseline"]) == {"clean", "hosted"}
+    exact = paired.filter((pl.col("metric") == "exact_accuracy") & (pl.col("baseline") == "clean")).row(
+        0, named=True
+    )
+    assert exact["n"] == test.height and exact["diff"] == pytest.approx(-3 / test.height)
+    assert exact["diff_ci95_lo"] <= exact["diff"] <= exact["diff_ci95_hi"] <= 0
+    assert exact["mcnemar_p"] == pytest.approx(0.25)  # 3 discordant pairs, all against the student: 2 / 2^3
+    text = leaderboard_markdown(board, paired)
     lines = text.splitlines()
-    assert lines[0].startswith("| System | Split |") and len([x for x in lines if x.startswith("| ")]) == 5
+    assert (
+        lines[0].startswith("| System | Split |") and len([x for x in lines if x.startswith("| ")]) == 6 + 3
+    )
+    row = next(x for x in lines if x.startswith("| student:ctl | random |"))
+    lo, hi = (
+        board.filter(pl.col("system") == "student:ctl")
+        .select("exact_accuracy_ci95_lo", "exact_accuracy_ci95_hi")
+        .row(0)
+    )
+    assert f"[{lo:.3f}, {hi:.3f}]" in row
+    assert "## Students against baselines" in text and "| random | student:ctl | clean |" in text
     assert "hosted †" in text and "possibly contaminated" in text
     paths = write_report(results, tmp_path)
-    assert pl.read_parquet(paths["leaderboard"]).height == 4
+    assert pl.read_parquet(paths["leaderboard"]).height == 5
+    assert pl.read_parquet(paths["paired"]).equals(paired)
     assert paths["leaderboard_md"].read_text() == text
+    # Rerun: the same Markdown byte for byte (no wall time in it).
+    again = [
+        evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set(), "clean"), "random"),
+        results[-1],
+    ]
+    assert leaderboard_markdown(leaderboard(again), paired_differences(again)) == leaderboard_markdown(
+        leaderboard([results[0], results[-1]]), paired_differences([results[0], results[-1]])
+    )
+    # Systems asked different queries are not paired.
+    fewer = evaluate(real_world, ControlledSystem(real_world["pairs"], set(), set()), max_test_pairs=4)
+    with pytest.raises(MardError, match="not asked the same queries"):
+        paired_differences([fewer, results[-1]])
     for stem in ("clean__random", "hosted__cold_drug"):
         assert pl.read_parquet(paths[f"predictions/{stem}"]).height > 0
         for plot in ("confusion", "reliability", "rare_drugs"):
@@ -192,12 +259,15 @@ def test_evaluate_all_runs_every_system_on_every_strategy(real_world: dict[str, 
 
 
 def test_registry_builds_every_baseline(real_world: dict[str, Any]) -> None:
-    ctx = SystemContext.load(real_world["root"] / "ingest", real_world["root"] / "splits", "random")
-    for name in ("majority", "drug_prior", "knowledge_rules", "similarity"):
+    root = real_world["root"]
+    ctx = SystemContext.load(root / "ingest", root / "splits", "random", index_dir=root / "index")
+    for name in ("majority", "drug_prior", "knowledge_rules", "similarity", "bag_of_evidence"):
         system = build_system(name, ctx)
         assert system.name == name and system.kind == "baseline" and not system.possibly_contaminated
     mlp = build_system({"name": "feature_mlp", "epochs": 2, "hidden": 8}, ctx)
     assert mlp.config.epochs == 2
+    with pytest.raises(InputError, match="needs the strategy's retrieval index"):
+        build_system("bag_of_evidence", SystemContext.load(root / "ingest", root / "splits", "random"))
     with pytest.raises(InputError, match="unknown system"):
         build_system("oracle", ctx)
     with pytest.raises(InputError, match="takes no options"):
@@ -262,8 +332,18 @@ def test_backend_factories_and_config_file(real_world: dict[str, Any]) -> None:
         SYSTEMS["student"]({"name": "student:x", "model": "{models}/s"}, ctx)
     cfg = load_config(Path(__file__).parents[1] / "configs" / "evaluate.yaml").evaluate
     names = [s["name"] for s in cfg.system_specs()]
-    assert names[:5] == ["majority", "drug_prior", "knowledge_rules", "similarity", "feature_mlp"]
-    assert "student:mard" in names and cfg.prices.api_name == "gpt-4o" and cfg.max_test_pairs == 300
+    assert names[:6] == [
+        "majority",
+        "drug_prior",
+        "knowledge_rules",
+        "similarity",
+        "feature_mlp",
+        "bag_of_evidence",
+    ]
+    assert "student:mard" in names and cfg.prices.api_name == "gpt-4o" and cfg.max_test_pairs == 5000
+    default = EvalConfig()
+    assert (default.max_test_pairs, default.max_valid_pairs, default.max_mirror_pairs) == (1000, 500, 200)
+    assert "bag_of_evidence" in default.systems
 
 
 def test_bad_inputs_are_reported(real_world: dict[str, Any], tmp_path: Path) -> None:
@@ -286,4 +366,4 @@ def test_the_leaderboard_shows_the_world_s_oracle_ceiling(real_world: dict[str, 
     system = ControlledSystem(real_world["pairs"], set(), set(), "clean", False)
     board = leaderboard([evaluate(real_world, system, STRATEGIES[0])])
     assert "oracle" not in leaderboard_markdown(board)
-    assert leaderboard_markdown(board, 0.9005).splitlines()[-1].startswith("oracle: 0.900 exact")
+    assert leaderboard_markdown(board, ceiling=0.9005).splitlines()[-1].startswith("oracle: 0.900 exact")

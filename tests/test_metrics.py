@@ -11,16 +11,17 @@ import polars as pl
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.metrics import f1_score
 
 from mard_core.errors import InputError
-from mard_core.metrics.calibration import brier, calibrate, ece, reliability_table
-from mard_core.metrics.cost import PriceTable, cost_per_1k
+from mard_core.metrics.calibration import brier, calibrate, ece, ece_statistic, reliability_table
+from mard_core.metrics.cost import PriceTable, api_prompt_tokens, cost_per_1k
 from mard_core.metrics.labels import (
     NO_ANSWER,
     LabelFormatError,
-    bootstrap_accuracy_ci,
     confusion,
     label_metrics,
+    macro_f1_statistic,
     mirror_consistency,
     mirror_label,
     present_in_random_order,
@@ -28,6 +29,7 @@ from mard_core.metrics.labels import (
     split_label,
 )
 from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_plot, roc_plot
+from mard_core.metrics.stats import resample_indices
 
 M_AB = "PK Metabolism/Metabolism/A to B/Inhibition"
 M_BA = "PK Metabolism/Metabolism/B to A/Inhibition"
@@ -87,8 +89,43 @@ def test_label_metrics_hand_computed() -> None:
     assert m["kappa"] == pytest.approx(0.25)
     assert (m["n_symmetric"], m["accuracy_symmetric"]) == (2, pytest.approx(1 / 2))
     assert (m["n_asymmetric"], m["accuracy_asymmetric"]) == (4, pytest.approx(1 / 4))
-    lo, hi = m["exact_accuracy_ci95"]
-    assert 0 <= lo <= 2 / 6 <= hi <= 1 and lo < hi
+    for metric in (
+        "exact_accuracy",
+        "family_accuracy",
+        "direction_accuracy",
+        "subtype_macro_f1",
+        "no_answer_rate",
+    ):
+        lo, hi = m[f"{metric}_ci95_lo"], m[f"{metric}_ci95_hi"]
+        assert 0 <= lo <= m[metric] <= hi <= 1 and lo < hi, metric
+    assert label_metrics(GOLD, PRED, seed=1)["exact_accuracy_ci95_lo"] is not None
+
+
+def test_macro_f1_counts_classes_in_gold_or_predictions() -> None:
+    # Gold has one class; the prediction adds Serotonergic (F1 0): the mean is over both classes.
+    m = label_metrics([M_AB, M_AB], [M_AB, PD_BI])
+    assert m["subtype_macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    # A no-answer is no class: it only misses the gold class.
+    assert label_metrics([M_AB, M_AB], [M_AB, None])["subtype_macro_f1"] == pytest.approx(2 / 3)
+
+
+def test_bootstrap_statistics_equal_the_metric_on_each_resample() -> None:
+    rng = random.Random(5)
+    labels = [M_AB, M_BA, PD_BI, ABS_BA, "PK Absorption/Absorption/B to A/Increase"]
+    gold = [rng.choice(labels[:4]) for _ in range(40)]
+    pred = [rng.choice(labels) if rng.random() < 0.8 else NO_ANSWER for _ in range(40)]
+    sub = [NO_ANSWER if p == NO_ANSWER else "/".join(split_label(p)[:2]) for p in pred]
+    gold_sub = ["/".join(split_label(g)[:2]) for g in gold]
+    conf = np.array([rng.random() for _ in range(40)])
+    correct = np.array([g == p for g, p in zip(gold, pred, strict=True)])
+    idx = resample_indices(40, 5, seed=0)
+    f1 = macro_f1_statistic(gold_sub, sub)(idx)
+    eces = ece_statistic(conf, correct, 10)(idx)
+    for row, i in enumerate(idx):
+        g, p = [gold_sub[j] for j in i], [sub[j] for j in i]
+        classes = sorted((set(g) | set(p)) - {NO_ANSWER})
+        assert f1[row] == pytest.approx(f1_score(g, p, labels=classes, average="macro", zero_division=0))
+        assert eces[row] == pytest.approx(ece(conf[i], correct[i], 10))
 
 
 def test_label_metrics_symmetric_subtypes_override_direction() -> None:
@@ -108,7 +145,7 @@ def test_label_metrics_undefined_parts_are_none() -> None:
     m = label_metrics([M_AB, M_AB], [M_AB, M_AB])
     assert m["kappa"] is None  # one constant class: kappa undefined
     assert m["accuracy_symmetric"] is None and m["n_symmetric"] == 0
-    assert m["exact_accuracy_ci95"] == (1.0, 1.0)
+    assert (m["exact_accuracy_ci95_lo"], m["exact_accuracy_ci95_hi"]) == (1.0, 1.0)
     m = label_metrics([M_AB, PD_BI], ["", None])
     assert m["direction_accuracy_given_mechanism"] is None
     assert m["no_answer_rate"] == 1.0 and m["exact_accuracy"] == 0.0 and m["subtype_macro_f1"] == 0.0
@@ -123,15 +160,6 @@ def test_label_metrics_rejects_bad_input() -> None:
         label_metrics([M_AB], ["Metabolism/A to B"])
     with pytest.raises(LabelFormatError):
         label_metrics([None], [M_AB])  # type: ignore[list-item]
-
-
-def test_bootstrap_ci_is_seeded() -> None:
-    correct = [True] * 60 + [False] * 40
-    ci = bootstrap_accuracy_ci(correct, n_boot=500, seed=3)
-    assert ci == bootstrap_accuracy_ci(correct, n_boot=500, seed=3)
-    assert ci != bootstrap_accuracy_ci(correct, n_boot=500, seed=4)
-    # Normal approximation: 0.6 +- 1.96 * sqrt(0.6 * 0.4 / 100) = 0.6 +- 0.096.
-    assert ci[0] == pytest.approx(0.504, abs=0.03) and ci[1] == pytest.approx(0.696, abs=0.03)
 
 
 def test_mirror_consistency() -> None:
@@ -190,9 +218,17 @@ def test_rare_drug_bins() -> None:
     pairs = pl.DataFrame({"drug_a": ["a", "e", "c", "d", "e", "c"], "drug_b": ["e", "b", "d", "e", "f", "e"]})
     correct = [True, False, True, False, True, False]  # rarer counts: 0, 1, 3, 7, 55, 3
     df = rare_drug_bins(pairs, counts, correct)
-    assert df["bin"].to_list() == ["0", "1", "2-4", "5-9", "10-49", "50+"]
-    assert df["n"].to_list() == [1, 1, 2, 1, 0, 1]
-    assert df["accuracy"].to_list() == [1.0, 0.0, 0.5, 0.0, None, 1.0]
+    assert df["bin"].to_list() == ["0", "1-4", "5-9", "10-24", "25-49", "50-99", "100+"]
+    assert df["n"].to_list() == [1, 3, 1, 0, 0, 1, 0]
+    assert df["accuracy"].to_list() == [1.0, pytest.approx(1 / 3), 0.0, None, None, 1.0, None]
+    assert rare_drug_bins(pairs, counts, correct, bins=(0, 1, 2, 5, 10, 50, math.inf))["bin"].to_list() == [
+        "0",
+        "1",
+        "2-4",
+        "5-9",
+        "10-49",
+        "50+",
+    ]
     with pytest.raises(InputError, match="bins"):
         rare_drug_bins(pairs, counts, correct, bins=(0, 5, 2, math.inf))
     with pytest.raises(InputError, match="outside bins"):
@@ -226,21 +262,38 @@ def test_calibrate_isotonic() -> None:
         f([1.5])
 
 
-def test_cost_per_1k() -> None:
-    prices = PriceTable()
-    gpu = cost_per_1k(200_000, 10_000, 36.0, 100, prices, device="gpu")
+def test_cost_per_1k_prices_tokens_deterministically() -> None:
+    prices = PriceTable(
+        prompt_tokens_per_s=10_000.0, completion_tokens_per_s=1_000.0, api_completion_tokens=200
+    )
+    gpu = cost_per_1k(200_000, 10_000, 300_000, 36.0, 100, prices, device="gpu")
     assert gpu["prompt_tokens_per_1k"] == 2_000_000 and gpu["completion_tokens_per_1k"] == 100_000
+    # Device time per 1k: 2e6 / 1e4 + 1e5 / 1e3 = 300 s at $2.50 an hour.
+    assert gpu["self_hosted_usd_per_1k"] == pytest.approx(300 / 3600 * 2.5)
+    # API: 3e6 o200k prompt tokens at $2.50/M plus 1k x 200 stated completion tokens at $10/M.
+    assert gpu["api_prompt_tokens_per_1k"] == 3_000_000 and gpu["api_completion_tokens_per_1k"] == 200_000
+    assert gpu["api_usd_per_1k"] == pytest.approx(3.0 * 2.5 + 0.2 * 10.0)
+    assert gpu["self_over_api"] == pytest.approx(gpu["self_hosted_usd_per_1k"] / gpu["api_usd_per_1k"])
+    # The measured wall time is priced apart; the headline costs do not depend on it.
     assert gpu["wall_s_per_1k"] == pytest.approx(360.0)
-    assert gpu["self_hosted_usd_per_1k"] == pytest.approx(0.1 * 2.5)
-    assert gpu["api_usd_per_1k"] == pytest.approx(2.0 * 2.5 + 0.1 * 10.0)
-    assert gpu["self_over_api"] == pytest.approx(0.25 / 6.0)
-    cpu = cost_per_1k(200_000, 10_000, 36.0, 100, PriceTable(cpu_hour_usd=0.1), device="cpu")
-    assert cpu["self_over_api"] == pytest.approx(0.01 / 6.0)
-    assert cost_per_1k(0, 0, 1.0, 1)["self_over_api"] is None
+    assert gpu["measured_usd_per_1k"] == pytest.approx(0.1 * 2.5)
+    slower = cost_per_1k(200_000, 10_000, 300_000, 99.0, 100, prices, device="cpu")
+    assert {k: slower[k] for k in ("self_hosted_usd_per_1k", "api_usd_per_1k")} == {
+        k: gpu[k] for k in ("self_hosted_usd_per_1k", "api_usd_per_1k")
+    }
+    assert slower["measured_usd_per_1k"] == pytest.approx(990 / 3600 * 0.05)
+    assert cost_per_1k(0, 0, 0, 1.0, 1, PriceTable(api_completion_tokens=0))["self_over_api"] is None
     with pytest.raises(InputError, match="device"):
-        cost_per_1k(1, 1, 1.0, 1, device="tpu")  # type: ignore[arg-type]
+        cost_per_1k(1, 1, 1, 1.0, 1, device="tpu")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="n_predictions"):
-        cost_per_1k(1, 1, 1.0, 0)
+        cost_per_1k(1, 1, 1, 1.0, 0)
+
+
+def test_api_prompt_tokens_use_gpt4o_o200k_base() -> None:
+    # Counts of tiktoken's o200k_base encoding (checked against tiktoken with the published o200k_base file):
+    # "hello world" is [24912, 2375].
+    prompt = "Drug A: Voriconazole (DB00582)\nDrug B: Axitinib\n[E1] Voriconazole inhibits CYP3A4."
+    assert api_prompt_tokens(["hello world", prompt, ""]) == [2, 30, 0]
 
 
 def test_plots_write_png_atomically(tmp_path) -> None:

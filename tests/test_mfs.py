@@ -14,7 +14,7 @@ import pytest
 from mard_core.errors import InputError
 from mard_core.evaluation.catalog import build_system
 from mard_core.evaluation.config import EvalConfig
-from mard_core.evaluation.protocol import drug_train_counts, evaluate_system
+from mard_core.evaluation.protocol import drug_listing_counts, evaluate_system
 from mard_core.evaluation.report import leaderboard, leaderboard_markdown
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics.labels import present_in_random_order
@@ -304,13 +304,11 @@ class CopyEvidence(BaseSystem):
 def test_evaluation_reports_mfs_against_answers(real_world: dict[str, Any]) -> None:
     root = real_world["root"]
     index = RetrievalIndex.load(root / "index" / "cold_drug")
-    train = pl.read_parquet(root / "splits" / "cold_drug" / "train.parquet")
+    counts = drug_listing_counts(pl.read_parquet(root / "ingest" / "interactions.parquet"))
     ctx = SystemContext.load(root / "ingest", root / "splits", "cold_drug")
     cfg = EvalConfig(mirror=False, calibrate_on_valid=False)
     results = [
-        evaluate_system(
-            system, root / "splits", "cold_drug", index, real_world["facts"], drug_train_counts(train), cfg
-        )
+        evaluate_system(system, root / "splits", "cold_drug", index, real_world["facts"], counts, cfg)
         for system in (build_system("knowledge_rules", ctx), CopyEvidence())
     ]
     honest, gamed = (r.metrics for r in results)
@@ -323,6 +321,9 @@ def test_evaluation_reports_mfs_against_answers(real_world: dict[str, Any]) -> N
     assert honest["correct_and_verified"] == pytest.approx(
         rows.filter(pl.col("correct") & (pl.col("mfs") == 1.0)).height / rows.height
     )
+    for name in ("mfs_mean", "mfs_on_correct", "correct_and_verified"):
+        assert honest[f"{name}_ci95_lo"] <= honest[name] <= honest[f"{name}_ci95_hi"], name
+    assert gamed["mfs_on_correct_ci95_lo"] is None and gamed["mfs_mean_ci95_hi"] <= 0.1
     header = leaderboard_markdown(leaderboard(results)).splitlines()[0]
     assert "| MFS | MFS correct | Correct+verified |" in header
 

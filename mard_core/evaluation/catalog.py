@@ -133,6 +133,7 @@ SYSTEMS: dict[str, SystemFactory] = {
     "knowledge_rules": _baseline("KnowledgeRulesBaseline"),
     "similarity": _baseline("SimilarityBaseline"),
     "feature_mlp": _baseline("FeatureMLPBaseline"),
+    "bag_of_evidence": _baseline("BagOfEvidenceBaseline"),
     "teacher": _backend_system("teacher", default_contaminated=False),
     "student": _backend_system("student", default_contaminated=False),
     "endpoint": _backend_system("endpoint", default_contaminated=True),

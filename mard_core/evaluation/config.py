@@ -19,6 +19,7 @@ SYSTEM_KINDS = (
     "knowledge_rules",
     "similarity",
     "feature_mlp",
+    "bag_of_evidence",
     "teacher",
     "student",
     "endpoint",
@@ -27,11 +28,15 @@ SYSTEM_KINDS = (
 
 @dataclass(frozen=True, config=CONFIG)
 class EvalConfig:
-    """What to evaluate and how much of it. ``systems``: names (``majority``) or mappings with a ``name`` and
-    that system's options (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it
-    runs (a student is evaluated only on the split it learned from). ``device``: what self-hosted cost is
-    priced as (cpu | gpu). The default systems name the pipeline's models through placeholders ({models},
-    {sft}, {sft_no_mirror}, {dpo}, {split})."""
+    """What to evaluate and how much of it: every test part whole, or a seeded sample of ``max_test_pairs``
+    where it is larger; mirror consistency on a seeded sample of ``max_mirror_pairs`` of those; calibration
+    fitted on ``max_valid_pairs`` valid pairs; 95% bootstrap intervals from ``n_resamples`` seeded resamples
+    of the pairs. ``systems``: names (``majority``) or mappings with a ``name`` and that system's options
+    (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it runs (a student is
+    evaluated only on the split it learned from). ``device``: what the evaluation runs on (cpu | gpu), which
+    prices the measured wall time (``cost_measured_usd_per_1k``; the headline costs depend on token counts
+    only, see :class:`~mard_core.metrics.cost.PriceTable`). The default systems name the pipeline's models
+    through placeholders ({models}, {sft}, {sft_no_mirror}, {dpo}, {split})."""
 
     strategies: tuple[str, ...] = (
         "random",
@@ -39,11 +44,12 @@ class EvalConfig:
         "cold_pair",
         "temporal",
     )  # those the splits stage built
-    max_test_pairs: PositiveInt = 120
-    max_valid_pairs: NonNegativeInt = 60
+    max_test_pairs: PositiveInt = 1000
+    max_valid_pairs: NonNegativeInt = 500
     seed: NonNegativeInt = 0
     mirror: StrictBool = True
-    max_mirror_pairs: NonNegativeInt = 60
+    max_mirror_pairs: NonNegativeInt = 200
+    n_resamples: PositiveInt = 1000
     calibrate_on_valid: StrictBool = True
     n_bins: PositiveInt = 10
     prices: PriceTable = field(default_factory=PriceTable)
@@ -54,6 +60,7 @@ class EvalConfig:
         "knowledge_rules",
         "similarity",
         "feature_mlp",
+        "bag_of_evidence",
         {
             "name": "teacher:tiny-llama",
             "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},

@@ -4,15 +4,23 @@
   ``max_test_pairs`` by a seeded sample, each presented in a seeded random A/B order
   (:func:`~mard_core.metrics.present_in_random_order`); the gold label is mirrored for swapped pairs.
 * Evidence: the strategy's retrieval index (built from that split's training part only).
-* Mirror consistency: the first ``max_mirror_pairs`` sampled pairs are asked again as (B, A), with the
-  evidence retrieved for that order.
+* Mirror consistency: a seeded random ``max_mirror_pairs`` of the test queries are asked again as (B, A),
+  with the evidence retrieved for that order.
 * Calibration: when the system gives confidences, an isotonic map is fitted on its predictions for the VALID
   part (``max_valid_pairs`` of it, presented the same way) and applied to the test confidences; ECE and Brier
   are reported raw and calibrated (``ece``/``brier`` vs ``ece_calibrated``/``brier_calibrated``). A
   no-answer counts with confidence 0; an answer without a confidence is left out of calibration
   (``calibration_missing``). With no valid part, or ``calibrate_on_valid`` off, only raw values appear.
 * MFS (:mod:`mard_core.metrics.mfs`) over the chains of systems that write them.
-* Cost per 1k predictions from the measured tokens and wall time of the test predictions only.
+* Intervals: every headline metric (accuracies, macro-F1, no-answer rate, mirror consistency, ECE, MFS
+  aggregates) carries a 95% percentile bootstrap interval, ``<metric>_ci95_lo``/``_hi``, from
+  ``n_resamples`` resamples of its pairs seeded by ``seed`` (:mod:`mard_core.metrics.stats`).
+* Rare-drug strata by the rarer drug's interaction listings in the release (:func:`drug_listing_counts`), a
+  count that held-out drugs have too.
+* Cost per 1k test predictions (:func:`~mard_core.metrics.cost.cost_per_1k`): the system's own token counts at
+  the stated self-hosted throughput, GPT-4o's o200k_base tokens of the same prompts plus the stated completion
+  length at its list prices, and the measured wall time (``cost_measured_usd_per_1k``, the one value that is
+  not reproducible).
 """
 
 from __future__ import annotations
@@ -31,18 +39,21 @@ from mard_core.evaluation.catalog import build_system
 from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.data import read_part, read_table
 from mard_core.evaluation.systems import Prediction, Query, System, SystemContext
-from mard_core.metrics.calibration import brier, calibrate, ece, reliability_table
-from mard_core.metrics.cost import cost_per_1k
+from mard_core.metrics.calibration import brier, calibrate, ece, ece_statistic, reliability_table
+from mard_core.metrics.cost import api_prompt_tokens, cost_per_1k
 from mard_core.metrics.labels import (
     LabelFormatError,
     confusion,
+    interval_columns,
     label_metrics,
-    mirror_consistency,
+    mirror_agreement,
     present_in_random_order,
     rare_drug_bins,
     split_label,
 )
-from mard_core.metrics.mfs import ChainVerifier, aggregate_mfs
+from mard_core.metrics.mfs import ChainVerifier, aggregate_mfs, mfs_intervals
+from mard_core.metrics.stats import bootstrap_ci, bootstrap_interval
+from mard_core.prompts import render_prompt
 from mard_core.retrieval import RetrievalIndex
 from mard_core.taxonomy import Taxonomy, load_taxonomy
 from mard_core.teachers.base import fill_placeholders
@@ -64,10 +75,16 @@ def make_queries(pairs: Sequence[tuple[str, str]], index: RetrievalIndex, facts:
     ]
 
 
-def drug_train_counts(train: pl.DataFrame) -> dict[str, int]:
-    """Number of training pairs each drug appears in."""
-    counts = pl.concat([train["drug_a"], train["drug_b"]]).value_counts()
-    return dict(zip(counts[counts.columns[0]].to_list(), counts["count"].to_list(), strict=True))
+def drug_listing_counts(interactions: pl.DataFrame) -> dict[str, int]:
+    """Each drug's number of interaction partners listed in the release (in its own record or in the
+    partner's): the rare-drug strata's count, which drugs held out of training have as well."""
+    missing = [c for c in ("drug_id", "partner_id") if c not in interactions.columns]
+    if missing:
+        raise InputError(f"interactions table: missing columns {missing}")
+    pairs = interactions.select(pl.col("drug_id").alias("a"), pl.col("partner_id").alias("b"))
+    both = pl.concat([pairs, pairs.select(pl.col("b").alias("a"), pl.col("a").alias("b"))]).unique()
+    counts = both.group_by("a").len()
+    return dict(zip(counts["a"].to_list(), counts["len"].to_list(), strict=True))
 
 
 def _sample(df: pl.DataFrame, n: int, seed: int) -> pl.DataFrame:
@@ -140,33 +157,43 @@ def _valid_calibrator(
 def _calibration_metrics(
     preds: Sequence[Prediction],
     correct: Sequence[bool],
-    n_bins: int,
+    cfg: EvalConfig,
     calibrator: Callable[[Any], np.ndarray] | None,
 ) -> tuple[dict[str, Any], list[float | None]]:
-    """Calibration scalars plus the reliability table (of the calibrated confidences when a calibrator is
-    given), and each prediction's calibrated confidence (None without a calibrator or a confidence)."""
+    """Calibration scalars with the ECE intervals, plus the reliability table (of the calibrated confidences
+    when a calibrator is given), and each prediction's calibrated confidence (None without a calibrator or a
+    confidence)."""
     rows = _confidences(preds, correct)
     if rows is None or rows[0].size == 0:
         return {}, [None] * len(preds)
     conf, flags, missing = rows
+    n_bins = cfg.n_bins
+
+    def interval(values: np.ndarray) -> tuple[float | None, float | None]:
+        return bootstrap_interval(
+            ece_statistic(values, flags, n_bins), values.size, cfg.n_resamples, cfg.seed
+        )
+
     out: dict[str, Any] = {
         "calibration_n": int(conf.size),
         "calibration_missing": missing,
         "ece": ece(conf, flags, n_bins),
         "brier": brier(conf, flags),
     }
+    intervals = {"ece": interval(conf)}
     final = conf
     calibrated: list[float | None] = [None] * len(preds)
     if calibrator is not None:
         final = calibrator(conf)
         out.update(ece_calibrated=ece(final, flags, n_bins), brier_calibrated=brier(final, flags))
+        intervals["ece_calibrated"] = interval(final)
         answered = [i for i, p in enumerate(preds) if p.label is not None and p.confidence is not None]
         mapped: np.ndarray | list[float] = (
             calibrator([preds[i].confidence for i in answered]) if answered else []
         )
         for i, value in zip(answered, mapped, strict=True):
             calibrated[i] = float(value)
-    out["calibrated"] = calibrator is not None
+    out.update(interval_columns(intervals), calibrated=calibrator is not None)
     out["reliability"] = reliability_table(final, flags, n_bins)
     return out, calibrated
 
@@ -177,7 +204,7 @@ def evaluate_system(
     strategy: str,
     index: RetrievalIndex,
     facts: Facts,
-    train_counts: Mapping[str, int],
+    drug_counts: Mapping[str, int],
     cfg: EvalConfig,
     taxonomy: Taxonomy | None = None,
     test: pl.DataFrame | None = None,
@@ -185,7 +212,7 @@ def evaluate_system(
     """Score ``system`` on the test part of ``<split_dir>/<strategy>`` (see the module doc for the protocol).
 
     ``index``: that strategy's retrieval index; ``facts``: DrugBank facts for names and MFS;
-    ``train_counts``: training pairs per drug (:func:`drug_train_counts`) for the rare-drug bins;
+    ``drug_counts``: interaction listings per drug (:func:`drug_listing_counts`) for the rare-drug strata;
     ``test``: a subset of the test part to score on instead of all of it.
     """
     split_dir = Path(split_dir)
@@ -207,17 +234,21 @@ def evaluate_system(
         "kind": system.kind,
         "possibly_contaminated": system.possibly_contaminated,
     }
-    scores = label_metrics(gold, labels, seed=cfg.seed)
-    lo, hi = scores.pop("exact_accuracy_ci95")  # type: ignore[misc]
-    metrics.update(scores, exact_accuracy_ci95_lo=lo, exact_accuracy_ci95_hi=hi)
+    metrics.update(label_metrics(gold, labels, n_resamples=cfg.n_resamples, seed=cfg.seed))
 
     mirror_labels: list[str | None] = [None] * len(preds)
     n_mirror = min(len(queries), cfg.max_mirror_pairs) if cfg.mirror else 0
     if n_mirror:
-        reversed_pairs = [(b, a) for a, b in _ordered(shown)[:n_mirror]]
+        asked = np.sort(np.random.default_rng(cfg.seed).choice(len(queries), n_mirror, replace=False))
+        reversed_pairs = [(queries[i].drug_b, queries[i].drug_a) for i in asked]
         mirrored = checked_predictions(system, make_queries(reversed_pairs, index, facts))
-        mirror_labels[:n_mirror] = [p.label for p in mirrored]
-        metrics["mirror_consistency"] = mirror_consistency(labels[:n_mirror], mirror_labels[:n_mirror])
+        for i, p in zip(asked, mirrored, strict=True):
+            mirror_labels[i] = p.label
+        consistent = mirror_agreement([labels[i] for i in asked], [p.label for p in mirrored])
+        metrics["mirror_consistency"] = float(consistent.mean())
+        metrics.update(
+            interval_columns({"mirror_consistency": bootstrap_ci(consistent, cfg.n_resamples, cfg.seed)})
+        )
     metrics["n_mirror"] = n_mirror
 
     tax = taxonomy or load_taxonomy()
@@ -228,18 +259,25 @@ def evaluate_system(
     ]
     if any(c is not None for c in chains):
         metrics.update(aggregate_mfs(chains, correct))
+        metrics.update(interval_columns(mfs_intervals(chains, correct, cfg.n_resamples, cfg.seed)))
 
     fitted = _valid_calibrator(system, split_dir, strategy, index, facts, cfg)
-    calibration, calibrated = _calibration_metrics(preds, correct, cfg.n_bins, fitted[0] if fitted else None)
+    calibration, calibrated = _calibration_metrics(preds, correct, cfg, fitted[0] if fitted else None)
     metrics.update(calibration)
     if fitted is not None:
         metrics["calibration_data"] = fitted[1]
 
-    prompt_tokens = sum(p.prompt_tokens for p in preds)
-    completion_tokens = sum(p.completion_tokens for p in preds)
-    cost = cost_per_1k(prompt_tokens, completion_tokens, wall_s, len(preds), cfg.prices, cfg.device)
+    cost = cost_per_1k(
+        sum(p.prompt_tokens for p in preds),
+        sum(p.completion_tokens for p in preds),
+        sum(api_prompt_tokens([render_prompt(q.ref_a, q.ref_b, q.evidence) for q in queries])),
+        wall_s,
+        len(preds),
+        cfg.prices,
+        cfg.device,
+    )
     metrics.update({f"cost_{k}": v for k, v in cost.items()}, wall_s=wall_s)
-    metrics["rare_drug_bins"] = rare_drug_bins(shown, train_counts, correct)
+    metrics["rare_drug_bins"] = rare_drug_bins(shown, drug_counts, correct)
     metrics["confusion_family"] = confusion(gold, labels, "family")
 
     predictions = shown.select("drug_a", "drug_b", "query_a", "query_b", "swapped", "gold").with_columns(
@@ -289,21 +327,22 @@ def evaluate_one(
     """One system on one strategy (index at ``<index_dir>/<strategy>``), on its test part or on ``test``; the
     system is built (and, for baselines, fitted on that split's train part) here and closed after."""
     taxonomy = load_taxonomy()
-    drugs, proteins = (
-        read_table(Path(ingest_dir) / "drugs.parquet"),
-        read_table(Path(ingest_dir) / "drug_proteins.parquet"),
+    drugs, proteins, interactions = (
+        read_table(Path(ingest_dir) / name)
+        for name in ("drugs.parquet", "drug_proteins.parquet", "interactions.parquet")
     )
     train = read_part(split_dir, strategy, "train")
-    ctx = SystemContext(strategy, train, drugs, proteins, taxonomy, dict(placeholders or {}))
+    index = RetrievalIndex.load(Path(index_dir) / strategy)
+    ctx = SystemContext(strategy, train, drugs, proteins, taxonomy, dict(placeholders or {}), index)
     system = build_system(spec, ctx)
     try:
         return evaluate_system(
             system,
             split_dir,
             strategy,
-            RetrievalIndex.load(Path(index_dir) / strategy),
+            index,
             Facts.from_tables(drugs, proteins),
-            drug_train_counts(train),
+            drug_listing_counts(interactions),
             cfg,
             taxonomy,
             test,

@@ -1,5 +1,6 @@
-"""The evaluation report: the leaderboard (Parquet and Markdown), each result's predictions, valid-part
-calibration rows and plots."""
+"""The evaluation report: the leaderboard (Parquet and Markdown, every headline metric with its 95% bootstrap
+interval), the paired differences between each student and each baseline on the same queries, each result's
+predictions, valid-part calibration rows and plots."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 
 import polars as pl
 
-from mard_core.errors import InputError
+from mard_core.errors import InputError, MardError
 from mard_core.evaluation.protocol import EvalResult
+from mard_core.metrics.labels import agreement
 from mard_core.metrics.plots import confusion_plot, rare_drug_plot, reliability_plot
+from mard_core.metrics.stats import N_RESAMPLES, mcnemar, paired_bootstrap
 from mard_core.stage import write_atomic
 
 _NON_SCALAR = ("reliability", "rare_drug_bins", "confusion_family", "calibration_data")
@@ -46,14 +49,18 @@ _MARKDOWN_COLUMNS = (
     ("direction_accuracy_given_mechanism", "Dir. given mech."),
     ("kappa", "Kappa"),
     ("mirror_consistency", "Mirror"),
+    ("n_mirror", "n mirror"),
     ("mfs_mean", "MFS"),
     ("mfs_on_correct", "MFS correct"),
     ("correct_and_verified", "Correct+verified"),
     ("ece", "ECE raw"),
     ("ece_calibrated", "ECE cal."),
+    ("no_answer_rate", "No answer"),
     ("cost_self_hosted_usd_per_1k", "$ self /1k"),
     ("cost_api_usd_per_1k", "$ API /1k"),
 )
+_PAIRED_METRICS = {"exact_accuracy": "exact", "family_accuracy": "family", "direction_accuracy": "direction"}
+_PAIR_KEY = ("drug_a", "drug_b", "query_a", "query_b")
 
 
 def _cell(value: Any) -> str:
@@ -64,18 +71,137 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def leaderboard_markdown(df: pl.DataFrame, ceiling: float | None = None) -> str:
-    """A Markdown table of the main columns; possibly contaminated systems are marked with a dagger; a
-    synthetic world's oracle ``ceiling`` (the best exact accuracy any system can reach) is a line below."""
+def _with_interval(value: Any, lo: Any, hi: Any) -> str:
+    """``value [lo, hi]``, or the value alone without an interval."""
+    if lo is None or hi is None or value is None:
+        return _cell(value)
+    return f"{_cell(value)} [{_cell(lo)}, {_cell(hi)}]"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(headers) + " |",
+        "|" + "---|" * len(headers),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def paired_differences(
+    results: Sequence[EvalResult], n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> pl.DataFrame:
+    """For each split strategy, each student (``kind`` student) against each baseline (``kind`` baseline):
+    the difference of their exact, family and direction accuracies (student minus baseline) on the same
+    queries, joined on pair and orientation, with a paired 95% bootstrap interval and McNemar's p-value
+    (:mod:`mard_core.metrics.stats`). Raises :class:`MardError` when two systems were not asked the same
+    queries."""
+    by_strategy: dict[str, dict[str, list[EvalResult]]] = {}
+    for r in results:
+        kind = r.metrics.get("kind")
+        if kind in ("student", "baseline") and r.predictions.height:
+            by_strategy.setdefault(r.metrics["strategy"], {}).setdefault(kind, []).append(r)
+    rows = []
+    for strategy, kinds in sorted(by_strategy.items()):
+        for student in kinds.get("student", []):
+            for baseline in kinds.get("baseline", []):
+                rows += _paired_rows(strategy, student, baseline, n_resamples, seed)
+    schema = {
+        "strategy": pl.String,
+        "student": pl.String,
+        "baseline": pl.String,
+        "metric": pl.String,
+        "n": pl.Int64,
+        "student_value": pl.Float64,
+        "baseline_value": pl.Float64,
+        "diff": pl.Float64,
+        "diff_ci95_lo": pl.Float64,
+        "diff_ci95_hi": pl.Float64,
+        "mcnemar_p": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _paired_rows(
+    strategy: str, student: EvalResult, baseline: EvalResult, n_resamples: int, seed: int
+) -> list[tuple[Any, ...]]:
+    names = student.metrics["system"], baseline.metrics["system"]
+    a, b = (r.predictions.select(*_PAIR_KEY, "gold", "pred") for r in (student, baseline))
+    joined = a.join(b, on=list(_PAIR_KEY), how="inner", suffix="_b")
+    if not joined.height == a.height == b.height or not joined["gold"].equals(joined["gold_b"]):
+        raise MardError(
+            f"paired comparison on {strategy}: {names[0]!r} ({a.height} queries) and {names[1]!r} "
+            f"({b.height}) were not asked the same queries ({joined.height} shared)"
+        )
+    gold = joined["gold"].to_list()
+    flags = agreement(gold, joined["pred"].to_list()), agreement(gold, joined["pred_b"].to_list())
+    rows = []
+    for metric, level in _PAIRED_METRICS.items():
+        x, y = flags[0][level], flags[1][level]
+        diff, lo, hi = paired_bootstrap(x, y, n_resamples, seed)
+        rows.append(
+            (
+                strategy,
+                *names,
+                metric,
+                len(gold),
+                float(x.mean()),
+                float(y.mean()),
+                diff,
+                lo,
+                hi,
+                mcnemar(x, y),
+            )
+        )
+    return rows
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def paired_markdown(paired: pl.DataFrame) -> str:
+    """The paired differences as a Markdown section (one row per split, student and baseline); empty when
+    there are none."""
+    if paired.height == 0:
+        return ""
+    rows = []
+    for (strategy, student, baseline), group in paired.group_by(
+        ["strategy", "student", "baseline"], maintain_order=True
+    ):
+        by_metric = {r["metric"]: r for r in group.iter_rows(named=True)}
+        cells = [str(strategy), str(student), str(baseline), str(by_metric["exact_accuracy"]["n"])]
+        for metric in _PAIRED_METRICS:
+            r = by_metric[metric]
+            cells.append(f"{_signed(r['diff'])} [{_signed(r['diff_ci95_lo'])}, {_signed(r['diff_ci95_hi'])}]")
+        cells.append(_cell(by_metric["exact_accuracy"]["mcnemar_p"]))
+        rows.append(cells)
+    headers = ["Split", "Student", "Baseline", "n", "Δ Exact", "Δ Family", "Δ Direction", "McNemar p (exact)"]
+    intro = (
+        "Student minus baseline on the same queries (pair and orientation), with paired 95% bootstrap "
+        f"intervals ({N_RESAMPLES} resamples of the pairs); McNemar's test on exact accuracy."
+    )
+    return "\n".join(["## Students against baselines", "", intro, "", *_table(headers, rows)]) + "\n"
+
+
+def leaderboard_markdown(
+    df: pl.DataFrame, paired: pl.DataFrame | None = None, ceiling: float | None = None
+) -> str:
+    """A Markdown table of the main columns, each metric with its 95% bootstrap interval where it has one,
+    then the ``paired`` differences (:func:`paired_markdown`); possibly contaminated systems are marked with a
+    dagger; a synthetic world's oracle ``ceiling`` (the best exact accuracy any system can reach) is a line
+    below the table."""
     present = [(c, h) for c, h in _MARKDOWN_COLUMNS if c in df.columns]
-    lines = ["| " + " | ".join(h for _, h in present) + " |", "|" + "---|" * len(present)]
-    flagged = False
+    rows, flagged = [], False
     for row in df.iter_rows(named=True):
-        cells = [_cell(row[c]) for c, _ in present]
+        cells = [_with_interval(row[c], row.get(f"{c}_ci95_lo"), row.get(f"{c}_ci95_hi")) for c, _ in present]
         if row.get("possibly_contaminated"):
             cells[0] += " †"
             flagged = True
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = _table([h for _, h in present], rows)
+    lines += [
+        "",
+        "Brackets: 95% percentile bootstrap intervals over the test pairs (mirror: the mirrored pairs).",
+    ]
     if flagged:
         lines += ["", "† possibly contaminated: a hosted model that may have seen DrugBank in pre-training."]
     if ceiling is not None:
@@ -83,7 +209,9 @@ def leaderboard_markdown(df: pl.DataFrame, ceiling: float | None = None) -> str:
             "",
             f"oracle: {ceiling:.3f} exact, the synthetic world's ceiling (labels equal to its own).",
         ]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    section = paired_markdown(paired) if paired is not None else ""
+    return text + ("\n" + section if section else "")
 
 
 def result_stem(metrics: Mapping[str, Any]) -> str:
@@ -91,18 +219,30 @@ def result_stem(metrics: Mapping[str, Any]) -> str:
     return _FILE_SAFE.sub("_", f"{metrics['system']}__{metrics['strategy']}")
 
 
+def write_leaderboard(
+    results: Sequence[EvalResult], out_dir: str | Path, ceiling: float | None = None
+) -> dict[str, Path]:
+    """Write ``leaderboard.parquet``, ``paired.parquet`` (:func:`paired_differences`) and ``leaderboard.md``
+    (both, and the world's ``ceiling``); returns the paths by those names (``leaderboard_md`` for the
+    Markdown)."""
+    out = Path(out_dir)
+    board, paired = leaderboard(results), paired_differences(results)
+    markdown = leaderboard_markdown(board, paired, ceiling)
+    return {
+        "leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
+        "paired": write_atomic(out / "paired.parquet", paired.write_parquet),
+        "leaderboard_md": write_atomic(
+            out / "leaderboard.md", lambda p: p.write_text(markdown, encoding="utf-8")
+        ),
+    }
+
+
 def write_report(results: Sequence[EvalResult], out_dir: str | Path) -> dict[str, Path]:
-    """Write ``leaderboard.parquet``, ``leaderboard.md``, ``predictions/<stem>.parquet``, the valid-part
+    """Write the leaderboard (:func:`write_leaderboard`), ``predictions/<stem>.parquet``, the valid-part
     calibration rows ``calibration/<stem>.parquet`` (for :func:`mard_core.predict.load_calibrator`) and
     plots ``plots/<stem>_{confusion,reliability,rare_drugs}.png``; returns every path by a name."""
     out = Path(out_dir)
-    board = leaderboard(results)
-    paths = {
-        "leaderboard": write_atomic(out / "leaderboard.parquet", board.write_parquet),
-        "leaderboard_md": write_atomic(
-            out / "leaderboard.md", lambda p: p.write_text(leaderboard_markdown(board), encoding="utf-8")
-        ),
-    }
+    paths = write_leaderboard(results, out)
     for metrics, predictions in results:
         stem = result_stem(metrics)
         paths[f"predictions/{stem}"] = write_atomic(

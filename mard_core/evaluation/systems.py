@@ -13,7 +13,7 @@ import polars as pl
 
 from mard_core.evaluation.data import read_part, read_table
 from mard_core.prompts import DrugRef
-from mard_core.retrieval import Evidence
+from mard_core.retrieval import Evidence, RetrievalIndex
 from mard_core.taxonomy import Taxonomy, load_taxonomy
 
 KINDS = ("baseline", "teacher", "student", "endpoint")
@@ -83,7 +83,8 @@ class BaseSystem:
 @dataclass(frozen=True)
 class SystemContext:
     """What a system factory may use: the split's TRAIN part only (baselines fit on it), drug tables, the
-    taxonomy and placeholder values (e.g. ``{"models": "/runs/models"}``) for paths in backend specs."""
+    taxonomy, placeholder values (e.g. ``{"models": "/runs/models"}``) for paths in backend specs and the
+    strategy's retrieval index (built from the train part; baselines that learn from evidence need it)."""
 
     strategy: str
     train: pl.DataFrame
@@ -91,6 +92,7 @@ class SystemContext:
     drug_proteins: pl.DataFrame
     taxonomy: Taxonomy
     placeholders: Mapping[str, str] = field(default_factory=dict)
+    index: RetrievalIndex | None = None
 
     @classmethod
     def load(
@@ -99,8 +101,10 @@ class SystemContext:
         split_dir: str | Path,
         strategy: str,
         placeholders: Mapping[str, str] | None = None,
+        index_dir: str | Path | None = None,
     ) -> SystemContext:
-        """From the ingest tables and ``<split_dir>/<strategy>/train.parquet``."""
+        """From the ingest tables, ``<split_dir>/<strategy>/train.parquet`` and, given ``index_dir``, the
+        index ``<index_dir>/<strategy>``."""
         return cls(
             strategy,
             read_part(split_dir, strategy, "train"),
@@ -108,4 +112,5 @@ class SystemContext:
             read_table(Path(ingest_dir) / "drug_proteins.parquet"),
             load_taxonomy(),
             dict(placeholders or {}),
+            None if index_dir is None else RetrievalIndex.load(Path(index_dir) / strategy),
         )

@@ -75,6 +75,24 @@ def ece(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int 
     return float((gaps * table["n"]).sum()) / float(table["n"].sum())
 
 
+def ece_statistic(
+    confidence: ArrayLike, correct: Sequence[bool] | ArrayLike, n_bins: int = 10
+) -> Callable[[np.ndarray], np.ndarray]:
+    """ECE of each bootstrap resample (an index matrix, see :mod:`mard_core.metrics.stats`), computed as
+    sum over bins of |sum(correct - confidence)| / N, which equals :func:`ece`."""
+    conf, flags = _check("ece_statistic", confidence, correct)
+    index = np.minimum(np.floor(conf * n_bins).astype(int), n_bins - 1)
+    gap = flags - conf
+
+    def statistic(idx: np.ndarray) -> np.ndarray:
+        rows, members = gap[idx], index[idx]
+        return (
+            sum(np.abs(np.where(members == k, rows, 0.0).sum(axis=1)) for k in range(n_bins)) / idx.shape[1]
+        )
+
+    return statistic
+
+
 def brier(confidence: ArrayLike, correct: Sequence[bool] | ArrayLike) -> float:
     """Mean squared difference between confidence and the 0/1 outcome."""
     conf, flags = _check("brier", confidence, correct)

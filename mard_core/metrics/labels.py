@@ -15,10 +15,10 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 import polars as pl
-from numpy.typing import ArrayLike
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
 from mard_core.errors import InputError
+from mard_core.metrics.stats import N_RESAMPLES, Statistic, bootstrap_ci, bootstrap_interval
 
 DIRECTIONS = ("A to B", "B to A", "Bidirectional")
 SYMMETRIC_DIRECTION = "Bidirectional"
@@ -26,7 +26,8 @@ NO_ANSWER = "<no answer>"
 _FLIP = {"A to B": "B to A", "B to A": "A to B", "Bidirectional": "Bidirectional"}
 Level = Literal["family", "subtype", "direction", "modality", "exact"]
 LEVELS: tuple[str, ...] = ("family", "subtype", "direction", "modality", "exact")
-DEFAULT_RARE_BINS: tuple[float, ...] = (0, 1, 2, 5, 10, 50, math.inf)
+# Edges of the rare-drug strata by the rarer drug's interaction listings in the release.
+DEFAULT_RARE_BINS: tuple[float, ...] = (0, 1, 5, 10, 25, 50, 100, math.inf)
 
 
 class LabelFormatError(InputError):
@@ -129,55 +130,85 @@ def _mean_or_none(values: np.ndarray) -> float | None:
     return float(values.mean()) if values.size else None
 
 
-def bootstrap_accuracy_ci(
-    correct: Sequence[bool] | ArrayLike, n_boot: int = 200, seed: int = 0, level: float = 0.95
-) -> tuple[float, float]:
-    """Percentile bootstrap CI for an accuracy.
-
-    Resampling n binary outcomes with replacement gives a number correct distributed exactly as
-    Binomial(n, accuracy), so the bootstrap replicates are drawn from that distribution directly.
-    """
-    flags = np.asarray(correct, dtype=bool)
-    if flags.size == 0 or n_boot < 1 or not 0 < level < 1:
-        raise InputError(
-            f"bootstrap CI: need rows, n_boot >= 1 and 0 < level < 1 "
-            f"(got {flags.size} rows, n_boot={n_boot}, level={level})"
-        )
-    rng = np.random.default_rng(seed)
-    replicates = rng.binomial(flags.size, flags.mean(), size=n_boot) / flags.size
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(replicates, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
-def label_metrics(
-    gold: Sequence[str],
-    pred: Sequence[str | None],
-    symmetric_subtypes: set[str] | None = None,
-    n_boot: int = 200,
-    seed: int = 0,
-) -> dict[str, float | int | None | tuple[float, float]]:
-    """Accuracy at every level of the label, subtype macro-F1, Cohen's kappa and a bootstrap CI.
-
-    A gold label is symmetric when its direction is "Bidirectional", or, when ``symmetric_subtypes`` is
-    given, when its Subtype field is in that set. Ratios over an empty subset are None.
-    """
-    n = _check_lengths("label_metrics", gold=gold, pred=pred)
+def agreement(gold: Sequence[str], pred: Sequence[str | None]) -> dict[str, np.ndarray]:
+    """Per-pair 0/1 flags: ``family``, ``subtype`` (family and subtype), ``direction``, ``modality``,
+    ``exact`` agreement with gold, and ``answered``; a no-answer agrees on nothing."""
+    _check_lengths("agreement", gold=gold, pred=pred)
     g = [split_label(x) for x in gold]
     p = _parse_predictions(pred)
-    answered = np.array([x is not None for x in p])
 
     def agree(*fields: str) -> np.ndarray:
         return np.array(
             [
                 q is not None and all(getattr(q, f) == getattr(t, f) for f in fields)
                 for t, q in zip(g, p, strict=True)
-            ]
+            ],
+            dtype=bool,
         )
 
-    exact = agree("family", "subtype", "direction", "modality")
-    mechanism = agree("family", "subtype")
-    direction = agree("direction")
+    return {
+        "family": agree("family"),
+        "subtype": agree("family", "subtype"),
+        "direction": agree("direction"),
+        "modality": agree("modality"),
+        "exact": agree("family", "subtype", "direction", "modality"),
+        "answered": np.array([x is not None for x in p], dtype=bool),
+    }
+
+
+def macro_f1_statistic(gold: Sequence[str], pred: Sequence[str]) -> Statistic:
+    """Macro-F1 of each bootstrap resample (see :mod:`mard_core.metrics.stats`): the mean F1 over the
+    classes that occur in the resample's gold or predictions; :data:`NO_ANSWER` is no class (a gold class
+    left unanswered is a miss of that class)."""
+    classes = sorted((set(gold) | set(pred)) - {NO_ANSWER})
+    code = {c: i for i, c in enumerate(classes)}
+    g = np.array([code.get(x, -1) for x in gold])
+    p = np.array([code.get(x, -1) for x in pred])
+
+    def statistic(idx: np.ndarray) -> np.ndarray:
+        total, present = np.zeros(idx.shape[0]), np.zeros(idx.shape[0])
+        for k in range(len(classes)):
+            in_gold, in_pred = (g == k)[idx], (p == k)[idx]
+            support = in_gold.sum(axis=1) + in_pred.sum(axis=1)  # 2 tp + fp + fn
+            f1 = np.zeros(idx.shape[0])
+            np.divide(2 * (in_gold & in_pred).sum(axis=1), support, out=f1, where=support > 0)
+            total += f1
+            present += support > 0
+        return total / np.maximum(present, 1)
+
+    return statistic
+
+
+# Headline metrics that are per-pair means, by the :func:`agreement` flags they average.
+_MEAN_METRICS = {
+    "exact_accuracy": "exact",
+    "family_accuracy": "family",
+    "direction_accuracy": "direction",
+    "modality_accuracy": "modality",
+}
+
+
+def label_metrics(
+    gold: Sequence[str],
+    pred: Sequence[str | None],
+    symmetric_subtypes: set[str] | None = None,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, float | int | None]:
+    """Accuracy at every level of the label, subtype macro-F1, Cohen's kappa, and 95% percentile bootstrap
+    intervals (``<metric>_ci95_lo``/``_hi``, ``n_resamples`` seeded resamples of the pairs) of the exact,
+    family, direction and modality accuracies, subtype macro-F1 and the no-answer rate.
+
+    Macro-F1 averages over the Family/Subtype classes that occur in gold or in the predictions (a predicted
+    class gold never has scores 0 and lowers the mean). A gold label is symmetric when its direction is
+    "Bidirectional", or, when ``symmetric_subtypes`` is given, when its Subtype field is in that set. Ratios
+    over an empty subset are None.
+    """
+    n = _check_lengths("label_metrics", gold=gold, pred=pred)
+    flags = agreement(gold, pred)
+    g = [split_label(x) for x in gold]
+    p = _parse_predictions(pred)
+    exact, mechanism, direction = flags["exact"], flags["subtype"], flags["direction"]
     if symmetric_subtypes is None:
         symmetric = np.array([t.direction == SYMMETRIC_DIRECTION for t in g])
     else:
@@ -190,35 +221,54 @@ def label_metrics(
     classes = sorted(set(gold_exact) | set(pred_exact))
     # Kappa is undefined when gold and prediction are one and the same constant class.
     kappa = None if len(classes) == 1 else float(cohen_kappa_score(gold_exact, pred_exact, labels=classes))
-    return {
+    f1_classes = sorted((set(gold_sub) | set(pred_sub)) - {NO_ANSWER})
+    out: dict[str, float | int | None] = {
         "n": n,
-        "exact_accuracy": float(exact.mean()),
-        "exact_accuracy_ci95": bootstrap_accuracy_ci(exact, n_boot=n_boot, seed=seed),
-        "family_accuracy": float(agree("family").mean()),
+        **{name: float(flags[level].mean()) for name, level in _MEAN_METRICS.items()},
         "subtype_macro_f1": float(
-            f1_score(gold_sub, pred_sub, labels=sorted(set(gold_sub)), average="macro", zero_division=0)
+            f1_score(gold_sub, pred_sub, labels=f1_classes, average="macro", zero_division=0)
         ),
-        "direction_accuracy": float(direction.mean()),
         "direction_accuracy_given_mechanism": _mean_or_none(direction[mechanism]),
-        "modality_accuracy": float(agree("modality").mean()),
         "kappa": kappa,
         "n_asymmetric": int((~symmetric).sum()),
         "accuracy_asymmetric": _mean_or_none(exact[~symmetric]),
         "n_symmetric": int(symmetric.sum()),
         "accuracy_symmetric": _mean_or_none(exact[symmetric]),
-        "no_answer_rate": float(1 - answered.mean()),
+        "no_answer_rate": float(1 - flags["answered"].mean()),
     }
+    intervals = {
+        **{name: bootstrap_ci(flags[level], n_resamples, seed) for name, level in _MEAN_METRICS.items()},
+        "no_answer_rate": bootstrap_ci(~flags["answered"], n_resamples, seed),
+        "subtype_macro_f1": bootstrap_interval(macro_f1_statistic(gold_sub, pred_sub), n, n_resamples, seed),
+    }
+    out.update(interval_columns(intervals))
+    return out
+
+
+def interval_columns(intervals: Mapping[str, tuple[float | None, float | None]]) -> dict[str, float | None]:
+    """``{metric: (lo, hi)}`` as the flat columns ``<metric>_ci95_lo`` and ``<metric>_ci95_hi``."""
+    out: dict[str, float | None] = {}
+    for name, (lo, hi) in intervals.items():
+        out[f"{name}_ci95_lo"], out[f"{name}_ci95_hi"] = lo, hi
+    return out
+
+
+def mirror_agreement(pred_ab: Sequence[str | None], pred_ba: Sequence[str | None]) -> np.ndarray:
+    """Per pair: whether the (A, B) and (B, A) predictions are exact mirror images; a no-answer never is."""
+    _check_lengths("mirror_consistency", pred_ab=pred_ab, pred_ba=pred_ba)
+    ab, ba = _parse_predictions(pred_ab), _parse_predictions(pred_ba)
+    return np.array(
+        [
+            x is not None and y is not None and x._replace(direction=_FLIP[x.direction]) == y
+            for x, y in zip(ab, ba, strict=True)
+        ],
+        dtype=bool,
+    )
 
 
 def mirror_consistency(pred_ab: Sequence[str | None], pred_ba: Sequence[str | None]) -> float:
-    """Share of pairs whose (A, B) and (B, A) predictions are exact mirror images; a no-answer never is."""
-    _check_lengths("mirror_consistency", pred_ab=pred_ab, pred_ba=pred_ba)
-    ab, ba = _parse_predictions(pred_ab), _parse_predictions(pred_ba)
-    consistent = [
-        x is not None and y is not None and x._replace(direction=_FLIP[x.direction]) == y
-        for x, y in zip(ab, ba, strict=True)
-    ]
-    return float(np.mean(consistent))
+    """Share of pairs whose (A, B) and (B, A) predictions are mirror images (:func:`mirror_agreement`)."""
+    return float(mirror_agreement(pred_ab, pred_ba).mean())
 
 
 def confusion(
@@ -246,15 +296,18 @@ def _bin_label(lo: float, hi: float) -> str:
 
 def rare_drug_bins(
     pairs: pl.DataFrame,
-    train_counts: Mapping[str, int],
+    drug_counts: Mapping[str, int],
     correct: Sequence[bool],
     bins: Sequence[float] = DEFAULT_RARE_BINS,
 ) -> pl.DataFrame:
-    """Accuracy by training frequency of the rarer drug of each pair.
+    """Accuracy by how rare the rarer drug of each pair is.
 
-    A drug's frequency is the number of training pairs it appears in (0 when unseen). ``bins`` are
-    increasing integer edges (the last may be inf); bin ``[lo, hi)`` is labelled "lo", "lo-(hi-1)" or "lo+".
-    Every bin is reported, with accuracy null where it has no pairs.
+    ``drug_counts``: a count every drug has, seen in training or not (0 when absent); the evaluation passes
+    each drug's interaction listings in the release
+    (:func:`mard_core.evaluation.protocol.drug_listing_counts`), so that the held-out drugs of the cold
+    splits spread over the strata too. ``bins`` are increasing integer edges (the last may be inf); bin
+    ``[lo, hi)`` is labelled "lo", "lo-(hi-1)" or "lo+". Every bin is reported, with accuracy null where it
+    has no pairs.
     """
     if "drug_a" not in pairs.columns or "drug_b" not in pairs.columns:
         raise InputError(
@@ -275,14 +328,14 @@ def rare_drug_bins(
         )
     counts = np.array(
         [
-            min(train_counts.get(str(a), 0), train_counts.get(str(b), 0))
+            min(drug_counts.get(str(a), 0), drug_counts.get(str(b), 0))
             for a, b in zip(pairs["drug_a"].to_list(), pairs["drug_b"].to_list(), strict=True)
         ],
         dtype=float,
     )
     outside = counts[(counts < edges[0]) | (counts >= edges[-1])]
     if outside.size:
-        raise InputError(f"rare_drug_bins: training count {outside[0]:g} lies outside bins {tuple(bins)}")
+        raise InputError(f"rare_drug_bins: drug count {outside[0]:g} lies outside bins {tuple(bins)}")
     index = np.searchsorted(edges, counts, side="right") - 1
     flags = np.asarray(correct, dtype=bool)
     rows = []

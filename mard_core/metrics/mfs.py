@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from mard_core.errors import InputError, MardError
+from mard_core.metrics.stats import N_RESAMPLES, bootstrap_ci, ratio_ci
 from mard_core.prompts import PROTEIN_RELATIONS, Claim, DrugRef, Parsed, Step, parse_answer, parse_completion
 from mard_core.retrieval import Evidence, NameMatcher
 from mard_core.taxonomy import (
@@ -394,4 +395,23 @@ def aggregate_mfs(
         "mfs_checkable_share": sum(s.n_checkable > 0 for s in chains) / len(chains) if chains else None,
         "mfs_unverifiable_mean": float(np.mean(unverifiable)) if unverifiable else None,
         "mfs_n_chains": len(chains),
+    }
+
+
+def mfs_intervals(
+    scores: Sequence[ChainScore | None],
+    correct: Sequence[bool],
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, tuple[float | None, float | None]]:
+    """95% percentile bootstrap intervals over the predictions of :func:`aggregate_mfs`'s ``mfs_mean``,
+    ``mfs_on_correct`` and ``correct_and_verified``."""
+    if len(scores) != len(correct):
+        raise InputError(f"mfs_intervals: {len(scores)} chains for {len(correct)} correctness flags")
+    values = np.array([s.mfs if s is not None else 0.0 for s in scores])
+    ok = np.asarray(correct, dtype=float)
+    return {
+        "mfs_mean": bootstrap_ci(values, n_resamples, seed),
+        "mfs_on_correct": ratio_ci(values * ok, ok, n_resamples, seed),
+        "correct_and_verified": bootstrap_ci(ok * (values == 1.0), n_resamples, seed),
     }

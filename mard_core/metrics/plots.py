@@ -99,7 +99,7 @@ def confusion_plot(labels: Sequence[str], matrix: ArrayLike, path: str | os.Path
 
 
 def rare_drug_plot(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Accuracy per training-frequency bin of the rarer drug (a :func:`rare_drug_bins` frame), with counts."""
+    """Accuracy per rarity bin of the rarer drug (a :func:`rare_drug_bins` frame), with counts."""
     _require("rare_drug_plot", df, ("bin", "n", "accuracy"))
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
@@ -107,7 +107,7 @@ def rare_drug_plot(df: pl.DataFrame, path: str | os.PathLike[str]) -> Path:
     ax.bar_label(bars, labels=[f"n={n}" for n in df["n"].to_list()], fontsize=7)
     ax.set(
         ylim=(0, 1.05),
-        xlabel="training pairs of the rarer drug",
+        xlabel="interaction listings of the rarer drug",
         ylabel="exact accuracy",
         title="Accuracy by drug rarity",
     )

@@ -1,74 +1,135 @@
-"""Paired tests of two systems answering the same queries: the paired bootstrap interval of their accuracy
-difference and McNemar's test on the pairs where exactly one of them is right.
+"""Sampling uncertainty of evaluation metrics: percentile bootstrap intervals over pairs, paired intervals of
+the difference between two systems answering the same pairs, and McNemar's test.
 
-Both take per-query outcomes in the same query order (booleans, or 0/1): ``correct_a[i]`` and
-``correct_b[i]`` are the two systems' answers to query ``i``.
+Every resample draws the same number of pairs with replacement from a seeded generator; a statistic sees all
+resamples at once as an index matrix (resamples x pairs), so one interval costs a few vectorised numpy passes.
+The same seed gives the same resamples for every metric of a system and for both systems of a paired
+comparison.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import binomtest, chi2
 
 from mard_core.errors import InputError
 
-CONFIDENCE = 0.95  # the level of paired_bootstrap's interval
-EXACT_BELOW = 25  # McNemar: exact binomial test below this many discordant pairs, chi-square from it on
+Statistic = Callable[[np.ndarray], np.ndarray]
+"""Maps an index matrix (resamples x pairs) to one value per resample (NaN where undefined)."""
+
+N_RESAMPLES = 1000
+CONFIDENCE = 0.95  # the level of the intervals (and of paired_bootstrap's, which promotion decides on)
+MCNEMAR_EXACT_BELOW = 25  # discordant pairs under which McNemar's test uses the exact binomial
 
 
-def _paired(
-    what: str, correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | ArrayLike
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both outcome vectors as boolean arrays; one-line errors for empty, unequal or non-binary input."""
-    a, b = np.asarray(correct_a), np.asarray(correct_b)
-    if a.ndim != 1 or a.shape != b.shape or a.size == 0:
-        raise InputError(
-            f"{what}: need two equally long, non-empty outcome vectors, got {a.shape} and {b.shape}"
-        )
-    for x in (a, b):
-        if x.dtype != bool and not np.isin(x, (0, 1)).all():
-            raise InputError(f"{what}: outcomes must be booleans or 0/1, got values {np.unique(x)[:5]}")
-    return a.astype(bool), b.astype(bool)
+def resample_indices(n: int, n_resamples: int = N_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """An (n_resamples, n) matrix of row indices drawn with replacement, seeded."""
+    if n < 1 or n_resamples < 1:
+        raise InputError(f"bootstrap: need rows and resamples (got {n} rows, {n_resamples} resamples)")
+    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+
+
+def percentile_interval(
+    replicates: ArrayLike, level: float = CONFIDENCE
+) -> tuple[float | None, float | None]:
+    """The central ``level`` percentile interval of the finite replicates; (None, None) without any."""
+    if not 0 < level < 1:
+        raise InputError(f"bootstrap: level must lie in (0, 1), got {level}")
+    values = np.asarray(replicates, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None, None
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_interval(
+    statistic: Statistic, n: int, n_resamples: int = N_RESAMPLES, seed: int = 0, level: float = CONFIDENCE
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of any statistic of n pairs (see :data:`Statistic`)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        replicates = statistic(resample_indices(n, n_resamples, seed))
+    return percentile_interval(replicates, level)
+
+
+def _vector(name: str, values: Sequence[float] | ArrayLike) -> np.ndarray:
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or x.size == 0:
+        raise InputError(f"{name}: expected a non-empty 1-D sequence, got shape {x.shape}")
+    return x
+
+
+def bootstrap_ci(
+    values: Sequence[float] | ArrayLike,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    level: float = CONFIDENCE,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of per-pair values (0/1 flags for an accuracy)."""
+    x = _vector("bootstrap_ci", values)
+    lo, hi = bootstrap_interval(lambda idx: x[idx].mean(axis=1), x.size, n_resamples, seed, level)
+    assert lo is not None and hi is not None  # a mean of finite values is finite
+    return lo, hi
+
+
+def ratio_ci(
+    numerator: Sequence[float] | ArrayLike,
+    denominator: Sequence[float] | ArrayLike,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    level: float = CONFIDENCE,
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of sum(numerator) / sum(denominator) (a mean over a subset of pairs:
+    denominator is the 0/1 membership); resamples with an empty subset are left out."""
+    num, den = _vector("ratio_ci", numerator), _vector("ratio_ci", denominator)
+    if num.shape != den.shape:
+        raise InputError(f"ratio_ci: numerator {num.shape} and denominator {den.shape} differ in length")
+    return bootstrap_interval(
+        lambda idx: num[idx].sum(axis=1) / den[idx].sum(axis=1), num.size, n_resamples, seed, level
+    )
+
+
+def _paired(name: str, a: Sequence[float] | ArrayLike, b: Sequence[float] | ArrayLike) -> np.ndarray:
+    x, y = _vector(name, a), _vector(name, b)
+    if x.shape != y.shape:
+        raise InputError(f"{name}: the two systems scored {x.size} and {y.size} pairs; pair them first")
+    return x - y
 
 
 def paired_bootstrap(
-    correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | ArrayLike, n_resamples: int, seed: int
+    correct_a: Sequence[float] | ArrayLike,
+    correct_b: Sequence[float] | ArrayLike,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    level: float = CONFIDENCE,
 ) -> tuple[float, float, float]:
-    """``(diff, lo, hi)``: the accuracy difference ``a - b`` and its 95% percentile interval over
-    ``n_resamples`` paired resamples (queries drawn with replacement, both systems' outcomes kept together).
-
-    Each query's difference is -1, 0 or 1, so the counts of each in a resample of n queries are
-    Multinomial(n, observed shares): the replicates are drawn from that distribution directly, which is
-    exactly the resampling of queries, in O(n_resamples) memory.
-    """
-    a, b = _paired("paired_bootstrap", correct_a, correct_b)
-    if n_resamples < 1:
-        raise InputError(f"paired_bootstrap: n_resamples must be >= 1, got {n_resamples}")
-    n = a.size
-    values = np.array([-1, 0, 1])
-    shares = np.array([(b & ~a).sum(), (a == b).sum(), (a & ~b).sum()]) / n
-    counts = np.random.default_rng(seed).multinomial(n, shares, size=n_resamples)
-    replicates = counts @ values / n
-    tail = (1 - CONFIDENCE) / 2 * 100
-    lo, hi = np.percentile(replicates, [tail, 100 - tail])
-    return float(a.mean() - b.mean()), float(lo), float(hi)
+    """(mean(a) - mean(b), lo, hi): the difference of two systems' per-pair values on the SAME pairs (row i of
+    both is pair i) with its paired percentile bootstrap interval: each resample draws pairs, not outcomes,
+    so what the systems share cancels out and the interval is narrower than two independent ones imply."""
+    diff = _paired("paired_bootstrap", correct_a, correct_b)
+    lo, hi = bootstrap_ci(diff, n_resamples, seed, level)
+    return float(diff.mean()), lo, hi
 
 
 def mcnemar(correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | ArrayLike) -> float:
-    """Two-sided p-value of McNemar's test that both systems are equally accurate, from the discordant
-    queries (``b``: only a is right, ``c``: only b is right): the exact binomial test (``b ~ Binomial(b + c,
-    1/2)``) below :data:`EXACT_BELOW` discordant queries, else the chi-square test with continuity correction,
-    ``(|b - c| - 1)^2 / (b + c)`` on one degree of freedom. No discordant query: 1.0."""
-    a, bb = _paired("mcnemar", correct_a, correct_b)
-    b, c = int((a & ~bb).sum()), int((bb & ~a).sum())
-    n = b + c
-    if n == 0:
+    """Two-sided p-value of McNemar's test that systems a and b are equally often right on the same pairs.
+
+    Only discordant pairs count (a right and b wrong: n_ab; the reverse: n_ba). Under fewer than
+    :data:`MCNEMAR_EXACT_BELOW` of them the exact binomial test of n_ab ~ Binomial(n_ab + n_ba, 1/2) is used,
+    else the chi-square statistic with continuity correction, (|n_ab - n_ba| - 1)^2 / (n_ab + n_ba), on one
+    degree of freedom. No discordant pair: p = 1.
+    """
+    a, b = _vector("mcnemar", correct_a).astype(bool), _vector("mcnemar", correct_b).astype(bool)
+    if a.shape != b.shape:
+        raise InputError(f"mcnemar: the two systems scored {a.size} and {b.size} pairs; pair them first")
+    n_ab, n_ba = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = n_ab + n_ba
+    if discordant == 0:
         return 1.0
-    if n < EXACT_BELOW:
-        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
-        return min(1.0, 2 * tail)
-    stat = max(abs(b - c) - 1, 0) ** 2 / n
-    return math.erfc(math.sqrt(stat / 2))  # the chi-square(1) survival function
+    if discordant < MCNEMAR_EXACT_BELOW:
+        return float(binomtest(n_ab, discordant, 0.5).pvalue)
+    return float(chi2.sf((abs(n_ab - n_ba) - 1) ** 2 / discordant, df=1))
