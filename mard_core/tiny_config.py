@@ -57,7 +57,7 @@ class WarmupConfig:
     so that SFT and DPO start from a base that reads the prompt and writes chains; ``student:base`` in the
     leaderboard shows what it alone scores. ``steps`` 0 turns it off. Linear warm-up (20 steps) and decay."""
 
-    steps: NonNegativeInt = 1200
+    steps: NonNegativeInt = 800
     lr: PositiveFloat = 2e-3
     batch_size: PositiveInt = 16
 
