@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.mard-installed
 export MARD_ROOT ?= $(CURDIR)/runs
 
-.PHONY: install demo test test-fast bench vllm-env lint serve stop deploy clean
+# NEXT: the next release of the demo's world, written by `mard synth --previous`.
+NEXT := $(MARD_ROOT)/next-release.xml.zip
+
+.PHONY: install demo demo-next test test-fast bench vllm-env lint serve stop deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +20,14 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/mard run
+
+# The retrain loop on the demo: the next release of the same world (renamed, merged and new drugs, new and
+# corrected interactions), then the pipeline on it in the same data root: temporal split, a new student, and
+# the champion comparison on pairs with drugs the champion never trained on (run `make demo` first).
+demo-next: install
+	$(BIN)/mard synth --previous "$$(ls $(MARD_ROOT)/demo-release/*/release.xml.zip | head -1)" --out $(NEXT)
+	printf 'release: {source: %s}\n' "$(NEXT)" > $(MARD_ROOT)/next.yaml
+	$(BIN)/mard run --config $(MARD_ROOT)/next.yaml
 
 test: install vllm-env
 	$(BIN)/pytest -q

@@ -76,7 +76,7 @@ def test_the_paired_bootstrap_interval_covers_the_true_difference() -> None:
 
 
 def test_the_paired_statistics_refuse_bad_outcomes() -> None:
-    with pytest.raises(InputError, match="equally long"):
+    with pytest.raises(InputError, match="scored 2 and 1 pairs"):
         mcnemar([True, False], [True])
     with pytest.raises(InputError, match="non-empty"):
         paired_bootstrap([], [], 10, 0)

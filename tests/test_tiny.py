@@ -11,7 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mard_core.errors import InputError
 from mard_core.tiny import build_demo_models, build_tiny_model, train_tokenizer
-from mard_core.tiny_config import ModelsConfig, TinyModelConfig, WarmupConfig
+from mard_core.tiny_config import ModelsConfig, StudentShape, TinyModelConfig, WarmupConfig
 from mard_core.validation import parse_config
 
 DIRECTION_TOKENS = ("<dir_ab>", "<dir_ba>", "<dir_bi>")
@@ -148,7 +148,9 @@ def test_warm_up_teaches_the_completions_and_is_deterministic(tmp_path: Path) ->
 
 
 def test_demo_models_warm_only_the_student(tmp_path: Path) -> None:
-    small = TinyModelConfig(max_position_embeddings=128)
+    small = StudentShape(
+        hidden_size=128, num_heads=2, num_layers=2, intermediate_size=256, max_position_embeddings=128
+    )
     cfg = ModelsConfig(teacher_archs=("llama",), size=small, student=small, warmup=WarmupConfig(steps=5))
     built = build_demo_models(tmp_path / "all", CORPUS, DOCS, cfg, DIRECTION_TOKENS)
     assert sorted(built) == ["prm-base", "student-base", "tiny-llama"]

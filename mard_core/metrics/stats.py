@@ -120,10 +120,13 @@ def mcnemar(correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | A
 
     Only discordant pairs count (a right and b wrong: n_ab; the reverse: n_ba). Under fewer than
     :data:`MCNEMAR_EXACT_BELOW` of them the exact binomial test of n_ab ~ Binomial(n_ab + n_ba, 1/2) is used,
-    else the chi-square statistic with continuity correction, (|n_ab - n_ba| - 1)^2 / (n_ab + n_ba), on one
-    degree of freedom. No discordant pair: p = 1.
+    else the chi-square statistic with continuity correction, max(|n_ab - n_ba| - 1, 0)^2 / (n_ab + n_ba),
+    on one degree of freedom. No discordant pair: p = 1.
     """
-    a, b = _vector("mcnemar", correct_a).astype(bool), _vector("mcnemar", correct_b).astype(bool)
+    x, y = _vector("mcnemar", correct_a), _vector("mcnemar", correct_b)
+    if not np.isin(x, (0, 1)).all() or not np.isin(y, (0, 1)).all():
+        raise InputError("mcnemar: outcomes must be booleans or 0/1 (right or wrong per pair)")
+    a, b = x.astype(bool), y.astype(bool)
     if a.shape != b.shape:
         raise InputError(f"mcnemar: the two systems scored {a.size} and {b.size} pairs; pair them first")
     n_ab, n_ba = int((a & ~b).sum()), int((~a & b).sum())
@@ -132,4 +135,4 @@ def mcnemar(correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | A
         return 1.0
     if discordant < MCNEMAR_EXACT_BELOW:
         return float(binomtest(n_ab, discordant, 0.5).pvalue)
-    return float(chi2.sf((abs(n_ab - n_ba) - 1) ** 2 / discordant, df=1))
+    return float(chi2.sf(max(abs(n_ab - n_ba) - 1, 0) ** 2 / discordant, df=1))
