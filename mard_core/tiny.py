@@ -11,7 +11,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -121,9 +121,11 @@ def warm_up(
     cfg: WarmupConfig,
     seed: int,
     max_length: int,
+    log: Callable[[str], None] | None = None,
 ) -> None:
     """Train ``model`` in place on seeded random batches of (prompt, completion) ``docs``, the loss on the
-    completion (and its EOS) only, on a GPU when visible."""
+    completion (and its EOS) only, on a GPU when visible; ``log`` gets the mean loss every tenth of the
+    steps."""
     if not docs:
         raise InputError("warm-up: no documents to train on")
     device = resolve_device("auto")
@@ -141,7 +143,8 @@ def warm_up(
     order: list[int] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for _ in tqdm(range(cfg.steps), desc="warm-up", unit="step", leave=False):
+        running = 0.0
+        for step in tqdm(range(1, cfg.steps + 1), desc="warm-up", unit="step", leave=False):
             if len(order) < cfg.batch_size:
                 order += rng.sample(range(len(encoded)), len(encoded))
             batch, order = [encoded[i] for i in order[: cfg.batch_size]], order[cfg.batch_size :]
@@ -161,6 +164,10 @@ def warm_up(
             optimizer.step()
             schedule.step()
             optimizer.zero_grad()
+            running += loss.item()
+            if log is not None and (step % max(1, cfg.steps // 10) == 0 or step == cfg.steps):
+                log(f"warm-up: step {step}/{cfg.steps}, loss {running / max(1, cfg.steps // 10):.3f}")
+                running = 0.0
     model.to("cpu").eval()
 
 
@@ -171,6 +178,7 @@ def build_tiny_model(
     extra_special_tokens: Sequence[str] = (),
     warmup_docs: Sequence[tuple[str, str]] = (),
     warmup: WarmupConfig = WarmupConfig(steps=0),
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Train a tokenizer on ``texts``, create a seeded random-init model (warmed up on ``warmup_docs`` when
     ``warmup.steps`` > 0) and save both to ``out_dir``.
@@ -186,7 +194,7 @@ def build_tiny_model(
         torch.manual_seed(cfg.seed)
         model = AutoModelForCausalLM.from_config(_model_config(cfg, tokenizer), dtype=torch.float32)
     if warmup.steps:
-        warm_up(model, tokenizer, warmup_docs, warmup, cfg.seed, cfg.max_position_embeddings)
+        warm_up(model, tokenizer, warmup_docs, warmup, cfg.seed, cfg.max_position_embeddings, log)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)
@@ -213,6 +221,7 @@ def build_demo_models(
     student_docs: Sequence[tuple[str, str]],
     cfg: ModelsConfig,
     student_tokens: Sequence[str],
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """``tiny-<arch>`` teachers and ``prm-base`` (random init, tokenizer learnt on ``texts``), and
     ``student-base``: a ``cfg.student`` llama with ``student_tokens``, its tokenizer learnt on and its warm-up
@@ -226,13 +235,25 @@ def build_demo_models(
     }
     student_texts = [text for doc in student_docs for text in doc]
     built["student-base"] = build_tiny_model(
-        out_dir / "student-base", student_texts, cfg.student, tuple(student_tokens), student_docs, cfg.warmup
+        out_dir / "student-base",
+        student_texts,
+        cfg.student,
+        tuple(student_tokens),
+        student_docs,
+        cfg.warmup,
+        log,
     ).name
     return built
 
 
 def write_demo_models(
-    ingest_dir: Path, splits_dir: Path, index_dir: Path, cfg: ModelsConfig, split: str, work: Path
+    ingest_dir: Path,
+    splits_dir: Path,
+    index_dir: Path,
+    cfg: ModelsConfig,
+    split: str,
+    work: Path,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The models stage's output in ``work``: the demo models, their tokenizers trained on (and the student's
     warm-up run on) ``split``'s training part only: the teachers' on prompts and gold chains of a sample of
@@ -243,5 +264,5 @@ def write_demo_models(
     drugs = pl.read_parquet(ingest_dir / "drugs.parquet")
     texts = corpus_texts(train, index, drugs, cfg.corpus_pairs, cfg.size.seed)
     docs = student_corpus(train, index, drugs, cfg.size.seed)
-    models = build_demo_models(work, texts, docs, cfg, tuple(DIRECTION_TOKENS.values()))
+    models = build_demo_models(work, texts, docs, cfg, tuple(DIRECTION_TOKENS.values()), log)
     return {"models": models, "corpus_texts": len(texts), "student_docs": len(docs)}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from mard_core import tiny
 from mard_core.stage import StageRun
 from mard_core.stages import StageCall
 from tasks._stage import StageCache, execute
 
-MODELS_VERSION = "2"  # 2: warm-up of the models named in models.warmup
+MODELS_VERSION = "2"  # 2: warm-up of the student base (its settings are in the key: models.student, .warmup)
 
 
 def models_spec(call: StageCall) -> StageRun:
@@ -31,7 +31,13 @@ def build_models(call: StageCall, force: bool = False) -> str:
     return execute(
         models_spec(call),
         lambda work: tiny.write_demo_models(
-            dirs["ingest"], dirs["splits"], dirs["index"], call.cfg.models, call.cfg.teachers.split, work
+            dirs["ingest"],
+            dirs["splits"],
+            dirs["index"],
+            call.cfg.models,
+            call.cfg.teachers.split,
+            work,
+            get_run_logger().info,
         ),
         force,
     )
