@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/student.py
 
 vllm-env:
 	bash infra/vllm-env.sh .venv-vllm
