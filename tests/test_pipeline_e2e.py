@@ -226,7 +226,8 @@ def test_sigterm_during_the_model_warm_up_stops_the_run_within_seconds(tmp_path:
 
 def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_run: Path) -> None:
     """Production serving: the DPO student's merged weights behind vLLM's OpenAI-compatible server, asked
-    through the evaluation harness, give the transformers backend's greedy answers."""
+    through the evaluation harness (the student's own prompts), give the transformers backend's greedy
+    answers. Both decode freely: the label-constrained decoder is the in-process transformers path."""
     from mard_core.evaluation.config import EvalConfig
     from mard_core.evaluation.protocol import evaluate_one
     from mard_core.teachers.vllm import default_venv
@@ -238,11 +239,11 @@ def test_the_merged_student_served_by_vllm_answers_as_transformers_does(clean_ru
     model = str(merged_dir(out["dpo"]))
     cfg = EvalConfig(max_test_pairs=12, mirror=False, calibrate_on_valid=False)
     specs = {
-        "hf": {"name": "student:hf", "model": model, "max_tokens": 48},
+        "hf": {"name": "student:hf", "max_tokens": 48, "backend": {"backend": "hf", "model": model}},
         "vllm": {
             "name": "student:vllm",
             "max_tokens": 48,
-            "backend": {"backend": "vllm", "model": model, "max_model_len": 2048},
+            "backend": {"backend": "vllm", "model": model, "max_model_len": 512},
         },
     }
     answers = {
