@@ -61,12 +61,6 @@ class EvalConfig:
         "similarity",
         "feature_mlp",
         "bag_of_evidence",
-        {
-            "name": "teacher:tiny-llama",
-            "backend": {"backend": "hf", "model": "{models}/tiny-llama", "device": "auto"},
-            "max_tokens": 96,
-            "strategies": ["{split}"],
-        },
         {"name": "student:base", "model": "{models}/student-base", "strategies": ["{split}"]},
         {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "strategies": ["{split}"]},
         {"name": "student:sft", "model": "{sft}", "strategies": ["{split}"]},
