@@ -163,5 +163,6 @@ def generate_answers(
         for row, ids in enumerate(sequences[:, width:].tolist()):
             end = ids.index(eos) + 1 if eos in ids else len(ids)
             text = tokenizer.decode([t for t in ids[:end] if t not in keep])
+            assert isinstance(text, str)  # one sequence of ids decodes to one string
             out.append(Generated(text, math.exp(constraint.logprob[row]), lengths[row], end))
     return out

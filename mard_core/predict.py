@@ -142,12 +142,13 @@ def load_system(
         if baseline not in BASELINES:
             raise InputError(f"baseline {echo(baseline)}: expected one of {sorted(BASELINES)}")
         return BASELINES[baseline]()
-    params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
     if backend is not None:
+        params = GenerationParams(temperature=0.0, max_tokens=max_tokens)
         return BackendSystem(make_backend(backend), f"student:{backend.get('model')}", "student", params)
     from mard_core.evaluation.student import StudentSystem  # imports torch
 
-    return StudentSystem(model, f"student:{Path(str(model)).name}", device=device, max_tokens=max_tokens)
+    assert model is not None  # exactly one of the three is given
+    return StudentSystem(model, f"student:{Path(model).name}", device=device, max_tokens=max_tokens)
 
 
 def load_calibrator(path: str | Path) -> Callable[[Any], np.ndarray]:
