@@ -72,6 +72,13 @@ def _check_train(train: pl.DataFrame) -> None:
         raise InputError("baseline training pairs: the train part is empty")
 
 
+def _capped(train: pl.DataFrame, max_pairs: int, seed: int) -> pl.DataFrame:
+    """At most ``max_pairs`` training pairs: a seeded sample, independent of the table's row order."""
+    if train.height <= max_pairs:
+        return train
+    return train.sort("drug_a", "drug_b", "label").sample(max_pairs, seed=seed)
+
+
 def _no_options(name: str, options: Mapping[str, Any]) -> None:
     if options:
         raise InputError(f"system {name!r}: takes no options, got {sorted(options)}")
@@ -268,8 +275,7 @@ class FeatureMLPBaseline(BaseSystem):
         _check_train(train)
         self.name = name
         self.config = cfg = config or MLPConfig()
-        if train.height > cfg.max_train_pairs:
-            train = train.sort("drug_a", "drug_b", "label").sample(cfg.max_train_pairs, seed=cfg.seed)
+        train = _capped(train, cfg.max_train_pairs, cfg.seed)
         rows = train.select("drug_a", "drug_b", "label").rows()
         self.vectors = drug_vectors(
             drugs, drug_proteins, [d for a, b, _ in rows for d in (a, b)], cfg.svd_components, cfg.seed
@@ -402,8 +408,7 @@ class BagOfEvidenceBaseline(BaseSystem):
         self.names: dict[str, Sequence[str]] = {
             d: (n,) for d, n in drugs.select("drugbank_id", "name").iter_rows() if n
         }
-        if train.height > cfg.max_train_pairs:
-            train = train.sort("drug_a", "drug_b", "label").sample(cfg.max_train_pairs, seed=cfg.seed)
+        train = _capped(train, cfg.max_train_pairs, cfg.seed)
         docs, labels = [], []
         for a, b, label in train.select("drug_a", "drug_b", "label").iter_rows():
             evidence = index.retrieve(

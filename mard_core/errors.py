@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 ECHO_LIMIT = 80  # characters of user input an error message repeats
 
@@ -45,3 +46,16 @@ def readable_file(path: Path, what: str = "") -> Path:
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: permission denied: cannot read it{context}")
     return path
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document at ``path``; an unreadable file or bad YAML is one :class:`InputError` line naming
+    the file (and ``what`` it is, e.g. "teachers file")."""
+    import yaml  # here only: most callers of this module never read YAML
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid yaml: {str(exc).splitlines()[0]}") from None

@@ -35,9 +35,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 
-from mard_core.errors import InputError, MardError
+from mard_core.errors import InputError, MardError, read_yaml
 from mard_core.generate_config import GenerateConfig, TeachersConfig, TeacherSpec
 from mard_core.metrics.labels import present_in_random_order
 from mard_core.prompts import TEMPLATE_VERSION, DrugRef, parse_completion, prompt_hash, render_prompt
@@ -68,12 +67,7 @@ TEACHERS_FILE = "teachers.yaml"  # the teachers file a teachers stage ran, kept 
 
 def _read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     src = Path(path)
-    try:
-        data = yaml.safe_load(src.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{src}: cannot read teachers file: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise InputError(f"{src}: not valid yaml: {exc}") from exc
+    data = read_yaml(src, "teachers file")
     if not isinstance(data, dict):
         raise InputError(f"{src}: expected a mapping with a 'teachers' list")
     return data
@@ -190,6 +184,12 @@ class ShardResult:
     rows: int
 
 
+def drug_names(drugs: pl.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Drug id -> (name, *synonyms) of a drugs table."""
+    synonyms = drugs["synonyms"].to_list() if "synonyms" in drugs.columns else [None] * drugs.height
+    return {d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)}
+
+
 def build_items(pairs: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame) -> list[WorkItem]:
     """Prompts for the ordered queries (``query_a``, ``query_b``, ``gold``) of ``pairs``, in row order."""
     missing = [c for c in ("query_a", "query_b", "gold") if c not in pairs.columns]
@@ -200,10 +200,7 @@ def build_items(pairs: pl.DataFrame, index: RetrievalIndex, drugs: pl.DataFrame)
         )
     if "drugbank_id" not in drugs.columns or "name" not in drugs.columns:
         raise InputError(f"drugs table: needs drugbank_id and name columns, has {drugs.columns}")
-    synonyms = drugs["synonyms"].to_list() if "synonyms" in drugs.columns else [None] * drugs.height
-    names = {
-        d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)
-    }
+    names = drug_names(drugs)
     items = []
     for qa, qb, gold in pairs.select("query_a", "query_b", "gold").iter_rows():
         unknown = [d for d in (qa, qb) if d not in names]

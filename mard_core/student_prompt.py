@@ -164,8 +164,8 @@ MAX_ITEMS = 10
 
 
 class StudentView:
-    """Teacher-format examples (full prompt, completion text) turned into the student's view: the evidence is
-    retrieved again for the prompt's drug ids (the same items the prompt was rendered from), and with
+    """Teacher-format examples (full prompt, completion text) turned into the student's view, on the evidence
+    the prompt was rendered from (given, or retrieved again for the prompt's drug ids: the same items); with
     ``swap`` the same example is written for the mirrored query (B, A), its answer's direction mirrored."""
 
     def __init__(
@@ -176,9 +176,17 @@ class StudentView:
     def _names(self, ref: DrugRef) -> Sequence[str]:
         return self.names.get(ref.drugbank_id) or (ref.name,)
 
-    def example(self, prompt: str, completion: str, swap: bool = False) -> tuple[str, str]:
+    def evidence(self, prompt: str) -> Sequence[Evidence]:
+        """The evidence ``prompt`` was rendered from, retrieved again for its drugs."""
         a, b = prompt_drugs(prompt)
-        evidence = self.retrieve(a.drugbank_id, b.drugbank_id)
+        return self.retrieve(a.drugbank_id, b.drugbank_id)
+
+    def example(
+        self, prompt: str, completion: str, swap: bool = False, evidence: Sequence[Evidence] | None = None
+    ) -> tuple[str, str]:
+        a, b = prompt_drugs(prompt)
+        if evidence is None:
+            evidence = self.evidence(prompt)
         if swap:
             a, b = b, a
         view = student_prompt(

@@ -12,6 +12,7 @@ from typing import Any
 import polars as pl
 from prefect import task
 
+from mard_core.generate import drug_names
 from mard_core.negatives import family_subtypes
 from mard_core.prm.model import PRM
 from mard_core.retrieval import RetrievalIndex
@@ -21,7 +22,7 @@ from mard_core.student_prompt import StudentView
 from mard_core.taxonomy import load_taxonomy
 from mard_core.training import MERGED_DIR, RUN_DIR, student_dir
 from mard_core.training.config import SFTConfig
-from mard_core.training.data import build_sft_examples, drug_names, student_examples
+from mard_core.training.data import build_sft_examples, student_examples
 from mard_core.training.dpo import build_preference_pairs, prm_score_fn, student_pairs, train_dpo
 from mard_core.training.sft import train_sft
 from mard_core.training.student import save_merged

@@ -93,11 +93,14 @@ def ratio_ci(
     )
 
 
-def _paired(name: str, a: Sequence[float] | ArrayLike, b: Sequence[float] | ArrayLike) -> np.ndarray:
+def _paired(
+    name: str, a: Sequence[float] | ArrayLike, b: Sequence[float] | ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two systems' per-pair values, checked to be over the same number of pairs."""
     x, y = _vector(name, a), _vector(name, b)
     if x.shape != y.shape:
         raise InputError(f"{name}: the two systems scored {x.size} and {y.size} pairs; pair them first")
-    return x - y
+    return x, y
 
 
 def paired_bootstrap(
@@ -110,7 +113,8 @@ def paired_bootstrap(
     """(mean(a) - mean(b), lo, hi): the difference of two systems' per-pair values on the SAME pairs (row i of
     both is pair i) with its paired percentile bootstrap interval: each resample draws pairs, not outcomes,
     so what the systems share cancels out and the interval is narrower than two independent ones imply."""
-    diff = _paired("paired_bootstrap", correct_a, correct_b)
+    x, y = _paired("paired_bootstrap", correct_a, correct_b)
+    diff = x - y
     lo, hi = bootstrap_ci(diff, n_resamples, seed, level)
     return float(diff.mean()), lo, hi
 
@@ -123,12 +127,10 @@ def mcnemar(correct_a: Sequence[bool] | ArrayLike, correct_b: Sequence[bool] | A
     else the chi-square statistic with continuity correction, max(|n_ab - n_ba| - 1, 0)^2 / (n_ab + n_ba),
     on one degree of freedom. No discordant pair: p = 1.
     """
-    x, y = _vector("mcnemar", correct_a), _vector("mcnemar", correct_b)
+    x, y = _paired("mcnemar", correct_a, correct_b)
     if not np.isin(x, (0, 1)).all() or not np.isin(y, (0, 1)).all():
         raise InputError("mcnemar: outcomes must be booleans or 0/1 (right or wrong per pair)")
     a, b = x.astype(bool), y.astype(bool)
-    if a.shape != b.shape:
-        raise InputError(f"mcnemar: the two systems scored {a.size} and {b.size} pairs; pair them first")
     n_ab, n_ba = int((a & ~b).sum()), int((~a & b).sum())
     discordant = n_ab + n_ba
     if discordant == 0:

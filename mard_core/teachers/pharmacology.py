@@ -28,11 +28,10 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from mard_core.errors import InputError, MardError
+from mard_core.errors import InputError, MardError, read_yaml
 from mard_core.prompts import PROTEIN_RELATIONS
 from mard_core.retrieval import Evidence
 from mard_core.taxonomy import A_TO_B, B_TO_A, BIDIRECTIONAL, Label, Taxonomy, load_taxonomy
@@ -402,12 +401,7 @@ class Pharmacology:
 
 @cache
 def _load(path: Path, taxonomy_path: Path) -> Pharmacology:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the pharmacology table: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid yaml: {str(exc).splitlines()[0]}") from None
+    data = read_yaml(path, "the pharmacology table")
     return Pharmacology(parse_config(PharmacologyFile, data, str(path)), load_taxonomy(taxonomy_path), path)
 
 

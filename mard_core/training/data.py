@@ -112,19 +112,15 @@ def group_pairs(examples: Sequence[SFTExample]) -> list[tuple[SFTExample, SFTExa
     return [(g[FORWARD], g[MIRROR]) for g in groups.values()]
 
 
-def drug_names(drugs: pl.DataFrame) -> dict[str, tuple[str, ...]]:
-    """Drug id -> (name, *synonyms) of a drugs table."""
-    synonyms = drugs["synonyms"].to_list() if "synonyms" in drugs.columns else [None] * drugs.height
-    return {d: (n, *(s or [])) for d, n, s in zip(drugs["drugbank_id"], drugs["name"], synonyms, strict=True)}
-
-
 def student_examples(examples: Sequence[SFTExample], view: StudentView) -> list[SFTExample]:
     """SFT examples (teacher format, both orientations) in the student's view; each mirror is written from its
     (A, B) example, on the evidence that example cites."""
     out = []
     for ab, _ in group_pairs(examples):
+        evidence = view.evidence(ab.prompt)
         for orientation, swap in ((FORWARD, False), (MIRROR, True)):
-            out.append(SFTExample(ab.pair_id, orientation, *view.example(ab.prompt, ab.completion, swap)))
+            texts = view.example(ab.prompt, ab.completion, swap, evidence)
+            out.append(SFTExample(ab.pair_id, orientation, *texts))
     return out
 
 
@@ -133,7 +129,7 @@ def student_corpus(
 ) -> list[tuple[str, str]]:
     """(prompt, completion) of every training pair in both orders, in the student's view, with the
     knowledge-grounded teacher's chain for the pair's gold label."""
-    from mard_core.generate import build_items  # generate imports the teachers, which import torch
+    from mard_core.generate import build_items, drug_names  # generate imports the teachers (torch)
     from mard_core.metrics.labels import present_in_random_order
     from mard_core.teachers.knowledge import KnowledgeTeacher
 
@@ -141,7 +137,7 @@ def student_corpus(
     out = []
     for item in build_items(present_in_random_order(train, seed), index, drugs):
         text = teacher.write(item.a, item.b, list(item.evidence), item.gold)
-        out += [view.example(item.prompt, text), view.example(item.prompt, text, swap=True)]
+        out += [view.example(item.prompt, text, swap, item.evidence) for swap in (False, True)]
     return out
 
 

@@ -150,8 +150,9 @@ def student_pairs(pairs: Sequence[PreferencePair], view: StudentView) -> list[Pr
     """Preference pairs (teacher-format prompts, PRM scores kept) in the student's view."""
     out = []
     for p in pairs:
-        prompt, chosen = view.example(p.prompt, p.chosen)
-        rejected = view.example(p.prompt, p.rejected)[1]
+        evidence = view.evidence(p.prompt)
+        prompt, chosen = view.example(p.prompt, p.chosen, evidence=evidence)
+        rejected = view.example(p.prompt, p.rejected, evidence=evidence)[1]
         if rejected != chosen:  # e.g. a negative that differed only in the confidence the student omits
             out.append(replace(p, prompt=prompt, chosen=chosen, rejected=rejected))
     return out
