@@ -46,7 +46,7 @@ class ReleaseConfig:
     source: str | None = None  # a DrugBank .xml or .zip (relative: to the working directory)
     version: str | None = None  # e.g. "5.1.13"; required with verify unless the hash is registered
     verify: StrictBool = False
-    demo_drugs: PositiveInt = 400
+    demo_drugs: PositiveInt = 600
     demo_seed: NonNegativeInt = 0
     world: WorldConfig = field(default_factory=WorldConfig)  # how the demo release departs from its world
 

@@ -1,16 +1,21 @@
 """Leakage-free train/valid/test splits of labelled DDI pairs.
 
-Strategies (``make_split``):
+Strategies (``make_split``) cut three test parts from one partition, so that they share one training part and
+a model trained on it can be scored on all three (as EmerGNN's S0/S1/S2 settings):
 
-- ``random`` (S0): pairs are split at random (fractions are of pairs). Every drug of a valid or test pair also
-  appears in train: an evaluation pair with a drug unseen in train is moved to train (``moved_to_train``).
-- ``cold_drug`` (S1): a seeded set of held-out drugs per evaluation part (fractions are of drugs; the valid
-  and test sets are disjoint). A test (valid) pair has exactly one test (valid) held-out drug and one drug
-  seen in train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and
-  reported.
-- ``cold_pair`` (S2): held-out drug sets as in S1, ``cold_pair_frac`` of the drugs each, but a test (valid)
-  pair has both drugs in the test (valid) held-out set, so neither drug is seen in training; pairs with one
-  held-out drug are dropped and reported. With 25% of drugs held out, about 6% of pairs land in test.
+- held-out drugs: a seeded ``cold_test_frac`` of the drugs for test, ``cold_valid_frac`` for valid (disjoint);
+  the other drugs are seen;
+- ``random`` (S0): the pairs of two seen drugs are split at random (``valid_frac``/``test_frac`` of them).
+  Every drug of a valid or test pair also appears in train: an evaluation pair with a drug unseen in train is
+  moved to train (``moved_to_train``). Train = the rest of those pairs, for every strategy.
+- ``cold_drug`` (S1): a test (valid) pair has exactly one test (valid) held-out drug and one drug seen in
+  train; pairs of two held-out drugs, or whose other drug occurs in no train pair, are dropped and reported.
+- ``cold_pair`` (S2): a test (valid) pair has both drugs in the test (valid) held-out set, so neither drug is
+  seen in training; pairs with one held-out drug are dropped and reported. With 20% of drugs held out for
+  test, about 4% of pairs land in its test part.
+
+In every strategy the pairs it does not use (the others' evaluation pairs, valid x test pairs) are dropped
+and counted in its report.
 - ``temporal`` (``make_temporal_split``): train/valid are a random split of the earlier release (valid_frac of
   its pairs), test = the pairs of the later release whose unordered pair is absent from the earlier one.
 
@@ -141,42 +146,57 @@ def _random_parts(
     return part, moved
 
 
-def _cold_parts(
+def _partition(
     a: np.ndarray, b: np.ndarray, n_drugs: int, strategy: str, cfg: SplitConfig, rng: np.random.Generator
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Drug-level split for cold_drug / cold_pair; returns pair parts (-1 = dropped) and the report."""
+    """``strategy``'s pair parts (-1 = not in this split) and report, cut from the one partition that every
+    strategy shares (see the module doc): held-out drug sets first, then the random split of the pairs of
+    seen drugs; the training part is the same for all three."""
     perm = rng.permutation(n_drugs)
-    valid_frac, test_frac = (
-        (cfg.cold_pair_frac, cfg.cold_pair_frac)
-        if strategy == "cold_pair"
-        else (cfg.valid_frac, cfg.test_frac)
-    )
-    n_test, n_valid = round(test_frac * n_drugs), round(valid_frac * n_drugs)
+    n_test, n_valid = round(cfg.cold_test_frac * n_drugs), round(cfg.cold_valid_frac * n_drugs)
     group = np.full(n_drugs, _TRAIN, dtype=np.int8)
     group[perm[:n_test]] = _TEST
     group[perm[n_test : n_test + n_valid]] = _VALID
     ga, gb = group[a], group[b]
     lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
+    seen_pairs = np.flatnonzero(hi == _TRAIN)
+    random_part, moved = _random_parts(
+        a[seen_pairs], b[seen_pairs], n_drugs, cfg.valid_frac, cfg.test_frac, rng
+    )
+    shared = np.full(len(a), _DROP, dtype=np.int8)
+    shared[seen_pairs] = random_part
+    train = shared == _TRAIN
+    random_eval = (shared == _VALID) | (shared == _TEST)
+    report: dict[str, Any] = {
+        "held_out_drugs": {"valid": n_valid, "test": n_test},
+        "train_pairs": int(train.sum()),
+    }
     part = np.full(len(a), _DROP, dtype=np.int8)
-    part[hi == _TRAIN] = _TRAIN
-    cross = (lo == _VALID) & (hi == _TEST)
-    dropped: dict[str, int] = {"valid_test_cross": int(cross.sum())}
+    part[train] = _TRAIN
+    if strategy == "random":
+        part[random_eval] = shared[random_eval]
+        report["moved_to_train"] = moved
+        report["dropped"] = {"held_out_drug": int((hi != _TRAIN).sum())}
+        return part, report
+    dropped = {
+        "random_evaluation": int(random_eval.sum()),
+        "valid_test_cross": int(((lo == _VALID) & (hi == _TEST)).sum()),
+    }
     if strategy == "cold_drug":
         one_held = (lo == _TRAIN) & (hi != _TRAIN)
-        part[one_held] = hi[one_held]
-        both = (lo != _TRAIN) & (lo == hi)
-        dropped["both_held_out"] = int(both.sum())
         seen = np.zeros(n_drugs, dtype=bool)
-        seen[a[part == _TRAIN]] = True
-        seen[b[part == _TRAIN]] = True
+        seen[a[train]] = True
+        seen[b[train]] = True
         partner_unseen = one_held & ~(seen[a] | seen[b])
-        part[partner_unseen] = _DROP
+        keep = one_held & ~partner_unseen
+        part[keep] = hi[keep]
+        dropped["both_held_out"] = int(((lo != _TRAIN) & (lo == hi)).sum())
         dropped["partner_unseen_in_train"] = int(partner_unseen.sum())
     else:
         both = (lo != _TRAIN) & (lo == hi)
         part[both] = hi[both]
         dropped["one_held_out"] = int(((lo == _TRAIN) & (hi != _TRAIN)).sum())
-    report = {"held_out_drugs": {"valid": n_valid, "test": n_test}, "dropped": dropped}
+    report["dropped"] = dropped
     return part, report
 
 
@@ -190,7 +210,8 @@ def _assemble(df: pl.DataFrame, row_part: np.ndarray) -> dict[str, pl.DataFrame]
 
 
 def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitParts:
-    """Split labelled pairs into train/valid/test by ``random``, ``cold_drug`` or ``cold_pair``."""
+    """Split labelled pairs into train/valid/test by ``random``, ``cold_drug`` or ``cold_pair``: the three
+    share one training part (:func:`_partition`)."""
     if strategy not in ("random", "cold_drug", "cold_pair"):
         raise InputError(
             f"make_split: strategy {strategy!r} is not one of random, cold_drug, cold_pair "
@@ -203,12 +224,8 @@ def make_split(pairs: pl.DataFrame, strategy: str, cfg: SplitConfig) -> SplitPar
         return SplitParts({name: df for name in PARTS}, strategy, report)
     a, b, pair_id, n_drugs = _codes(df)
     first = np.flatnonzero(np.r_[True, pair_id[1:] != pair_id[:-1]])
-    if strategy == "random":
-        pair_part, moved = _random_parts(a[first], b[first], n_drugs, cfg.valid_frac, cfg.test_frac, rng)
-        report["moved_to_train"] = moved
-    else:
-        pair_part, extra = _cold_parts(a[first], b[first], n_drugs, strategy, cfg, rng)
-        report.update(extra)
+    pair_part, extra = _partition(a[first], b[first], n_drugs, strategy, cfg, rng)
+    report.update(extra)
     return SplitParts(_assemble(df, pair_part[pair_id]), strategy, report)
 
 

@@ -8,7 +8,7 @@ DrugBank rows) rendered as:
     Query: Drug A with Drug B
     [E3] Drug A is a substrate and strong inhibitor of CYP3A4 (enzyme)
     [E5] Drug B is a substrate of CYP3A4 (enzyme)
-    [E16] 5 similar pairs: PK Metabolism / Metabolism / A to B / Inhibition
+    [E16] 5 similar pairs: PK Metabolism/Metabolism/<dir_ab>/Inhibition
     [E4] Drug A is an inhibitor of ERG11 (target)
     [E10] Drug A category: Antifungal Agents
     Reasoning:
@@ -49,13 +49,11 @@ def _names_pattern(names: Sequence[str]) -> re.Pattern[str] | None:
 
 
 def to_roles(text: str, names_a: Sequence[str], names_b: Sequence[str]) -> str:
-    """``text`` with whole-word mentions of A's names written ``Drug A`` and of B's ``Drug B``."""
-    marks = ("\x00A\x00", "\x00B\x00")
-    for names, mark in zip((names_a, names_b), marks, strict=True):
-        pattern = _names_pattern(names)
-        if pattern is not None:
-            text = pattern.sub(mark, text)
-    return text.replace(marks[0], ROLES[0]).replace(marks[1], ROLES[1])
+    """``text`` with whole-word mentions of A's names written ``Drug A`` and of B's ``Drug B``; the longest
+    name wins where one drug's name holds the other's (``estradiol cypionate`` beside ``estradiol``)."""
+    role = {n.lower(): ROLES[1] for n in names_b if n} | {n.lower(): ROLES[0] for n in names_a if n}
+    pattern = _names_pattern(list(role))
+    return text if pattern is None else pattern.sub(lambda m: role[m.group(0).lower()], text)
 
 
 def from_roles(text: str, name_a: str, name_b: str) -> str:
@@ -70,13 +68,14 @@ def _protein_line(e: Evidence, role: str, names: Sequence[str]) -> str:
 
 
 def _analogue_line(e: Evidence, drug_a: str) -> str | None:
-    """A similar training pair's label in the query's A/B order (the neighbour of A first)."""
+    """A similar training pair's label in the query's A/B order (the neighbour of A first), written as the
+    answer line writes a label, so that the student can copy it."""
     if not e.value:
         return None
     family, subtype, direction, modality = e.value.split("/")
     if e.similar_to != drug_a:
         direction = mirror_direction(direction)
-    return f"{family} / {subtype} / {direction} / {modality}"
+    return f"{family}/{subtype}/{DIRECTION_TOKENS[direction]}/{modality}"
 
 
 def _mechanism_rank(a_facts: Sequence[Evidence], b_facts: Sequence[Evidence]) -> int:

@@ -93,11 +93,12 @@ def evaluate_system_task(
     return execute(run, build, force)
 
 
-def evaluate_spec(system_dirs: list[str], root: str, ceiling: float | None = None) -> StageRun:
+def evaluate_spec(system_dirs: list[str], root: str, world: dict[str, Any] | None = None) -> StageRun:
+    world = world or {}
     return StageRun(
         "evaluate",
         EVALUATE_VERSION,
-        {"ceiling": ceiling},
+        {"ceiling": world.get("ceiling"), "per_split_ceiling": "misses" in world},
         {Path(d).parent.name: Path(d).name for d in system_dirs},
         Path(root),
     )
@@ -112,15 +113,17 @@ def _load_result(system_dir: Path) -> EvalResult:
 
 
 @task(name="evaluate", cache_policy=StageCache(spec=evaluate_spec), persist_result=True)
-def gather(system_dirs: list[str], root: str, ceiling: float | None = None, force: bool = False) -> str:
+def gather(
+    system_dirs: list[str], root: str, world: dict[str, Any] | None = None, force: bool = False
+) -> str:
     """The leaderboard of every (system, strategy) with intervals, the paired student-vs-baseline differences
     (``paired.parquet``), their calibration rows, plots and predictions side by side, and the synthetic
-    world's oracle ``ceiling`` when the release has one."""
-    run = evaluate_spec(system_dirs, root, ceiling)
+    ``world``'s oracle ceiling, overall and on each strategy's scored pairs, when the release has one."""
+    run = evaluate_spec(system_dirs, root, world)
 
     def build(work: Path) -> dict[str, Any]:
         results = [_load_result(Path(d)) for d in system_dirs]
-        paths = write_leaderboard(results, work, ceiling)
+        paths = write_leaderboard(results, work, world)
         for d in system_dirs:
             for sub in ("calibration", "plots", "predictions"):
                 if (Path(d) / sub).is_dir():
@@ -154,5 +157,5 @@ def evaluate(call: StageCall, force: bool = False) -> str:
         evaluate_system_task(call.dirs, call.root, cfg, split, spec, strategy, force=force)
         for spec, strategy in planned_runs(cfg, placeholders(call.dirs, split))
     ]
-    world = (read_manifest(Path(call.dirs["ingest"])) or {}).get("world") or {}
-    return gather(systems, call.root, world.get("ceiling"), force=force)
+    world = (read_manifest(Path(call.dirs["ingest"])) or {}).get("world")
+    return gather(systems, call.root, world, force=force)

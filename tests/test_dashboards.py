@@ -269,7 +269,7 @@ def test_dropped_release_triggers_retrain_deployment(
 
     dropped = services.root / "drop" / "drugbank_all_full_database.xml.zip"
     dropped.parent.mkdir(exist_ok=True)
-    shutil.copyfile(pipeline_outputs["demo-release"], dropped)  # the demo release: registered as demo-400-0
+    shutil.copyfile(pipeline_outputs["demo-release"], dropped)  # the demo release: registered as demo-600-0
     sh(
         [prefect, "deployment", "run", "mard-watch/watch-releases", "--watch", "--watch-timeout", "120"],
         services.env,
@@ -286,7 +286,7 @@ def test_dropped_release_triggers_retrain_deployment(
         )
     assert triggered, "no retrain run within 60 s of the drugbank.release.detected event"
     (run,) = triggered
-    assert run["parameters"] == {"source": str(dropped), "version": "demo-400-0"}
+    assert run["parameters"] == {"source": str(dropped), "version": "demo-600-0"}
     # The retrain itself (minutes) is not this test's business: cancel it.
     services.api(f"flow_runs/{run['id']}/set_state", {"state": {"type": "CANCELLING"}, "force": True})
     browser.show(

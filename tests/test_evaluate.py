@@ -16,7 +16,13 @@ from mard_core.errors import InputError, MardError
 from mard_core.evaluation.catalog import SYSTEMS, BackendSystem, build_system
 from mard_core.evaluation.config import EvalConfig
 from mard_core.evaluation.protocol import drug_listing_counts, evaluate_all, evaluate_system
-from mard_core.evaluation.report import leaderboard, leaderboard_markdown, paired_differences, write_report
+from mard_core.evaluation.report import (
+    leaderboard,
+    leaderboard_markdown,
+    paired_differences,
+    split_ceilings,
+    write_report,
+)
 from mard_core.evaluation.systems import BaseSystem, Prediction, Query, SystemContext
 from mard_core.metrics.cost import api_prompt_tokens
 from mard_core.metrics.labels import mirror_label
@@ -367,3 +373,10 @@ def test_the_leaderboard_shows_the_world_s_oracle_ceiling(real_world: dict[str, 
     board = leaderboard([evaluate(real_world, system, STRATEGIES[0])])
     assert "oracle" not in leaderboard_markdown(board)
     assert leaderboard_markdown(board, ceiling=0.9005).splitlines()[-1].startswith("oracle: 0.900 exact")
+    result = evaluate(real_world, system, STRATEGIES[0])
+    first = result.predictions.row(0, named=True)
+    misses = {f"{first['drug_a']}|{first['drug_b']}"}
+    per_split = split_ceilings([result], misses)
+    assert per_split == {STRATEGIES[0]: pytest.approx(1 - 1 / result.predictions.height)}
+    line = leaderboard_markdown(board, ceiling=0.9, split_ceiling=per_split).splitlines()[-1]
+    assert line.endswith(f"on the scored test pairs; {STRATEGIES[0]} {per_split[STRATEGIES[0]]:.3f}.")

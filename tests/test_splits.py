@@ -91,6 +91,8 @@ configs = st.builds(
     SplitConfig,
     valid_frac=st.sampled_from([0.0, 0.1, 0.25]),
     test_frac=st.sampled_from([0.0, 0.1, 0.3]),
+    cold_test_frac=st.sampled_from([0.0, 0.1, 0.2]),
+    cold_valid_frac=st.sampled_from([0.0, 0.15]),
     seed=st.integers(0, 2**16),
 )
 
@@ -154,17 +156,20 @@ def chain(n: int) -> pl.DataFrame:
 
 def test_random_split_sizes_and_seed() -> None:
     pairs = chain(30)  # 435 pairs
-    parts = make_split(pairs, "random", SplitConfig(valid_frac=0.1, test_frac=0.2, seed=3))
+    no_cold = {"cold_test_frac": 0.0, "cold_valid_frac": 0.0}
+    parts = make_split(pairs, "random", SplitConfig(valid_frac=0.1, test_frac=0.2, seed=3, **no_cold))
     assert [parts[p].height for p in PARTS] == [304, 44, 87]  # round(43.5) = 44
     assert parts.report["moved_to_train"] == 0
-    other = make_split(pairs, "random", SplitConfig(valid_frac=0.1, test_frac=0.2, seed=4))
+    other = make_split(pairs, "random", SplitConfig(valid_frac=0.1, test_frac=0.2, seed=4, **no_cold))
     assert not other["test"].equals(parts["test"])
 
 
 def test_random_moves_pairs_of_rare_drugs_to_train() -> None:
     # A star: each leaf drug has one pair only, so any leaf pair drawn for test must move back to train.
     pairs = table([row("HUB", f"LEAF{i:02d}") for i in range(20)])
-    parts = make_split(pairs, "random", SplitConfig(valid_frac=0.2, test_frac=0.3))
+    parts = make_split(
+        pairs, "random", SplitConfig(valid_frac=0.2, test_frac=0.3, cold_test_frac=0.0, cold_valid_frac=0.0)
+    )
     assert parts["valid"].height == parts["test"].height == 0
     assert parts.report["moved_to_train"] == 10
     assert check_split(parts, "random") == []
@@ -172,7 +177,8 @@ def test_random_moves_pairs_of_rare_drugs_to_train() -> None:
 
 def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
     pairs = chain(40)
-    parts = make_split(pairs, "cold_drug", SplitConfig(valid_frac=0.1, test_frac=0.1, seed=1))
+    cfg = SplitConfig(valid_frac=0.0, test_frac=0.0, cold_valid_frac=0.1, cold_test_frac=0.1, seed=1)
+    parts = make_split(pairs, "cold_drug", cfg)
     train = {d for k in keys(parts["train"]) for d in k}
     for p in ("valid", "test"):
         assert parts[p].height > 0
@@ -181,6 +187,7 @@ def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
     assert held == {"valid": 4, "test": 4}
     # Complete graph: 4 test drugs give C(4,2)=6 pairs with both held out, same for valid, 16 valid x test.
     assert parts.report["dropped"] == {
+        "random_evaluation": 0,
         "valid_test_cross": 16,
         "both_held_out": 12,
         "partner_unseen_in_train": 0,
@@ -189,11 +196,36 @@ def test_cold_drug_has_exactly_one_unseen_drug_and_reports_drops() -> None:
 
 
 def test_cold_pair_has_both_drugs_unseen() -> None:
-    parts = make_split(chain(40), "cold_pair", SplitConfig(cold_pair_frac=0.1, seed=1))
+    cfg = SplitConfig(valid_frac=0.0, test_frac=0.0, cold_valid_frac=0.1, cold_test_frac=0.1, seed=1)
+    parts = make_split(chain(40), "cold_pair", cfg)
     train = {d for k in keys(parts["train"]) for d in k}
     assert parts["test"].height == 6 and parts["valid"].height == 6
     assert all(a not in train and b not in train for p in ("valid", "test") for a, b in keys(parts[p]))
-    assert parts.report["dropped"] == {"valid_test_cross": 16, "one_held_out": 2 * 4 * 32}
+    assert parts.report["dropped"] == {
+        "random_evaluation": 0,
+        "valid_test_cross": 16,
+        "one_held_out": 2 * 4 * 32,
+    }
+
+
+def test_the_three_strategies_share_one_training_part() -> None:
+    """One partition: the same train part, and no evaluation pair of any strategy is a training pair or
+    shares a held-out drug with it, so one model trained on it can be scored on all three."""
+    cfg = SplitConfig(seed=2)
+    splits = {s: make_split(chain(50), s, cfg) for s in ("random", "cold_drug", "cold_pair")}
+    train = splits["random"]["train"]
+    assert all(parts["train"].equals(train) for parts in splits.values())
+    assert splits["random"].report["dropped"]["held_out_drug"] > 0
+    train_keys, train_drugs = keys(train), {d for k in keys(train) for d in k}
+    evaluation = {s: keys(parts[p]) for s, parts in splits.items() for p in ("valid", "test")}
+    assert all(ks and not ks & train_keys for ks in evaluation.values())
+    seen = {"random": 2, "cold_drug": 1, "cold_pair": 0}
+    for s, parts in splits.items():
+        for p in ("valid", "test"):
+            assert all((a in train_drugs) + (b in train_drugs) == seen[s] for a, b in keys(parts[p]))
+    assert not keys(splits["random"]["test"]) & (
+        keys(splits["cold_drug"]["test"]) | keys(splits["cold_pair"]["test"])
+    )
 
 
 def test_canonicalisation_flips_direction_and_label() -> None:
@@ -213,7 +245,8 @@ def test_canonicalisation_flips_direction_and_label() -> None:
 def test_rows_of_one_pair_stay_together() -> None:
     rows = [row(f"D{i}", f"D{i + 1}") for i in range(0, 40, 2)]
     rows += [row(r["drug_b"], r["drug_a"], FAMILIES[1]) for r in rows]  # a second label, other orientation
-    parts = make_split(table(rows), "random", SplitConfig(test_frac=0.5, valid_frac=0.0))
+    cfg = SplitConfig(test_frac=0.5, valid_frac=0.0, cold_test_frac=0.0, cold_valid_frac=0.0)
+    parts = make_split(table(rows), "random", cfg)
     assert check_split(parts, "random") == []
     assert sum(parts[p].height for p in PARTS) == 40
 

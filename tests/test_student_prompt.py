@@ -71,8 +71,8 @@ def test_the_prompt_puts_the_mechanism_first_and_writes_the_drugs_by_role() -> N
         "[E2] Drug A is a substrate of CYP2C9 (enzyme)",
         "[E4] Drug B is a substrate of CYP2C9 (enzyme)",
     ]
-    assert lines[5] == "[E7] 2 similar pairs: PK Metabolism / Metabolism / A to B / Inhibition"
-    assert lines[6] == "[E9] 1 similar pair: PD Additive / QTc prolongation / Bidirectional / Increase"
+    assert lines[5] == "[E7] 2 similar pairs: PK Metabolism/Metabolism/<dir_ab>/Inhibition"
+    assert lines[6] == "[E9] 1 similar pair: PD Additive/QTc prolongation/<dir_bi>/Increase"
     assert lines[7:9] == [
         "[E1] Drug A is a inhibitor of ERG11 (enzyme)",
         "[E6] Drug A category: Antifungal Agents",
@@ -87,6 +87,10 @@ def test_roles_round_trip_and_citations_follow_the_shown_lines() -> None:
     text = "Voriconazole (VFEND) inhibits CYP3A4, which metabolises Axitinib; voriconazoles is no name"
     roles = to_roles(text, NAMES_A, NAMES_B)
     assert roles == "Drug A (Drug A) inhibits CYP3A4, which metabolises Drug B; voriconazoles is no name"
+    # one drug's name inside the other's: the longer name is the whole mention, whichever drug it names
+    nested, e = "Estradiol increases the effects of estradiol cypionate", "Estradiol"
+    assert to_roles(nested, [e], [f"{e} cypionate"]) == "Drug A increases the effects of Drug B"
+    assert to_roles(nested, [f"{e} cypionate"], [e]) == "Drug B increases the effects of Drug A"
     assert (
         from_roles("Drug A inhibits Drug B", "Voriconazole", "Axitinib") == "Voriconazole inhibits Axitinib"
     )

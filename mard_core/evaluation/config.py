@@ -26,14 +26,19 @@ SYSTEM_KINDS = (
 )
 
 
+_SHARED = ["random", "cold_drug", "cold_pair"]
+"""The strategies cut from one partition (``mard_core.splits``): one training part, three test parts."""
+
+
 @dataclass(frozen=True, config=CONFIG)
 class EvalConfig:
     """What to evaluate and how much of it: every test part whole, or a seeded sample of ``max_test_pairs``
     where it is larger; mirror consistency on a seeded sample of ``max_mirror_pairs`` of those; calibration
     fitted on ``max_valid_pairs`` valid pairs; 95% bootstrap intervals from ``n_resamples`` seeded resamples
     of the pairs. ``systems``: names (``majority``) or mappings with a ``name`` and that system's options
-    (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it runs (a student is
-    evaluated only on the split it learned from). ``device``: what the evaluation runs on (cpu | gpu), which
+    (see ``catalog.SYSTEMS``) plus an optional ``strategies`` list restricting where it runs (a student runs
+    on the three strategies that share its training part, not on temporal, whose test pairs it trained
+    on). ``device``: what the evaluation runs on (cpu | gpu), which
     prices the measured wall time (``cost_measured_usd_per_1k``; the headline costs depend on token counts
     only, see :class:`~mard_core.metrics.cost.PriceTable`). The default systems name the pipeline's models
     through placeholders ({models}, {sft}, {sft_no_mirror}, {dpo}, {split})."""
@@ -61,10 +66,10 @@ class EvalConfig:
         "similarity",
         "feature_mlp",
         "bag_of_evidence",
-        {"name": "student:base", "model": "{models}/student-base", "strategies": ["{split}"]},
-        {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "strategies": ["{split}"]},
-        {"name": "student:sft", "model": "{sft}", "strategies": ["{split}"]},
-        {"name": "student:mard", "model": "{dpo}", "strategies": ["{split}"]},
+        {"name": "student:base", "model": "{models}/student-base", "strategies": _SHARED},
+        {"name": "student:sft-no-mirror", "model": "{sft_no_mirror}", "strategies": _SHARED},
+        {"name": "student:sft", "model": "{sft}", "strategies": _SHARED},
+        {"name": "student:mard", "model": "{dpo}", "strategies": _SHARED},
     )
 
     @field_validator("strategies")

@@ -304,6 +304,8 @@ def oracle(world: World) -> dict[str, Any]:
     - rules_on_record: share of labels some rule derives from the two drugs' written records (a pair with
       the generic sentence counts when no rule applies); rules_on_world the same from the world's roles.
     - missing_row_share: mechanism-bearing protein rows left out of synthetic records.
+    - misses: the pairs (``lower id|higher id``) whose label departs from the world's, so that the ceiling of
+      any subset of pairs (a split's test part) can be measured.
     """
     pairs, m = world.pairs, len(world.pairs.lo)
     labels = np.array(code_labels())
@@ -337,4 +339,8 @@ def oracle(world: World) -> dict[str, Any]:
         "missing_row_share": round(hidden / max(1, sum(rows)), 4),
         "n_disagreeing_pairs": int((pairs.alt >= 0).sum()),
         "n_generic_pairs": int((pairs.intended == NOISE).sum()),
+        "misses": sorted(
+            f"{world.drugs[lo].id}|{world.drugs[hi].id}"
+            for lo, hi in zip(pairs.lo[~same].tolist(), pairs.hi[~same].tolist(), strict=True)
+        ),
     }
